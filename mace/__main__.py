@@ -1,0 +1,3 @@
+from mace.cli import main
+
+main()

@@ -1,0 +1,306 @@
+"""The `mace` command line: one thin verb per command, calling public functions.
+
+Exit codes: 0 success, 1 a check failed (validation below threshold, unusable cache), 2 bad
+input (missing/corrupt file, bad config, unknown device). Logs go to stderr; `--json` prints
+one JSON document on stdout. Heavy modules are imported inside the verbs to keep start-up fast.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from mace import __version__
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    from mace import settings
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else
+                                           getattr(logging, (settings.get("MACE_LOG_LEVEL", "INFO") or "INFO").upper(), logging.INFO))
+    root = logging.getLogger("mace")
+    if not root.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("mace %(levelname)s: %(message)s"))
+        root.addHandler(h)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    return str(o)
+
+
+class MaceGroup(click.Group):
+    """Turns MaceError into a one-line message and its exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        from mace.errors import MaceError
+        try:
+            return super().invoke(ctx)
+        except MaceError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=MaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mace")
+@click.option("-v", "--verbose", count=True, help="More log output (debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
+    """mace: run ONNX models on OpenCL GPUs (PoCL by default) and the CPU."""
+    _setup_logging(verbose, quiet)
+
+
+def main() -> None:
+    cli(prog_name="mace")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _parse_inputs(items: tuple[str, ...]) -> dict:
+    import numpy as np
+    from mace.errors import InputError
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--input {item!r}: expected NAME=FILE.npy")
+        name, path = item.split("=", 1)
+        try:
+            out[name] = np.load(path)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--input {name}: cannot read {path} ({exc}): give a .npy file") from None
+    return out
+
+
+def _engine(model, runtime, device, program, warmup):
+    import mace
+    return mace.Engine(model, runtime=runtime, device=device, program=program, warmup=warmup)
+
+
+def _model_runtime(model: str, runtime: str | None) -> str:
+    if runtime:
+        return runtime
+    return "gpu"
+
+
+def _stats(samples: list[float]) -> dict:
+    import numpy as np
+    a = np.array(samples) * 1e3
+    return {"runs": len(a), "median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
+            "min_ms": float(a.min()), "max_ms": float(a.max()), "mean_ms": float(a.mean()),
+            "std_ms": float(a.std())}
+
+
+RUNTIME_OPT = click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default=None,
+                           help="Runtime (default gpu).")
+DEVICE_OPT = click.option("--device", default=None, help="OpenCL device index or name (MACE_DEVICE).")
+PROGRAM_OPT = click.option("--program", type=click.Path(dir_okay=False), default=None,
+                           help="Compiled program cache file (default MACE_PROGRAM_PATH or the user cache dir).")
+JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+
+
+# -- convert ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .mace file (short form).")
+@click.option("--config", type=click.Path(dir_okay=False), help="Deployment file mace.yml.")
+@click.option("--model-name", default=None, help="Convert only this model of the config.")
+@click.option("--build-dir", type=click.Path(file_okay=False), default=None, help="Output root (default ./build next to mace.yml).")
+@click.option("--data-type", type=click.Choice(["fp32_fp32", "fp16_fp32"]), default="fp32_fp32")
+@click.option("--input-shape", "input_shapes", multiple=True, help="NAME=1,3,224,224 (short form).")
+@JSON_OPT
+def convert(model, output, config, model_name, build_dir, data_type, input_shapes, as_json):
+    """Convert an ONNX model (short form) or every model of a mace.yml."""
+    from mace.errors import ConfigError
+    t0 = time.perf_counter()
+    if config:
+        from mace.config import load_config
+        from mace.convert.deployment import convert_config
+        loaded = load_config(config)
+        results = convert_config(loaded, Path(build_dir) if build_dir else None, model_name)
+        rows = [{"model": r.name, "onnx": str(r.onnx_path), "output": str(r.output), "nodes": r.nodes,
+                 "sha256": r.sha256, "runtime": r.runtime, "data_type": r.data_type} for r in results]
+    else:
+        if not model:
+            raise ConfigError("give an ONNX model (mace convert model.onnx -o model.mace) or --config mace.yml")
+        from mace.config import parse_shape
+        from mace.convert import convert as do_convert
+        shapes = {}
+        for s in input_shapes:
+            name, _, dims = s.partition("=")
+            shapes[name] = parse_shape(dims)
+        out = Path(output or Path(model).with_suffix(".mace"))
+        graph = do_convert(model, out, input_shapes=shapes, data_type=data_type)
+        rows = [{"model": graph.name, "onnx": model, "output": str(out), "nodes": len(graph.nodes),
+                 "sha256": graph.meta["model_sha256"], "ops": graph.op_counts()}]
+    elapsed = time.perf_counter() - t0
+    if as_json:
+        emit_json({"models": rows, "seconds": elapsed})
+    else:
+        for r in rows:
+            click.echo(f"{r['onnx']} -> {r['output']}  ({r['nodes']} ops, sha256 {r['sha256'][:16]}...)")
+        click.echo(f"converted {len(rows)} model(s) in {elapsed:.2f} s")
+
+
+# -- run -------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@RUNTIME_OPT
+@DEVICE_OPT
+@PROGRAM_OPT
+@click.option("--warmup", is_flag=True, help="Compile, run once on dummy data and save the program cache during init.")
+@click.option("--input", "inputs", multiple=True, help="NAME=FILE.npy (default: random within input_ranges).")
+@click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="Write each output as NAME.npy.")
+@click.option("--runs", type=int, default=1, show_default=True, help="Timed runs after the first.")
+@click.option("--seed", type=int, default=None, help="Seed of the random inputs.")
+@JSON_OPT
+def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed, as_json):
+    """Run a converted model and print its outputs and timings."""
+    t_start = time.perf_counter()
+    import numpy as np
+    from mace.tools.validate import random_inputs
+    engine = _engine(model, _model_runtime(model, runtime), device, program, warmup)
+    feeds = random_inputs(engine.graph, seed)
+    feeds.update(_parse_inputs(inputs))
+    t0 = time.perf_counter()
+    outs = engine.run(feeds)
+    first = time.perf_counter() - t0
+    first_result = time.perf_counter() - t_start
+    samples = []
+    for _ in range(max(runs - 1, 0) if runs > 1 else 0):
+        t0 = time.perf_counter()
+        engine.run(feeds)
+        samples.append(time.perf_counter() - t0)
+    if output_dir:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        for name, v in outs.items():
+            np.save(Path(output_dir) / f"{name.replace('/', '_')}.npy", v)
+    result = {"summary": engine.summary(), "first_run_ms": first * 1e3, "process_to_first_result_s": first_result,
+              "latency": _stats(samples) if samples else None,
+              "outputs": {k: {"shape": list(v.shape), "mean": float(v.mean()), "std": float(v.std()),
+                              "argmax": int(np.argmax(v.reshape(v.shape[0], -1)[0])) if v.size else None,
+                              "head": v.ravel()[:5].tolist()} for k, v in outs.items()}}
+    if as_json:
+        emit_json(result)
+        return
+    s = result["summary"]
+    click.echo(f"model {model}: runtime {s['runtime']}" + (f" on {s['device']}" if s.get("device") else "")
+               + f", init {s['init_seconds'] * 1e3:.1f} ms, first run {first * 1e3:.2f} ms")
+    if samples:
+        l = result["latency"]
+        click.echo(f"latency over {l['runs']} runs: median {l['median_ms']:.3f} ms, p90 {l['p90_ms']:.3f} ms")
+    for k, v in result["outputs"].items():
+        click.echo(f"  {k} {v['shape']}: argmax {v['argmax']}, mean {v['mean']:.4g}, std {v['std']:.4g}, "
+                   f"first {[round(x, 4) for x in v['head']]}")
+
+
+# -- validate --------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--reference", required=True, type=click.Path(dir_okay=False), help="The ONNX model to compare with.")
+@RUNTIME_OPT
+@DEVICE_OPT
+@PROGRAM_OPT
+@click.option("--threshold", type=float, default=None, help="Cosine similarity to pass (default 0.999 cpu, 0.995 gpu).")
+@click.option("--seed", type=int, default=None)
+@click.option("--input", "inputs", multiple=True, help="NAME=FILE.npy (default: random within input_ranges).")
+@JSON_OPT
+def validate(model, reference, runtime, device, program, threshold, seed, inputs, as_json):
+    """Compare a converted model's outputs with onnxruntime's (exit 1 below threshold)."""
+    from mace.errors import InputError
+    from mace.tools.validate import random_inputs, validate as do_validate
+    if not Path(reference).is_file():
+        raise InputError(f"{reference}: no such ONNX file: pass the model you converted with --reference")
+    engine = _engine(model, _model_runtime(model, runtime), device, program, False)
+    feeds = random_inputs(engine.graph, seed)
+    feeds.update(_parse_inputs(inputs))
+    res = do_validate(engine, reference, threshold, seed, feeds)
+    res["model"] = model
+    res["reference"] = reference
+    if engine.program_cache_report is not None:
+        res["program_cache"] = engine.program_cache_report.to_dict()
+    if as_json:
+        emit_json(res)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        t = Table(title=f"{model} vs {reference} ({res['runtime']}, threshold {res['threshold']})")
+        for col in ("output", "cosine", "SQNR dB", "max abs err", "argmax agree", "result"):
+            t.add_column(col)
+        for name, m in res["outputs"].items():
+            if "error" in m:
+                t.add_row(name, "-", "-", "-", "-", m["error"])
+                continue
+            t.add_row(name, f"{m['cosine']:.6f}", f"{m['sqnr_db']:.1f}", f"{m['max_abs_error']:.3g}",
+                      f"{m['argmax_agreement']:.3f}", "pass" if m["passed"] else "FAIL")
+        Console().print(t)
+    sys.exit(0 if res["passed"] else 1)
+
+
+# -- devices ---------------------------------------------------------------------------------
+
+@cli.command()
+@JSON_OPT
+def devices(as_json):
+    """List the OpenCL devices (index and name for --device)."""
+    from mace.runtime.opencl.device import describe, list_devices, select_device
+    devs = list_devices()
+    default = select_device(None) if devs else None
+    rows = [{"index": i, "name": describe(d), "version": d.version, "driver": d.driver_version,
+             "default": d == default} for i, d in enumerate(devs)]
+    if as_json:
+        emit_json({"devices": rows})
+    else:
+        for r in rows:
+            click.echo(f"{'*' if r['default'] else ' '} {r['index']}: {r['name']} ({r['version']}, driver {r['driver']})")
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+@cli.command()
+@DEVICE_OPT
+@PROGRAM_OPT
+@JSON_OPT
+def demo(device, program, as_json):
+    """Convert and run the bundled example (a CNN trained on scikit-learn's digits) on both runtimes."""
+    from mace.tools.demo import run_demo
+    res = run_demo(device=device, program=program, echo=None if as_json else click.echo)
+    if as_json:
+        emit_json(res)
+
+
+def _register_plugins() -> None:
+    try:
+        from mace.programcache.cli import register
+    except ImportError:
+        return
+    register(cli)
+
+
+_register_plugins()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The deployment file `mace.yml` (MACE's fields), validated with pydantic.
+
+Every problem is one line naming the file, the field and the fix, e.g.
+`mace.yml: models.mobilenet.model_sha256_checksum: checksum mismatch (file has ab12..): update it`.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mace.errors import ConfigError
+
+Runtime = Literal["cpu", "gpu", "cpu+gpu"]
+DataType = Literal["fp32_fp32", "fp16_fp32"]
+DEFAULT_THRESHOLDS = {"cpu": 0.999, "gpu": 0.995}
+
+
+def _listify(v):
+    if v is None:
+        return None
+    if isinstance(v, (str, int, float)):
+        return [str(v)]
+    return [str(x) for x in v]
+
+
+def parse_shape(text: str) -> list[int]:
+    return [int(x) for x in str(text).replace(" ", "").split(",") if x != ""]
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    lo, hi = (float(x) for x in str(text).split(","))
+    return lo, hi
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GraphSpec(_Strict):
+    """One (sub)graph's tensors; MACE accepts lists or comma-separated strings."""
+
+    input_tensors: list[str]
+    input_shapes: list[str]
+    output_tensors: list[str]
+    output_shapes: list[str] | None = None
+    input_ranges: list[str] | None = None
+    input_data_types: list[str] | None = None
+    output_data_types: list[str] | None = None
+    input_data_formats: list[str] | None = None
+    output_data_formats: list[str] | None = None
+    validation_inputs_data: list[str] | None = None
+    validation_outputs_data: list[str] | None = None
+    validation_threshold: dict[str, float] | None = None
+    check_tensors: list[str] | None = None
+    check_shapes: list[str] | None = None
+
+    _lists = field_validator("input_tensors", "input_shapes", "output_tensors", "output_shapes", "input_ranges",
+                             "input_data_types", "output_data_types", "input_data_formats",
+                             "output_data_formats", "validation_inputs_data", "validation_outputs_data",
+                             "check_tensors", "check_shapes", mode="before")(lambda v: _listify(v))
+
+    @field_validator("input_shapes", "output_shapes")
+    @classmethod
+    def _shapes(cls, v):
+        for s in v or []:
+            try:
+                dims = parse_shape(s)
+            except ValueError:
+                raise ValueError(f"shape {s!r} is not comma-separated integers like '1,3,224,224'") from None
+            if not dims or any(d <= 0 for d in dims):
+                raise ValueError(f"shape {s!r} must have positive dimensions")
+        return v
+
+    @field_validator("input_ranges")
+    @classmethod
+    def _ranges(cls, v):
+        for s in v or []:
+            try:
+                lo, hi = parse_range(s)
+            except ValueError:
+                raise ValueError(f"range {s!r} is not 'low,high' like '-1,1'") from None
+            if lo > hi:
+                raise ValueError(f"range {s!r} has low > high")
+        return v
+
+    def input_shape_map(self) -> dict[str, list[int]]:
+        if len(self.input_shapes) != len(self.input_tensors):
+            raise ValueError(f"{len(self.input_tensors)} input_tensors but {len(self.input_shapes)} input_shapes")
+        return {n: parse_shape(s) for n, s in zip(self.input_tensors, self.input_shapes)}
+
+    def input_range_map(self) -> dict[str, tuple[float, float]]:
+        ranges = self.input_ranges or ["-1,1"] * len(self.input_tensors)
+        if len(ranges) == 1 and len(self.input_tensors) > 1:
+            ranges = ranges * len(self.input_tensors)
+        return {n: parse_range(r) for n, r in zip(self.input_tensors, ranges)}
+
+
+class ModelSpec(GraphSpec):
+    platform: Literal["onnx"]
+    model_file_path: str
+    model_sha256_checksum: str
+    weight_file_path: str | None = None
+    weight_sha256_checksum: str | None = None
+    subgraphs: Union[list[GraphSpec], dict[str, GraphSpec], None] = None
+    runtime: Runtime = "cpu+gpu"
+    data_type: DataType = "fp32_fp32"
+    obfuscate: bool = False
+    winograd: Literal[0, 2, 4] = 0
+    cl_mem_type: Literal["buffer", "image"] = "buffer"
+    limit_opencl_kernel_time: int = 0
+    opencl_queue_window_size: int = 0
+    quantize: int = 0
+    backend: str | None = None
+
+    # with subgraphs, the tensor fields live there
+    input_tensors: list[str] | None = None  # type: ignore[assignment]
+    input_shapes: list[str] | None = None  # type: ignore[assignment]
+    output_tensors: list[str] | None = None  # type: ignore[assignment]
+
+    def graph(self) -> GraphSpec:
+        if self.subgraphs:
+            graphs = self.subgraphs if isinstance(self.subgraphs, list) else list(self.subgraphs.values())
+            if len(graphs) != 1:
+                raise ValueError("mace supports one subgraph per model")
+            return graphs[0]
+        return GraphSpec(**{k: getattr(self, k) for k in GraphSpec.model_fields})
+
+    def threshold(self, runtime: str) -> float:
+        table = {k.lower(): v for k, v in (self.graph().validation_threshold or {}).items()}
+        key = "gpu" if "gpu" in runtime else "cpu"
+        return float(table.get(key, DEFAULT_THRESHOLDS[key]))
+
+
+class DeploymentConfig(_Strict):
+    library_name: str
+    target_abis: list[str] = Field(default_factory=lambda: ["host"])
+    target_socs: list[str] | None = None
+    model_graph_format: Literal["file", "code"] = "file"
+    model_data_format: Literal["file", "code"] = "file"
+    models: dict[str, ModelSpec]
+    docker_image_tag: str | None = None
+    apu_version_with_no_device: str | None = None
+
+    _lists = field_validator("target_abis", "target_socs", mode="before")(lambda v: _listify(v))
+
+
+class LoadedConfig:
+    """A validated mace.yml plus where it lives (model paths are relative to it)."""
+
+    def __init__(self, path: Path, config: DeploymentConfig):
+        self.path, self.config = path, config
+
+    def model_path(self, name: str) -> Path:
+        p = Path(self.config.models[name].model_file_path)
+        return p if p.is_absolute() else (self.path.parent / p)
+
+
+def _fix_for(loc: str, msg: str) -> str:
+    if "extra" in msg.lower() or "not permitted" in msg.lower():
+        return "remove it or check its spelling"
+    if "missing" in msg.lower() or "required" in msg.lower():
+        return "add it"
+    return "correct it"
+
+
+def load_config(path) -> LoadedConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such deployment file: write one (see README, 'Deploying')")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)}): fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with library_name and models")
+    try:
+        cfg = DeploymentConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {err['loc'][-1]!r}"
+        raise ConfigError(f"{path}: {loc}: {msg}: {_fix_for(loc, msg)}") from None
+    loaded = LoadedConfig(path, cfg)
+    for name, spec in cfg.models.items():
+        mp = loaded.model_path(name)
+        where = f"{path}: models.{name}"
+        if not mp.is_file():
+            raise ConfigError(f"{where}.model_file_path: {mp} does not exist: fix the path (relative to {path.parent})")
+        digest = hashlib.sha256(mp.read_bytes()).hexdigest()
+        if digest != spec.model_sha256_checksum.lower():
+            raise ConfigError(f"{where}.model_sha256_checksum: checksum mismatch ({mp.name} has {digest}): "
+                              f"update the checksum or restore the model file")
+        try:
+            g = spec.graph()
+            g.input_shape_map()
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}: fix input_tensors/input_shapes") from None
+        if g.output_shapes is not None and len(g.output_shapes) != len(g.output_tensors):
+            raise ConfigError(f"{where}: {len(g.output_tensors)} output_tensors but {len(g.output_shapes)} "
+                              f"output_shapes: make them match")
+    return loaded

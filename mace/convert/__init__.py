@@ -1,0 +1,51 @@
+"""`mace convert`: ONNX -> optimized IR -> .mace model file."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from mace.errors import ConversionError
+from mace.ir import modelfile
+from mace.ir.graph import Graph
+
+log = logging.getLogger("mace.convert")
+
+
+def convert(model, output: str | os.PathLike | None = None, input_shapes: dict | None = None,
+            data_type: str = "fp32_fp32", runtime: str = "cpu+gpu", input_ranges: dict | None = None,
+            obfuscate: bool = False, name: str | None = None) -> Graph:
+    """Convert an ONNX file (path) or ModelProto into an IR graph; write it when `output` is given."""
+    from mace.convert import frontend, normalize, passes
+    from mace.runtime.cpu import registry as cpu_registry
+
+    source = str(model) if isinstance(model, (str, os.PathLike)) else "<onnx model>"
+    proto = frontend.load_onnx(model) if isinstance(model, (str, os.PathLike)) else model
+    graph = frontend.to_graph(proto, input_shapes, source=source)
+    missing = [(n, o) for n in graph.nodes for o in n.outputs if o and o not in graph.shapes]
+    if missing:
+        n, o = missing[0]
+        raise ConversionError(f"{source}: cannot infer the shape of {o} (output of {n.name}, {n.op_type}): "
+                              f"set static input_shapes in the deployment file")
+    supported = cpu_registry.supported_ops()
+    for n in graph.nodes:
+        if n.op_type not in supported and n.op_type not in ("Upsample",):
+            raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
+                                  f"(neither the CPU nor the GPU runtime has it)")
+    normalize.normalize(graph)
+    stats = passes.optimize(graph)
+    log.debug("optimization passes: %s", stats)
+    if obfuscate:
+        from mace.convert.obfuscate import obfuscate as _obf
+        _obf(graph)
+    graph.name = name or graph.name
+    graph.meta.update({"data_type": data_type, "runtime": runtime, "passes": stats})
+    if input_ranges:
+        graph.meta["input_ranges"] = {k: list(v) for k, v in input_ranges.items()}
+    if isinstance(model, (str, os.PathLike)):
+        graph.meta["source_sha256"] = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        graph.meta["model_sha256"] = modelfile.save(graph, output)
+    return graph

@@ -1,0 +1,67 @@
+"""Converting every model of a deployment file (`mace convert --config mace.yml`)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from mace.config import LoadedConfig, parse_shape
+from mace.errors import ConfigError, ConversionError
+
+log = logging.getLogger("mace.convert")
+
+
+@dataclass
+class ConvertedModel:
+    name: str
+    onnx_path: Path
+    output: Path
+    nodes: int
+    sha256: str
+    runtime: str
+    data_type: str
+
+
+def output_dir(loaded: LoadedConfig, build_dir: Path | None = None) -> Path:
+    base = build_dir or (loaded.path.parent / "build")
+    return Path(base) / loaded.config.library_name
+
+
+def convert_config(loaded: LoadedConfig, build_dir: Path | None = None, only: str | None = None,
+                   progress=None) -> list[ConvertedModel]:
+    from mace.convert import convert
+    results = []
+    names = [only] if only else list(loaded.config.models)
+    for name in names:
+        if name not in loaded.config.models:
+            raise ConfigError(f"{loaded.path}: no model named {name!r}: choose one of {', '.join(loaded.config.models)}")
+        spec = loaded.config.models[name]
+        g = spec.graph()
+        src = loaded.model_path(name)
+        out = output_dir(loaded, build_dir) / "model" / f"{name}.mace"
+        try:
+            graph = convert(src, None, input_shapes=g.input_shape_map(),
+                            data_type=spec.data_type, runtime=spec.runtime,
+                            input_ranges=g.input_range_map(), obfuscate=spec.obfuscate, name=name)
+        except ConversionError as exc:
+            raise ConversionError(f"{loaded.path}: models.{name}: {exc}") from None
+        missing = [t for t in g.output_tensors if t not in graph.outputs]
+        if missing:
+            raise ConfigError(f"{loaded.path}: models.{name}.output_tensors: the model has no output "
+                              f"{', '.join(missing)} (its outputs: {', '.join(graph.outputs)}): fix output_tensors")
+        for t, s in zip(g.output_tensors, g.output_shapes or []):
+            if list(graph.shape(t)) != parse_shape(s):
+                raise ConfigError(f"{loaded.path}: models.{name}.output_shapes: {t} is {list(graph.shape(t))} "
+                                  f"in the model, the deployment file says [{s}]: fix output_shapes")
+        graph.outputs = list(g.output_tensors)
+        graph.meta["validation_threshold"] = {"cpu": spec.threshold("cpu"), "gpu": spec.threshold("gpu")}
+        from mace.convert.passes import remove_dead
+        from mace.ir import modelfile
+        remove_dead(graph)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sha = modelfile.save(graph, out)
+        log.info("converted %s -> %s (%d ops)", src, out, len(graph.nodes))
+        results.append(ConvertedModel(name, src, out, len(graph.nodes), sha, spec.runtime, spec.data_type))
+        if progress:
+            progress(name)
+    return results

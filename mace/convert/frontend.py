@@ -1,0 +1,189 @@
+"""ONNX frontend: ONNX model -> IR Graph with static shapes and constant inputs folded away.
+
+Steps: fix the input shapes (from mace.yml or the model), fold every node whose inputs are
+constant (ONNX's reference evaluator computes it, so PyTorch's Shape/Gather/Unsqueeze/Concat/
+ConstantOfShape/Slice/Cast chains that compute "same" padding disappear), turn `Shape` of a
+static tensor into a constant, run ONNX shape inference, then normalize attributes so kernels
+see one form (documented in `normalize.py`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mace.errors import ConversionError
+from mace.ir.graph import Graph, Node
+
+log = logging.getLogger("mace.convert")
+
+_NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+               "Bernoulli"}
+
+
+def load_onnx(path) -> "onnx.ModelProto":  # noqa: F821
+    import onnx
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such ONNX file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and others for a broken file
+        raise ConversionError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'parse error'}): re-export it") from None
+    if not model.graph.node:
+        raise ConversionError(f"{path}: the ONNX graph has no nodes: re-export it")
+    return model
+
+
+def _attr_dict(node) -> dict:
+    from onnx import helper
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, (list, tuple)):
+            v = [x.decode() if isinstance(x, bytes) else x for x in v]
+        elif hasattr(v, "dims"):  # TensorProto attribute (e.g. ConstantOfShape value)
+            from onnx import numpy_helper
+            v = numpy_helper.to_array(v)
+        out[a.name] = v
+    return out
+
+
+def _eval_node(node, inputs: list, opset: int) -> list[np.ndarray]:
+    """Evaluate one node on constant inputs with onnx's reference evaluator."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+    names = [f"i{k}" if n else "" for k, n in enumerate(node.input)]
+    n2 = helper.make_node(node.op_type, names, [f"o{k}" for k in range(len(node.output))],
+                          domain=node.domain)
+    n2.attribute.extend(node.attribute)
+    g = helper.make_graph([n2], "fold", [], [helper.make_value_info(f"o{k}", helper.TypeProto())
+                                             for k in range(len(node.output))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    ev = ReferenceEvaluator(m)
+    feeds = {nm: v for nm, v in zip(names, inputs) if nm}
+    return [np.asarray(x) for x in ev.run(None, feeds)]
+
+
+def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: str = "<onnx>") -> Graph:
+    """Fold constants and produce an IR graph (shapes filled by `infer_shapes`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    g = model.graph
+    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    graph_inputs = [i for i in g.input if i.name not in consts]
+    shapes: dict[str, list[int]] = {}
+    dtypes: dict[str, str] = {}
+    input_shapes = dict(input_shapes or {})
+    for i in graph_inputs:
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim]
+        if i.name in input_shapes:
+            want = list(input_shapes[i.name])
+            if len(want) != len(dims) or any(d > 0 and d != w for d, w in zip(dims, want)):
+                raise ConversionError(f"{source}: input {i.name} has shape {dims} in the model, the "
+                                      f"deployment file says {want}: fix input_shapes")
+            dims = want
+        if any(d <= 0 for d in dims):
+            dims = [1 if d <= 0 else d for d in dims]
+            log.info("input %s has dynamic dimensions: using %s (set input_shapes to choose)", i.name, dims)
+        shapes[i.name] = dims
+        et = i.type.tensor_type.elem_type
+        dtypes[i.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(et)).name if et else "float32"
+    unknown_inputs = set(input_shapes) - {i.name for i in graph_inputs}
+    if unknown_inputs:
+        raise ConversionError(f"{source}: the model has no input named {', '.join(sorted(unknown_inputs))}: "
+                              f"its inputs are {', '.join(i.name for i in graph_inputs)}")
+
+    # Fold constants and static Shape ops; shapes of runtime values come from onnx inference.
+    nodes = []
+    for node in g.node:
+        attrs = _attr_dict(node)
+        if node.op_type == "Constant":
+            value = attrs.get("value")
+            if value is None:
+                value = next(iter(v for k, v in attrs.items()))
+            consts[node.output[0]] = np.asarray(value)
+            continue
+        nodes.append(node)
+    changed = True
+    while changed:
+        changed = False
+        shapes.update(_infer(model, nodes, consts, shapes, dtypes, graph_inputs, opset))
+        rest = []
+        for node in nodes:
+            if node.op_type == "Shape" and node.input[0] in shapes and all(d > 0 for d in shapes[node.input[0]]):
+                shp = np.array(shapes[node.input[0]], dtype=np.int64)
+                a = _attr_dict(node)
+                start, end = a.get("start", 0), a.get("end", None)
+                consts[node.output[0]] = shp[start:end]
+                changed = True
+                continue
+            if node.op_type == "Size" and node.input[0] in shapes:
+                consts[node.output[0]] = np.array(int(np.prod(shapes[node.input[0]])), dtype=np.int64)
+                changed = True
+                continue
+            if node.op_type not in _NEVER_FOLD and all((not i) or i in consts for i in node.input) and node.input:
+                try:
+                    outs = _eval_node(node, [consts.get(i) for i in node.input], opset)
+                except Exception as exc:
+                    raise ConversionError(f"{source}: cannot fold constant node {node.name or node.op_type} "
+                                          f"({node.op_type}): {exc}") from None
+                for name, val in zip(node.output, outs):
+                    consts[name] = val
+                changed = True
+                continue
+            rest.append(node)
+        nodes = rest
+
+    ir_nodes = []
+    for k, node in enumerate(nodes):
+        ir_nodes.append(Node(name=node.name or f"{node.op_type}_{k}", op_type=node.op_type,
+                             inputs=list(node.input), outputs=list(node.output), attrs=_attr_dict(node)))
+    used = {i for n in ir_nodes for i in n.inputs if i}
+    outputs = [o.name for o in g.output]
+    weights = {k: v for k, v in consts.items() if k in used or k in outputs}
+    graph = Graph(name=g.name or "model", nodes=ir_nodes, inputs=[i.name for i in graph_inputs],
+                  outputs=outputs, shapes={}, dtypes={}, weights=weights,
+                  meta={"opset": opset, "producer": f"{model.producer_name} {model.producer_version}".strip()})
+    for v in list(shapes):
+        graph.shapes[v] = list(shapes[v])
+    graph.dtypes.update(dtypes)
+    for k, v in weights.items():
+        graph.shapes[k] = list(v.shape)
+        graph.dtypes[k] = v.dtype.name
+    return graph
+
+
+def _infer(model, nodes, consts, shapes, dtypes, graph_inputs, opset) -> dict[str, list[int]]:
+    """Static shapes of every runtime value via onnx shape inference (with data propagation)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    inputs = [helper.make_tensor_value_info(i.name, i.type.tensor_type.elem_type or onnx.TensorProto.FLOAT,
+                                            shapes[i.name]) for i in graph_inputs]
+    used = {i for n in nodes for i in n.input}
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used]
+    g = helper.make_graph(list(nodes), "infer", inputs, [], initializer=inits)
+    m = helper.make_model(g, opset_imports=list(model.opset_import))
+    m.ir_version = model.ir_version
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, data_prop=True)
+    except Exception as exc:
+        log.debug("onnx shape inference failed: %s", exc)
+        return {}
+    out = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        t = vi.type.tensor_type
+        if not t.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
+        if all(d >= 0 for d in dims):
+            out[vi.name] = dims
+            if t.elem_type:
+                dtypes[vi.name] = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name
+    return out

@@ -1,0 +1,252 @@
+"""Attribute normalization: one canonical form per op, so kernels never parse ONNX variants.
+
+After this pass (shapes of all values are known):
+- Conv / ConvTranspose / MaxPool / AveragePool: kernel_shape, strides, dilations and `pads`
+  (begins then ends, one per spatial dim) explicit; auto_pad resolved; group (Conv*),
+  ceil_mode / count_include_pad (pools), output_padding (ConvTranspose).
+- Reshape / Flatten / Squeeze / Unsqueeze / Identity: only `shape` (the static output shape);
+  they alias their input on the GPU.
+- Constant inputs that select behaviour become attributes and are dropped from `inputs`: Slice `starts`/`steps`
+  per dim (len = rank, output shape gives the extent), Pad `pads`/`value` (+ `mode`),
+  Resize `scales` per dim (+ mode, coordinate_transformation_mode, nearest_mode), Split `split`,
+  ReduceMean `axes` (positive, sorted) + keepdims, Clip `min`/`max`.
+- Axes are non-negative: Concat/Split/Softmax `axis`, Transpose `perm`.
+- Gemm: alpha, beta, transA, transB explicit.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mace.errors import ConversionError
+from mace.ir.graph import Graph, Node
+
+
+def _const(graph: Graph, node: Node, idx: int):
+    if len(node.inputs) <= idx or not node.inputs[idx]:
+        return None
+    name = node.inputs[idx]
+    if name not in graph.weights:
+        raise ConversionError(f"node {node.name} ({node.op_type}): input {idx} ({name}) must be a constant "
+                              f"for mace (it is computed at run time)")
+    return np.asarray(graph.weights[name])
+
+
+def _spatial_pads(node: Node, in_shape, out_shape, kernel, strides, dilations):
+    a = node.attrs
+    nsp = len(kernel)
+    auto = a.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begins, ends = [], []
+        for d in range(nsp):
+            eff = (kernel[d] - 1) * dilations[d] + 1
+            out = math.ceil(in_shape[2 + d] / strides[d])
+            total = max((out - 1) * strides[d] + eff - in_shape[2 + d], 0)
+            small, big = total // 2, total - total // 2
+            begins.append(small if auto == "SAME_UPPER" else big)
+            ends.append(big if auto == "SAME_UPPER" else small)
+        return begins + ends
+    if auto == "VALID":
+        return [0] * (2 * nsp)
+    return list(a.get("pads", [0] * (2 * nsp)))
+
+
+def normalize(graph: Graph) -> None:
+    for node in graph.nodes:
+        fn = _RULES.get(node.op_type)
+        if fn:
+            fn(graph, node)
+        node.attrs.pop("auto_pad", None) if node.op_type in ("Conv", "ConvTranspose", "MaxPool", "AveragePool") else None
+
+
+def _conv(graph, node):
+    a = node.attrs
+    w = graph.shape(node.inputs[1])
+    kernel = list(a.get("kernel_shape", w[2:]))
+    nsp = len(kernel)
+    a["kernel_shape"] = kernel
+    a["strides"] = list(a.get("strides", [1] * nsp))
+    a["dilations"] = list(a.get("dilations", [1] * nsp))
+    a["group"] = int(a.get("group", 1))
+    in_shape, out_shape = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
+    if node.op_type == "ConvTranspose":
+        a["output_padding"] = list(a.get("output_padding", [0] * nsp))
+        if "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            # derive pads from the (static) output shape
+            pads_b, pads_e = [], []
+            for d in range(nsp):
+                total = (a["strides"][d] * (in_shape[2 + d] - 1) + a["output_padding"][d]
+                         + (kernel[d] - 1) * a["dilations"][d] + 1 - out_shape[2 + d])
+                total = max(total, 0)
+                if a.get("auto_pad") == "SAME_UPPER":
+                    pads_b.append(total // 2); pads_e.append(total - total // 2)
+                else:
+                    pads_b.append(total - total // 2); pads_e.append(total // 2)
+            a["pads"] = pads_b + pads_e
+            a.pop("output_shape", None)
+        else:
+            a["pads"] = list(a.get("pads", [0] * (2 * nsp)))
+    else:
+        a["pads"] = _spatial_pads(node, in_shape, out_shape, kernel, a["strides"], a["dilations"])
+
+
+def _pool(graph, node):
+    a = node.attrs
+    kernel = list(a["kernel_shape"])
+    nsp = len(kernel)
+    a["strides"] = list(a.get("strides", [1] * nsp))
+    a["dilations"] = list(a.get("dilations", [1] * nsp))
+    a["ceil_mode"] = int(a.get("ceil_mode", 0))
+    a["count_include_pad"] = int(a.get("count_include_pad", 0))
+    a["pads"] = _spatial_pads(node, graph.shape(node.inputs[0]), graph.shape(node.outputs[0]), kernel,
+                              a["strides"], a["dilations"])
+
+
+def _axes_attr(graph, node, idx=1, key="axes"):
+    v = _const(graph, node, idx)
+    if v is not None:
+        node.attrs[key] = [int(x) for x in np.atleast_1d(v)]
+        node.inputs = node.inputs[:idx]
+
+
+def _reshape(graph, node):
+    node.attrs = {"shape": list(graph.shape(node.outputs[0]))}
+    node.inputs = node.inputs[:1]
+
+
+def _slice(graph, node):
+    rank = len(graph.shape(node.inputs[0]))
+    in_shape = graph.shape(node.inputs[0])
+    if len(node.inputs) > 1:
+        starts = _const(graph, node, 1); ends = _const(graph, node, 2)
+        axes = _const(graph, node, 3); steps = _const(graph, node, 4)
+    else:
+        starts, ends = node.attrs.get("starts"), node.attrs.get("ends")
+        axes, steps = node.attrs.get("axes"), None
+    axes = list(range(len(starts))) if axes is None else [int(x) % rank for x in axes]
+    steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
+    full_start, full_step = [0] * rank, [1] * rank
+    for ax, s, st in zip(axes, starts, steps):
+        dim = in_shape[ax]
+        s = int(s)
+        if s < 0:
+            s += dim
+        s = min(max(s, 0), dim - 1 if st < 0 else dim)
+        full_start[ax], full_step[ax] = s, st
+    node.attrs = {"starts": full_start, "steps": full_step}
+    node.inputs = node.inputs[:1]
+
+
+def _pad(graph, node):
+    a = node.attrs
+    rank = len(graph.shape(node.inputs[0]))
+    if len(node.inputs) > 1:
+        pads = [int(x) for x in _const(graph, node, 1)]
+        value = _const(graph, node, 2)
+        axes = _const(graph, node, 3)
+        if axes is not None:
+            full = [0] * (2 * rank)
+            axes = [int(x) % rank for x in axes]
+            for k, ax in enumerate(axes):
+                full[ax], full[rank + ax] = pads[k], pads[len(axes) + k]
+            pads = full
+        a["pads"] = pads
+        a["value"] = float(value.reshape(-1)[0]) if value is not None and value.size else 0.0
+        node.inputs = node.inputs[:1]
+    else:
+        a["pads"] = list(a["pads"])
+        a["value"] = float(a.get("value", 0.0))
+    a["mode"] = a.get("mode", "constant")
+
+
+def _resize(graph, node):
+    a = node.attrs
+    in_shape, out_shape = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
+    scales = None
+    if node.op_type == "Upsample":
+        scales = _const(graph, node, 1) if len(node.inputs) > 1 else a.get("scales")
+        node.op_type = "Resize"
+    else:
+        s = _const(graph, node, 2) if len(node.inputs) > 2 else None
+        scales = s if s is not None and s.size else None
+    if scales is None:
+        scales = [o / i for o, i in zip(out_shape, in_shape)]
+    a["scales"] = [float(x) for x in scales]
+    a.setdefault("mode", "nearest")
+    a.setdefault("coordinate_transformation_mode", "half_pixel")
+    a.setdefault("nearest_mode", "round_prefer_floor")
+    a.setdefault("cubic_coeff_a", -0.75)
+    a.setdefault("exclude_outside", 0)
+    node.inputs = node.inputs[:1]
+
+
+def _split(graph, node):
+    a = node.attrs
+    rank = len(graph.shape(node.inputs[0]))
+    a["axis"] = int(a.get("axis", 0)) % rank
+    a["split"] = [graph.shape(o)[a["axis"]] for o in node.outputs]
+    a.pop("num_outputs", None)
+    node.inputs = node.inputs[:1]
+
+
+def _reduce(graph, node):
+    a = node.attrs
+    rank = len(graph.shape(node.inputs[0]))
+    if len(node.inputs) > 1:
+        _axes_attr(graph, node)
+    axes = a.get("axes")
+    if not axes:
+        axes = [] if a.get("noop_with_empty_axes", 0) else list(range(rank))
+    a["axes"] = sorted(int(x) % rank for x in axes)
+    a["keepdims"] = int(a.get("keepdims", 1))
+    a.pop("noop_with_empty_axes", None)
+
+
+def _clip(graph, node):
+    a = node.attrs
+    lo = _const(graph, node, 1) if len(node.inputs) > 1 else None
+    hi = _const(graph, node, 2) if len(node.inputs) > 2 else None
+    a["min"] = float(lo) if lo is not None else float(a.get("min", -3.4028234663852886e38))
+    a["max"] = float(hi) if hi is not None else float(a.get("max", 3.4028234663852886e38))
+    node.inputs = node.inputs[:1]
+
+
+def _axis(graph, node, default=0):
+    rank = len(graph.shape(node.inputs[0]))
+    node.attrs["axis"] = int(node.attrs.get("axis", default)) % max(rank, 1)
+
+
+def _concat(graph, node):
+    rank = len(graph.shape(node.outputs[0]))
+    node.attrs["axis"] = int(node.attrs["axis"]) % rank
+
+
+def _softmax(graph, node):
+    opset = graph.meta.get("opset", 13)
+    _axis(graph, node, -1 if opset >= 13 else 1)
+    node.attrs["legacy_flatten"] = int(opset < 13)
+
+
+def _transpose(graph, node):
+    rank = len(graph.shape(node.inputs[0]))
+    node.attrs["perm"] = [int(p) % rank for p in node.attrs.get("perm", list(reversed(range(rank))))]
+
+
+def _gemm(graph, node):
+    a = node.attrs
+    a["alpha"] = float(a.get("alpha", 1.0)); a["beta"] = float(a.get("beta", 1.0))
+    a["transA"] = int(a.get("transA", 0)); a["transB"] = int(a.get("transB", 0))
+
+
+def _bn(graph, node):
+    node.attrs["epsilon"] = float(node.attrs.get("epsilon", 1e-5))
+
+
+_RULES = {
+    "Conv": _conv, "ConvTranspose": _conv, "MaxPool": _pool, "AveragePool": _pool,
+    "Squeeze": _reshape, "Unsqueeze": _reshape, "Reshape": _reshape, "Flatten": _reshape, "Identity": _reshape, "Slice": _slice, "Pad": _pad,
+    "Resize": _resize, "Upsample": _resize, "Split": _split, "ReduceMean": _reduce, "Clip": _clip,
+    "Concat": _concat, "Softmax": _softmax, "Transpose": _transpose,
+    "Gemm": _gemm, "BatchNormalization": _bn,
+}

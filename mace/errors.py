@@ -1,0 +1,32 @@
+"""Typed, user-facing errors.
+
+Every error a user can meet is one line that names the file (or node) and the fix; the CLI
+maps `MaceError` to exit code 2 (bad input) without a traceback.
+"""
+from __future__ import annotations
+
+
+class MaceError(Exception):
+    """Base class: a one-line message meant for the user."""
+
+    exit_code = 2
+
+
+class ModelFileError(MaceError):
+    """A .mace model file is missing, truncated, corrupt or of an unknown version."""
+
+
+class ConfigError(MaceError):
+    """A deployment file (mace.yml / device.yml) is invalid."""
+
+
+class ConversionError(MaceError):
+    """An ONNX model cannot be converted (unsupported op, bad shape, broken file)."""
+
+
+class InputError(MaceError):
+    """Inputs given to a run do not match the model."""
+
+
+class DeviceError(MaceError):
+    """No OpenCL device matches the request, or the device cannot run the model."""

@@ -1,0 +1,1 @@
+"""Bundled example models (the digits CNN used by `mace demo`)."""

@@ -1,0 +1,1 @@
+"""The CPU runtime: NumPy kernels, one module per op family in `ops/`; the reference for the GPU."""

@@ -1,0 +1,148 @@
+"""`mace.Engine`: load a model, pick a runtime and device, open the program cache, run.
+
+    engine = mace.Engine("model.mace", runtime="gpu", program="mace-cl-compiled-program.bin")
+    outputs = engine.run({"input": x})
+
+On the GPU path the program cache is opened (never fatal), programs are built from cached
+binaries or source, and after the first run new binaries are merged into the cache file
+(drivers such as PoCL finish code generation at first launch). `warmup=True` does that first
+run on dummy data during init.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mace.errors import InputError, MaceError
+from mace.ir import modelfile
+from mace.ir.graph import Graph
+
+log = logging.getLogger("mace")
+
+RUNTIMES = ("cpu", "gpu", "cpu+gpu")
+
+
+class Engine:
+    def __init__(self, model: str | os.PathLike | Graph, runtime: str = "gpu", device=None,
+                 program: str | os.PathLike | bytes | None = None, warmup: bool = False,
+                 data_type: str | None = None, use_program_cache: bool = True):
+        if runtime not in RUNTIMES:
+            raise MaceError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        t0 = time.perf_counter()
+        self.graph = model if isinstance(model, Graph) else modelfile.load(model)
+        self.model_path = None if isinstance(model, Graph) else str(model)
+        self.runtime = runtime
+        self.data_type = data_type or self.graph.meta.get("data_type", "fp32_fp32")
+        self.program_cache = None
+        self.program_cache_report = None
+        self.device = None
+        self._runs = 0
+        if runtime == "cpu":
+            from mace.runtime.cpu.executor import CpuExecutor
+            self.executor = CpuExecutor(self.graph)
+        else:
+            self._init_gpu(device, program, use_program_cache)
+        self.init_seconds = time.perf_counter() - t0
+        if self.program_cache_report is not None:
+            self.program_cache_report.load_seconds = getattr(self.program_cache_report, "load_seconds", 0.0)
+            log.info("%s", self.program_cache_report.summary_line())
+        if warmup:
+            self.run(self._dummy_inputs())
+            self.init_seconds = time.perf_counter() - t0
+
+    # -- GPU init ------------------------------------------------------------------------
+    def _init_gpu(self, device, program, use_program_cache: bool) -> None:
+        from mace.runtime.opencl.device import select_device
+        from mace.runtime.opencl.executor import OpenCLExecutor
+        self.device = select_device(device)
+        cache = fp = None
+        if use_program_cache:
+            from mace.programcache import DeviceFingerprint, ProgramCache
+            fp = DeviceFingerprint.from_cl_device(self.device)
+            cache = ProgramCache.open(program, device_fp=fp)
+            self.program_cache, self.program_cache_report = cache, cache.report
+        self.executor = OpenCLExecutor(self.graph, self.device, self.data_type, cache, fp,
+                                       allow_cpu_fallback=True)
+        if cache is not None and cache.report.from_cache == 0 and cache.report.compiled:
+            msg = cache.first_run_message(cache.report.compiled)
+            if msg:
+                log.info("%s", msg)
+
+    # -- running ---------------------------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.graph.inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.graph.outputs)
+
+    def input_shape(self, name: str) -> tuple[int, ...]:
+        return self.graph.shape(name)
+
+    def _dummy_inputs(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(0)
+        return {n: rng.uniform(-1, 1, self.graph.shape(n)).astype(np.float32) for n in self.graph.inputs}
+
+    def _check_inputs(self, inputs: dict) -> dict:
+        missing = [n for n in self.graph.inputs if n not in inputs]
+        if missing:
+            raise InputError(f"missing input(s) {', '.join(missing)}: the model takes "
+                             + ", ".join(f"{n}{list(self.graph.shape(n))}" for n in self.graph.inputs))
+        out = {}
+        for n in self.graph.inputs:
+            arr = np.asarray(inputs[n], dtype=np.float32)
+            want = self.graph.shape(n)
+            if arr.shape != want:
+                if arr.size == int(np.prod(want)):
+                    arr = arr.reshape(want)
+                else:
+                    raise InputError(f"input {n} has shape {list(arr.shape)}, the model expects {list(want)}")
+            out[n] = arr
+        return out
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.executor.run(self._check_inputs(inputs))
+        self._after_run()
+        return outs
+
+    def profile(self, inputs: dict[str, np.ndarray] | None = None):
+        """Run once and return (outputs, [(name, op_type, seconds), ...]) from profiling events."""
+        outs, times = self.executor.run(self._check_inputs(inputs or self._dummy_inputs()), profile=True)
+        self._after_run()
+        rows = []
+        for step, sec in times:
+            if self.runtime == "cpu":
+                rows.append((step.name, step.op_type, sec, 0.0))
+            else:
+                rows.append((step.name, step.name.split(":")[-1], sec, step.flops))
+        return outs, rows
+
+    def _after_run(self) -> None:
+        self._runs += 1
+        if self._runs == 1 and self.program_cache is not None:
+            self.save_programs()
+
+    def save_programs(self) -> bool:
+        """Merge newly built binaries into the program cache file (never raises)."""
+        if self.program_cache is None:
+            return False
+        self.executor.builder.harvest()
+        return self.program_cache.save()
+
+    def summary(self) -> dict:
+        d = {"model": self.model_path, "runtime": self.runtime, "data_type": self.data_type,
+             "init_seconds": self.init_seconds, "nodes": len(self.graph.nodes)}
+        if self.device is not None:
+            from mace.runtime.opencl.device import describe
+            d["device"] = describe(self.device)
+            d["fallback_nodes"] = list(self.executor.fallback_nodes)
+            d["memory"] = {"planned_bytes": self.executor.plan.total_bytes,
+                           "naive_bytes": self.executor.plan.naive_bytes}
+        if self.program_cache_report is not None:
+            d["program_cache"] = self.program_cache_report.to_dict()
+        return d

@@ -1,0 +1,1 @@
+"""The OpenCL GPU runtime: device choice, program building through the program cache, op kernels."""

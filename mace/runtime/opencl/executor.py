@@ -1,0 +1,162 @@
+"""The OpenCL executor: places nodes, plans buffers, binds kernels once, enqueues runs.
+
+Init: every node gets its GPU op (or, when the GPU runtime lacks it, a host step running the CPU
+kernel, with one info line). A run enqueues input copies, every launch and the output reads on
+one in-order queue, with no host synchronization in between except around host steps.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pyopencl as cl
+
+from mace.ir.graph import Graph, Node
+from mace.runtime import memory
+from mace.runtime.cpu import registry as cpu_registry
+from mace.runtime.opencl.ops.base import GpuOp, Launch, registry
+from mace.runtime.opencl.programs import ProgramBuilder
+
+log = logging.getLogger("mace.opencl")
+
+_F32 = np.dtype(np.float32)
+
+
+class HostStep:
+    """A node run by the CPU runtime between GPU launches (the cpu+gpu fallback)."""
+
+    def __init__(self, node: Node, graph: Graph, executor: "OpenCLExecutor"):
+        self.node, self.graph, self.ex = node, graph, executor
+
+    def run(self, queue: cl.CommandQueue) -> None:
+        ex = self.ex
+        ins = []
+        for v in self.node.inputs:
+            if not v:
+                ins.append(None)
+            elif v in self.graph.weights:
+                ins.append(np.asarray(self.graph.weights[v]))
+            else:
+                ins.append(ex.read_value(v))
+        outs = cpu_registry.run_node(self.node, ins)
+        for name, arr in zip(self.node.outputs, outs):
+            if name:
+                ex.write_value(name, arr)
+
+
+class OpenCLExecutor:
+    def __init__(self, graph: Graph, device: cl.Device, data_type: str = "fp32_fp32",
+                 cache=None, fingerprint=None, allow_cpu_fallback: bool = True):
+        self.graph, self.device = graph, device
+        self.ctx = cl.Context([device])
+        self.queue = cl.CommandQueue(self.ctx, device,
+                                     properties=cl.command_queue_properties.PROFILING_ENABLE)
+        self.store_dtype = np.dtype(np.float16 if data_type == "fp16_fp32" else np.float32)
+        self.dtype_options = ["-DSTORAGE_HALF"] if data_type == "fp16_fp32" else []
+        self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint)
+        self.fallback_nodes: list[str] = []
+        self._place(allow_cpu_fallback)
+        self._allocate()
+        self._bind()
+
+    # -- init --------------------------------------------------------------------------
+    def _place(self, allow_fallback: bool) -> None:
+        reg = registry()
+        g = self.graph
+        self.ops: dict[str, GpuOp | None] = {}
+        for n in g.nodes:
+            ins = [g.shape(v) if v else () for v in n.inputs]
+            outs = [g.shape(v) for v in n.outputs if v]
+            cls = reg.get(n.op_type)
+            if cls is not None and cls.supports(n, ins, outs):
+                consts = [np.asarray(g.weights[v]) if v in g.weights else None for v in n.inputs]
+                self.ops[n.name] = cls(self, n, ins, outs, consts)
+            elif n.op_type in cpu_registry.supported_ops():
+                if not allow_fallback:
+                    from mace.errors import DeviceError
+                    raise DeviceError(f"op {n.name} ({n.op_type}) has no GPU kernel: use runtime cpu+gpu")
+                log.info("Op %s(%s) falls back to the CPU runtime", n.name, n.op_type)
+                self.fallback_nodes.append(n.name)
+                self.ops[n.name] = None
+            else:
+                from mace.errors import MaceError
+                raise MaceError(f"op {n.name} ({n.op_type}) is supported by neither runtime")
+
+    def _nbytes(self, v: str) -> int:
+        itemsize = self.store_dtype.itemsize if self.graph.dtypes.get(v, "float32") == "float32" \
+            else np.dtype(self.graph.dtypes[v]).itemsize
+        return max(int(np.prod(self.graph.shape(v), dtype=np.int64)) * itemsize, 4)
+
+    def _allocate(self) -> None:
+        alias = {n.name for n in self.graph.nodes if self.ops[n.name] is not None and self.ops[n.name].alias}
+        self.plan = memory.plan(self.graph, self._nbytes, alias)
+        mf = cl.mem_flags
+        self.slots = [cl.Buffer(self.ctx, mf.READ_WRITE, size=max(s, 4)) for s in self.plan.slot_bytes]
+        self.buffers = {v: self.slots[s] for v, s in self.plan.slot_of.items()}
+
+    def _bind(self) -> None:
+        self.steps: list[Launch | HostStep] = []
+        for n in self.graph.nodes:
+            op = self.ops[n.name]
+            if op is None:
+                self.steps.append(HostStep(n, self.graph, self))
+                continue
+            if op.alias:
+                continue
+            ins = [self.buffers.get(v) if v and v not in self.graph.weights else None for v in n.inputs]
+            outs = [self.buffers[v] for v in n.outputs if v]
+            self.steps.extend(op.bind(ins, outs))
+        self.launches = [s for s in self.steps if isinstance(s, Launch)]
+
+    # -- helpers used by ops -----------------------------------------------------------
+    def upload(self, array: np.ndarray, dtype=None) -> cl.Buffer:
+        """A read-only device copy of a constant, in the storage type unless `dtype` is given."""
+        arr = np.ascontiguousarray(array, dtype=dtype or self.store_dtype)
+        return cl.Buffer(self.ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR,
+                         hostbuf=arr if arr.nbytes else np.zeros(1, arr.dtype))
+
+    def read_value(self, v: str) -> np.ndarray:
+        dt = self.store_dtype if self.graph.dtypes.get(v, "float32") == "float32" else np.dtype(self.graph.dtypes[v])
+        out = np.empty(self.graph.shape(v), dtype=dt)
+        cl.enqueue_copy(self.queue, out, self.buffers[v], is_blocking=True)
+        return out.astype(np.float32) if dt == np.float16 else out
+
+    def write_value(self, v: str, arr: np.ndarray) -> None:
+        dt = self.store_dtype if self.graph.dtypes.get(v, "float32") == "float32" else np.dtype(self.graph.dtypes[v])
+        host = np.ascontiguousarray(arr, dtype=dt)
+        cl.enqueue_copy(self.queue, self.buffers[v], host, is_blocking=True)
+
+    # -- run ---------------------------------------------------------------------------
+    def run(self, inputs: dict[str, np.ndarray], profile: bool = False):
+        """Run once; returns outputs (and per-launch kernel times in seconds if `profile`)."""
+        q = self.queue
+        keep = []
+        for name in self.graph.inputs:
+            host = np.ascontiguousarray(inputs[name], dtype=self.store_dtype)
+            keep.append(host)
+            cl.enqueue_copy(q, self.buffers[name], host, is_blocking=False)
+        events = []
+        for step in self.steps:
+            if isinstance(step, HostStep):
+                step.run(q)
+                continue
+            ev = cl.enqueue_nd_range_kernel(q, step.kernel, step.gws, step.lws)
+            if profile:
+                events.append((step, ev))
+        outs = {}
+        for name in self.graph.outputs:
+            host = np.empty(self.graph.shape(name), dtype=self.store_dtype)
+            cl.enqueue_copy(q, host, self.buffers[name], is_blocking=False)
+            outs[name] = host
+        q.finish()
+        del keep
+        outs = {k: (v.astype(np.float32) if v.dtype != np.float32 else v) for k, v in outs.items()}
+        if profile:
+            times = [(s, (e.profile.end - e.profile.start) * 1e-9) for s, e in events]
+            return outs, times
+        return outs
+
+    @property
+    def rt(self):
+        return self

@@ -1,0 +1,107 @@
+"""The contract between the OpenCL executor and an op module.
+
+An op module defines a `GpuOp` subclass per op family and registers it with `@gpu_op(...)`.
+At engine init the executor constructs it once per node (compile programs, upload and re-lay
+weights), then calls `bind()` once with the planned buffers; `bind` sets every kernel argument
+and returns the `Launch`es the executor enqueues on every run, with no Python work per op beyond
+the enqueue. Tensors are dense row-major (NCHW) buffers of `rt.store_dtype`.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyopencl as cl
+
+from mace.ir.graph import Node
+
+_ACT_IDS = {"Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6, "HardSwish": 7}
+
+
+@dataclass
+class Launch:
+    """One kernel launch of one op: what the executor enqueues and the tuner tunes."""
+
+    kernel: cl.Kernel
+    gws: tuple[int, ...]
+    lws: tuple[int, ...] | None = None
+    name: str = ""
+    program_key: str = ""
+    flops: float = 0.0
+    tune_key_extra: dict[str, Any] = field(default_factory=dict)
+
+
+class GpuOp:
+    """Base class; subclasses set `op_types` and implement `__init__` / `bind`."""
+
+    op_types: ClassVar[tuple[str, ...]] = ()
+    #: outputs share input 0's buffer (Reshape and friends): no kernel, no launch
+    alias: ClassVar[bool] = False
+
+    @classmethod
+    def supports(cls, node: Node, in_shapes: list[tuple], out_shapes: list[tuple]) -> bool:
+        """False sends the node to the CPU runtime (cpu+gpu) with an info line."""
+        return True
+
+    def __init__(self, rt, node: Node, in_shapes: list[tuple], out_shapes: list[tuple],
+                 consts: list[np.ndarray | None]):
+        self.rt, self.node = rt, node
+        self.in_shapes, self.out_shapes, self.consts = in_shapes, out_shapes, consts
+
+    def bind(self, inputs: list[cl.Buffer | None], outputs: list[cl.Buffer]) -> list[Launch]:
+        raise NotImplementedError
+
+    # helpers shared by op modules -------------------------------------------------------
+
+    def activation_options(self) -> list[str]:
+        """Build options of the fused activation (`activation` / `activation_params` attrs)."""
+        act = self.node.attrs.get("activation")
+        if not act:
+            return []
+        params = list(self.node.attrs.get("activation_params", []))
+        opts = [f"-DACT={_ACT_IDS[act]}"]
+        if act == "LeakyRelu":
+            params = params or [0.01]
+        if act == "HardSigmoid":
+            params = params or [0.2, 0.5]
+        for name, value in zip(("ACT_A", "ACT_B"), params):
+            opts.append(f"-D{name}={float(value)!r}f")
+        return opts
+
+    def kernel(self, program: str, kernel_name: str, options: list[str]) -> tuple[cl.Kernel, str]:
+        """Build (or fetch) `ops/<program>.cl` with options; returns the kernel and its program key."""
+        opts = sorted(set(options + self.rt.dtype_options))
+        prog = self.rt.builder.build(program, opts)
+        return cl.Kernel(prog, kernel_name), self.rt.builder.key(program, opts)
+
+
+_REGISTRY: dict[str, type[GpuOp]] = {}
+_loaded = False
+
+
+def gpu_op(cls: type[GpuOp]) -> type[GpuOp]:
+    for t in cls.op_types:
+        _REGISTRY[t] = cls
+    return cls
+
+
+def registry() -> dict[str, type[GpuOp]]:
+    global _loaded
+    if not _loaded:
+        from mace.runtime.opencl import ops
+        for mod in pkgutil.iter_modules(ops.__path__):
+            if mod.name != "base":
+                importlib.import_module(f"{ops.__name__}.{mod.name}")
+        _loaded = True
+    return _REGISTRY
+
+
+def i32(v) -> np.int32:
+    return np.int32(v)
+
+
+def f32(v) -> np.float32:
+    return np.float32(v)

@@ -1,0 +1,22 @@
+"""Every MACE_* environment knob, declared once with its default and why it exists."""
+from __future__ import annotations
+
+import os
+
+KNOBS = {
+    "MACE_DEVICE": "OpenCL device to use: an index into `mace devices` or a name substring",
+    "MACE_PROGRAM_PATH": "full path of the compiled program cache file",
+    "MACE_PROGRAM_CACHE_MAX_BYTES": "size cap of the program cache file (MACE_OUT_OF_RESOURCES above it)",
+    "MACE_TUNING": "1: tune every kernel launch during a normal run and store the records",
+    "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
+}
+
+
+def get(name: str, default: str | None = None) -> str | None:
+    assert name in KNOBS, name
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def flag(name: str) -> bool:
+    return (get(name, "0") or "0").lower() in ("1", "true", "yes", "on")

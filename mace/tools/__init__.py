@@ -1,0 +1,1 @@
+"""Workflow tools behind the CLI verbs: validate, benchmark, report, deploy."""

@@ -1,0 +1,74 @@
+"""Comparing mace outputs with onnxruntime's: MACE's metrics plus SQNR in dB and max error.
+
+cosine similarity (float64; both all-zero -> 1), SQNR = 10*log10(sum x^2 / sum (x-y)^2) in dB,
+max absolute error, and argmax agreement (fraction of rows, over the last axis, whose argmax
+matches). Pass/fail uses the similarity against the threshold, as MACE does
+(defaults: 0.999 on the CPU runtime, 0.995 on the GPU runtime).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_THRESHOLD = {"cpu": 0.999, "gpu": 0.995, "cpu+gpu": 0.995}
+
+
+def metrics(got: np.ndarray, want: np.ndarray) -> dict:
+    g = np.asarray(got, np.float64).ravel()
+    w = np.asarray(want, np.float64).ravel()
+    ng, nw = np.linalg.norm(g), np.linalg.norm(w)
+    if ng == 0 and nw == 0:
+        cos = 1.0
+    elif ng == 0 or nw == 0:
+        cos = 0.0
+    else:
+        cos = float(np.dot(g, w) / (ng * nw))
+    noise = float(np.sum((g - w) ** 2))
+    signal = float(np.sum(w ** 2))
+    sqnr = float("inf") if noise == 0 else 10 * np.log10(max(signal, 1e-30) / noise)
+    want_a = np.asarray(want)
+    got_a = np.asarray(got)
+    if want_a.ndim >= 1 and want_a.shape[-1] > 1:
+        agree = float(np.mean(np.argmax(got_a.reshape(-1, want_a.shape[-1]), -1)
+                              == np.argmax(want_a.reshape(-1, want_a.shape[-1]), -1)))
+    else:
+        agree = 1.0
+    return {"cosine": cos, "sqnr_db": sqnr, "max_abs_error": float(np.max(np.abs(g - w))) if g.size else 0.0,
+            "argmax_agreement": agree}
+
+
+def random_inputs(graph, seed: int | None = None) -> dict[str, np.ndarray]:
+    """Random inputs within the model's `input_ranges` (default [-1, 1]); never all zeros."""
+    rng = np.random.default_rng(seed)
+    ranges = graph.meta.get("input_ranges", {})
+    return {n: rng.uniform(*ranges.get(n, (-1.0, 1.0)), graph.shape(n)).astype(np.float32)
+            for n in graph.inputs}
+
+
+def onnx_reference(onnx_path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    feeds = {}
+    for i in sess.get_inputs():
+        feeds[i.name] = inputs[i.name]
+    return dict(zip(names, sess.run(None, feeds)))
+
+
+def validate(engine, onnx_path, threshold: float | None = None, seed: int | None = None,
+             inputs: dict | None = None) -> dict:
+    graph = engine.graph
+    inputs = inputs or random_inputs(graph, seed)
+    ref = onnx_reference(onnx_path, inputs)
+    got = engine.run(inputs)
+    threshold = threshold if threshold is not None else graph.meta.get("validation_threshold", {}).get(
+        "gpu" if "gpu" in engine.runtime else "cpu", DEFAULT_THRESHOLD[engine.runtime])
+    outputs = {}
+    for name, value in got.items():
+        if name not in ref:
+            outputs[name] = {"error": "not an output of the reference model"}
+            continue
+        m = metrics(value, ref[name])
+        m["passed"] = bool(m["cosine"] >= threshold)
+        outputs[name] = m
+    passed = all(o.get("passed", False) for o in outputs.values())
+    return {"runtime": engine.runtime, "threshold": threshold, "passed": passed, "outputs": outputs}

@@ -1,0 +1,73 @@
+"""Checking one ONNX node on both mace runtimes against onnxruntime.
+
+`check_node` builds a one-node ONNX model, converts it with mace's converter (so the frontend's
+normalization and passes are exercised too), runs it on the requested runtimes and compares with
+onnxruntime. Tolerances: fp32 `rtol`/`atol` as given (default 1e-4 / 1e-4 absolute on values of
+order 1), i.e. tighter than the cosine 0.999 a model must reach.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+import mace
+from mace.convert import convert
+
+OPSET = 17
+
+
+def make_model(op_type: str, inputs: dict[str, np.ndarray], attrs: dict | None = None,
+               initializers: dict[str, np.ndarray] | None = None, n_outputs: int = 1,
+               input_order: list[str] | None = None, opset: int = OPSET, domain: str = "") -> onnx.ModelProto:
+    """A one-node model: `inputs` become graph inputs, `initializers` constants; node inputs are
+    `input_order` (names, "" for an omitted optional input) or inputs then initializers."""
+    initializers = initializers or {}
+    order = input_order or (list(inputs) + list(initializers))
+    outs = [f"out{k}" for k in range(n_outputs)]
+    node = helper.make_node(op_type, order, outs, **(attrs or {}))
+    g_inputs = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                for k, v in inputs.items()]
+    g_outputs = [helper.make_empty_tensor_value_info(o) for o in outs]
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()]
+    g = helper.make_graph([node], f"test_{op_type}", g_inputs, g_outputs, initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid(domain, opset)])
+    m.ir_version = 8
+    return m
+
+
+def reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def run_mace(model: onnx.ModelProto, feeds: dict[str, np.ndarray], runtime: str,
+             data_type: str = "fp32_fp32") -> list[np.ndarray]:
+    graph = convert(model, data_type=data_type)
+    engine = mace.Engine(graph, runtime=runtime, use_program_cache=False)
+    outs = engine.run(feeds)
+    return [outs[o] for o in graph.outputs]
+
+
+def check_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray], runtimes=("cpu", "gpu"),
+                rtol: float = 1e-4, atol: float = 1e-4, data_type: str = "fp32_fp32") -> None:
+    want = reference(model, feeds)
+    for rt in runtimes:
+        got = run_mace(model, feeds, rt, data_type)
+        assert len(got) == len(want), rt
+        for g, w in zip(got, want):
+            assert g.shape == w.shape, f"{rt}: shape {g.shape} != {w.shape}"
+            np.testing.assert_allclose(g, w.astype(np.float32), rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
+
+
+def check_node(op_type: str, inputs: dict[str, np.ndarray], attrs: dict | None = None,
+               initializers: dict[str, np.ndarray] | None = None, n_outputs: int = 1,
+               input_order: list[str] | None = None, runtimes=("cpu", "gpu"),
+               rtol: float = 1e-4, atol: float = 1e-4, opset: int = OPSET) -> None:
+    model = make_model(op_type, inputs, attrs, initializers, n_outputs, input_order, opset)
+    check_model(model, inputs, runtimes, rtol, atol)
+
+
+def rand(rng: np.random.Generator, *shape, lo=-1.0, hi=1.0) -> np.ndarray:
+    return rng.uniform(lo, hi, shape).astype(np.float32)
