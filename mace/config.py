@@ -160,9 +160,9 @@ class LoadedConfig:
 
 
 def _fix_for(loc: str, msg: str) -> str:
-    if "extra" in msg.lower() or "not permitted" in msg.lower():
+    if "unknown key" in msg or "not permitted" in msg.lower():
         return "remove it or check its spelling"
-    if "missing" in msg.lower() or "required" in msg.lower():
+    if "required" in msg.lower():
         return "add it"
     return "correct it"
 

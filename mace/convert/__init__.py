@@ -28,13 +28,13 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
         n, o = missing[0]
         raise ConversionError(f"{source}: cannot infer the shape of {o} (output of {n.name}, {n.op_type}): "
                               f"set static input_shapes in the deployment file")
-    supported = cpu_registry.supported_ops()
-    for n in graph.nodes:
-        if n.op_type not in supported and n.op_type not in ("Upsample",):
-            raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
-                                  f"(neither the CPU nor the GPU runtime has it)")
     normalize.normalize(graph)
     stats = passes.optimize(graph)
+    supported = cpu_registry.supported_ops()
+    for n in graph.nodes:
+        if n.op_type not in supported:
+            raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
+                                  f"(neither the CPU nor the GPU runtime has it)")
     log.debug("optimization passes: %s", stats)
     if obfuscate:
         from mace.convert.obfuscate import obfuscate as _obf
