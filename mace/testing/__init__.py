@@ -1,0 +1,1 @@
+"""Helpers for tests: deterministic, regenerable test models (see :mod:`mace.testing.models`)."""
