@@ -260,6 +260,49 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
     sys.exit(0 if res["passed"] else 1)
 
 
+# -- tune ------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@DEVICE_OPT
+@PROGRAM_OPT
+@click.option("--mode", type=click.Choice(["fast", "normal", "exhaustive"]), default="normal", show_default=True)
+@click.option("--budget", type=float, default=None, help="Global time budget in seconds.")
+@JSON_OPT
+def tune(model, device, program, mode, budget, as_json):
+    """Tune local work sizes and kernel variants on this device; records go into the program cache."""
+    import mace
+    from mace.tuning import tune as do_tune
+    engine = mace.Engine(model, runtime="gpu", device=device, program=program, warmup=True)
+    n_ops = len(engine.executor.segments)
+    if as_json or not sys.stderr.isatty():
+        res = do_tune(engine, mode=mode, budget=budget)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        with Progress(TextColumn("tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                      TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("", total=n_ops)
+            res = do_tune(engine, mode=mode, budget=budget,
+                          progress=lambda i, n, name: bar.update(task, completed=i, description=name))
+    d = res.to_dict()
+    d["program_cache"] = engine.program_cache_report.to_dict() if engine.program_cache_report else None
+    if as_json:
+        emit_json(d)
+        return
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title=f"{model}: tuning ({mode}) in {res.seconds:.1f} s")
+    for col in ("op", "type", "default ms", "tuned ms", "gain", "variant", "local size"):
+        t.add_column(col)
+    for o in sorted(res.ops, key=lambda o: -o.default_s):
+        t.add_row(o.name, o.op_type, f"{o.default_s * 1e3:.3f}", f"{o.tuned_s * 1e3:.3f}", f"{o.gain * 100:+.1f}%",
+                  o.variant, str(o.lws))
+    Console().print(t)
+    click.echo(f"model latency: {d['model_before_ms']:.2f} ms before, {d['model_after_ms']:.2f} ms after "
+               f"({d['gain'] * 100:+.1f}%); {d['candidates']} candidates, {d['failed']} failed"
+               + (f"; {res.untuned_ops} ops untuned (budget)" if res.untuned_ops else ""))
+
+
 # -- devices ---------------------------------------------------------------------------------
 
 @cli.command()

@@ -7,8 +7,9 @@ After this pass (shapes of all values are known):
 - Reshape / Flatten / Squeeze / Unsqueeze / Identity: only `shape` (the static output shape);
   they alias their input on the GPU.
 - Constant inputs that select behaviour become attributes and are dropped from `inputs`: Slice `starts`/`steps`
-  per dim (len = rank, output shape gives the extent), Pad `pads`/`value` (+ `mode`),
-  Resize `scales` per dim (+ mode, coordinate_transformation_mode, nearest_mode), Split `split`,
+  per dim (len = rank, the static output `shape` gives the extent), Pad `pads`/`value` (+ `mode`),
+  Resize `scales` per dim + the static output `shape` (+ mode, coordinate_transformation_mode,
+  nearest_mode), Split `split`,
   ReduceMean `axes` (positive, sorted) + keepdims, Clip `min`/`max`.
 - Axes are non-negative: Concat/Split/Softmax `axis`, Transpose `perm`.
 - Gemm: alpha, beta, transA, transB explicit.
@@ -134,7 +135,7 @@ def _slice(graph, node):
             s += dim
         s = min(max(s, 0), dim - 1 if st < 0 else dim)
         full_start[ax], full_step[ax] = s, st
-    node.attrs = {"starts": full_start, "steps": full_step}
+    node.attrs = {"starts": full_start, "steps": full_step, "shape": list(graph.shape(node.outputs[0]))}
     node.inputs = node.inputs[:1]
 
 
@@ -173,6 +174,7 @@ def _resize(graph, node):
     if scales is None:
         scales = [o / i for o, i in zip(out_shape, in_shape)]
     a["scales"] = [float(x) for x in scales]
+    a["shape"] = list(out_shape)
     a.setdefault("mode", "nearest")
     a.setdefault("coordinate_transformation_mode", "half_pixel")
     a.setdefault("nearest_mode", "round_prefer_floor")

@@ -53,11 +53,15 @@ class Engine:
         if warmup:
             self.run(self._dummy_inputs())
             self.init_seconds = time.perf_counter() - t0
+        from mace import settings
+        if self.device is not None and settings.flag("MACE_TUNING"):
+            from mace.tuning import tune
+            log.info("MACE_TUNING=1: tuning %d ops (mode normal)", len(self.executor.segments))
+            self.tuning_result = tune(self, mode="normal")
 
     # -- GPU init ------------------------------------------------------------------------
     def _init_gpu(self, device, program, use_program_cache: bool) -> None:
         from mace.runtime.opencl.device import select_device
-        from mace.runtime.opencl.executor import OpenCLExecutor
         self.device = select_device(device)
         cache = fp = None
         if use_program_cache:
@@ -65,12 +69,33 @@ class Engine:
             fp = DeviceFingerprint.from_cl_device(self.device)
             cache = ProgramCache.open(program, device_fp=fp)
             self.program_cache, self.program_cache_report = cache, cache.report
-        self.executor = OpenCLExecutor(self.graph, self.device, self.data_type, cache, fp,
-                                       allow_cpu_fallback=True)
+        self._fingerprint = fp
+        self.executor = self._new_executor()
         if cache is not None and cache.report.from_cache == 0 and cache.report.compiled:
             msg = cache.first_run_message(cache.report.compiled)
             if msg:
                 log.info("%s", msg)
+
+    def _new_executor(self, force_source: bool = False):
+        from mace.runtime.opencl.executor import OpenCLExecutor
+        lookup = None
+        if self.program_cache is not None:
+            from mace.tuning.tuner import make_lookup
+            lookup = make_lookup(self.program_cache, self._fingerprint, self.device)
+        return OpenCLExecutor(self.graph, self.device, self.data_type, self.program_cache, self._fingerprint,
+                              allow_cpu_fallback=True, tuning_lookup=lookup, force_source=force_source)
+
+    def rebuild_after_tuning(self) -> None:
+        """Rebuild the kept programs from source with the tuned records applied, launch once and
+        save: the stored binaries then hold only the chosen variants and local sizes (PoCL keeps
+        a compiled work-group function per local size it has launched)."""
+        if self.device is None:
+            return
+        self.executor = self._new_executor(force_source=True)
+        self.executor.run(self._dummy_inputs())
+        if self.program_cache is not None:
+            self.executor.builder.harvest()
+            self.program_cache.save()
 
     # -- running ---------------------------------------------------------------------------
     @property

@@ -47,14 +47,17 @@ class HostStep:
 
 class OpenCLExecutor:
     def __init__(self, graph: Graph, device: cl.Device, data_type: str = "fp32_fp32",
-                 cache=None, fingerprint=None, allow_cpu_fallback: bool = True):
+                 cache=None, fingerprint=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
+                 force_source: bool = False):
         self.graph, self.device = graph, device
         self.ctx = cl.Context([device])
         self.queue = cl.CommandQueue(self.ctx, device,
                                      properties=cl.command_queue_properties.PROFILING_ENABLE)
         self.store_dtype = np.dtype(np.float16 if data_type == "fp16_fp32" else np.float32)
         self.dtype_options = ["-DSTORAGE_HALF"] if data_type == "fp16_fp32" else []
-        self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint)
+        self.data_type = data_type
+        self.tuning_lookup = tuning_lookup
+        self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint, force_source=force_source)
         self.fallback_nodes: list[str] = []
         self._place(allow_cpu_fallback)
         self._allocate()
@@ -96,17 +99,40 @@ class OpenCLExecutor:
         self.buffers = {v: self.slots[s] for v, s in self.plan.slot_of.items()}
 
     def _bind(self) -> None:
-        self.steps: list[Launch | HostStep] = []
+        """Bind every op once; apply tuning records (variant + local sizes) where they fit."""
+        self.segments: dict[str, list[Launch]] = {}
+        self._order: list[str | HostStep] = []
         for n in self.graph.nodes:
             op = self.ops[n.name]
             if op is None:
-                self.steps.append(HostStep(n, self.graph, self))
+                self._order.append(HostStep(n, self.graph, self))
                 continue
             if op.alias:
                 continue
-            ins = [self.buffers.get(v) if v and v not in self.graph.weights else None for v in n.inputs]
-            outs = [self.buffers[v] for v in n.outputs if v]
-            self.steps.extend(op.bind(ins, outs))
+            self._order.append(n.name)
+            self.segments[n.name] = self.bind_op(n.name)
+            if self.tuning_lookup is not None:
+                self.tuning_lookup(self, n.name, op)
+        self._flatten()
+
+    def bind_op(self, name: str) -> list[Launch]:
+        """(Re)bind one op to its planned buffers; returns its launches."""
+        n, op = self.ops[name].node, self.ops[name]
+        ins = [self.buffers.get(v) if v and v not in self.graph.weights else None for v in n.inputs]
+        outs = [self.buffers[v] for v in n.outputs if v]
+        return op.bind(ins, outs)
+
+    def set_segment(self, name: str, launches: list[Launch]) -> None:
+        self.segments[name] = launches
+        self._flatten()
+
+    def _flatten(self) -> None:
+        self.steps: list[Launch | HostStep] = []
+        for item in self._order:
+            if isinstance(item, HostStep):
+                self.steps.append(item)
+            else:
+                self.steps.extend(self.segments[item])
         self.launches = [s for s in self.steps if isinstance(s, Launch)]
 
     # -- helpers used by ops -----------------------------------------------------------

@@ -32,8 +32,10 @@ def program_source(name: str) -> str:
 class ProgramBuilder:
     """One per engine: builds each (program, options) once, from the cache when possible."""
 
-    def __init__(self, ctx: cl.Context, device: cl.Device, cache=None, fingerprint=None):
+    def __init__(self, ctx: cl.Context, device: cl.Device, cache=None, fingerprint=None,
+                 force_source: bool = False):
         self.ctx, self.device = ctx, device
+        self.force_source = force_source  # rebuild from source (after tuning: clean binaries)
         self.cache, self.fingerprint = cache, fingerprint
         self._built: dict[str, cl.Program] = {}
         self._from_source: dict[str, cl.Program] = {}
@@ -41,11 +43,7 @@ class ProgramBuilder:
         self.keys: list[str] = []
 
     def key(self, name: str, options: list[str]) -> str:
-        try:
-            from mace.programcache import program_key
-        except ImportError:  # TEMP until the programcache package lands
-            import hashlib
-            return name + "|" + " ".join(sorted(set(options)) + BASE_OPTIONS) + "|" + hashlib.sha256(program_source(name).encode()).hexdigest()[:16]
+        from mace.programcache import program_key
         return program_key(name, sorted(set(options)) + BASE_OPTIONS, program_source(name))
 
     def build(self, name: str, options: list[str]) -> cl.Program:
@@ -56,7 +54,7 @@ class ProgramBuilder:
         opts = options + BASE_OPTIONS
         prog = None
         t0 = time.perf_counter()
-        if self.cache is not None:
+        if self.cache is not None and not self.force_source:
             blob = self.cache.get_binary(self.fingerprint, key)
             if blob is not None:
                 try:

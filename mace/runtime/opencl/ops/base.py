@@ -54,6 +54,21 @@ class GpuOp:
     def bind(self, inputs: list[cl.Buffer | None], outputs: list[cl.Buffer]) -> list[Launch]:
         raise NotImplementedError
 
+    # tuning: an op module may offer alternative kernels (blocking, vector width, algorithm) --
+
+    #: the variant in use; the first of `variants()` is the default
+    variant: str = "default"
+
+    def variants(self) -> list[str]:
+        """Names of the kernel variants this op can run; the tuner times each one."""
+        return [self.variant]
+
+    def use_variant(self, name: str) -> None:
+        """Switch to another variant (build its kernels); the executor then calls bind() again."""
+        if name not in self.variants():
+            raise ValueError(f"{self.node.op_type} has no variant {name!r}")
+        self.variant = name
+
     # helpers shared by op modules -------------------------------------------------------
 
     def activation_options(self) -> list[str]:

@@ -1,0 +1,90 @@
+"""Process start to first result, cold vs warm program cache, next to onnxruntime's process.
+
+cold: `mace run MODEL --program P` with P absent and the hidden caches off
+      (PYOPENCL_NO_CACHE=1 POCL_KERNEL_CACHE=0), so every program compiles;
+warm: the same command with P written by the cold run (our cache is the only one that answers);
+onnxruntime: a fresh `python -c` that creates a session and runs once (it compiles nothing).
+Fresh processes every time; medians and spread.
+
+    python benchmarks/startup.py [--models mobilenet_v2,resnet18] [--cold 3] [--warm 5] [--device D] > startup.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import converted, machine, stats  # noqa: E402
+
+ENV = {**os.environ, "PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0"}
+
+
+def _proc(cmd: list[str]) -> tuple[float, dict | None]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
+    try:
+        return wall, json.loads(out.stdout)
+    except ValueError:
+        return wall, None
+
+
+def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict:
+    onnx_path, mace_path = converted(name)
+    tmp = Path(tempfile.mkdtemp(prefix="mace-startup-"))
+    prog = tmp / "mace-cl-compiled-program.bin"
+    cmd = [sys.executable, "-m", "mace", "-q", "run", str(mace_path), "--runtime", "gpu", "--program", str(prog), "--json"]
+    if device is not None:
+        cmd += ["--device", device]
+    cold, cold_reports = [], []
+    for _ in range(cold_runs):
+        prog.unlink(missing_ok=True)
+        wall, res = _proc(cmd)
+        cold.append(wall)
+        cold_reports.append(res["summary"].get("program_cache") if res else None)
+    warm, warm_reports = [], []
+    for _ in range(warm_runs):
+        wall, res = _proc(cmd)
+        warm.append(wall)
+        warm_reports.append(res["summary"].get("program_cache") if res else None)
+    ort_code = ("import numpy as np, onnxruntime as ort; "
+                f"s = ort.InferenceSession(r'{onnx_path}', providers=['CPUExecutionProvider']); "
+                "s.run(None, {'input': np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)})")
+    ort = [_proc([sys.executable, "-c", ort_code])[0] for _ in range(warm_runs)]
+    c, w, o = stats(cold), stats(warm), stats(ort)
+    return {"model": name, "cold": c, "warm": w, "onnxruntime_process": o,
+            "cold_over_warm": c["median_ms"] / w["median_ms"], "warm_over_onnxruntime": w["median_ms"] / o["median_ms"],
+            "program_file_bytes": prog.stat().st_size if prog.exists() else 0,
+            "cold_cache_report": cold_reports[-1], "warm_cache_report": warm_reports[-1]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="mobilenet_v2,resnet18")
+    ap.add_argument("--cold", type=int, default=3)
+    ap.add_argument("--warm", type=int, default=5)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args()
+    rows = []
+    for name in args.models.split(","):
+        print(f"startup {name} ...", file=sys.stderr)
+        r = bench(name, args.cold, args.warm, args.device)
+        rows.append(r)
+        print(f"  {name}: cold {r['cold']['median_ms']:.0f} ms, warm {r['warm']['median_ms']:.0f} ms "
+              f"({r['cold_over_warm']:.1f}x), onnxruntime process {r['onnxruntime_process']['median_ms']:.0f} ms",
+              file=sys.stderr)
+    json.dump({"benchmark": "startup", "machine": machine(), "results": rows}, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

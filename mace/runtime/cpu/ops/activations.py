@@ -1,0 +1,31 @@
+"""Element-wise activations (standalone, when not fused into a producer)."""
+from __future__ import annotations
+
+import numpy as np
+
+from mace.runtime.cpu import activation
+from mace.runtime.cpu.registry import cpu_op
+
+
+@cpu_op("Relu", "Sigmoid", "Tanh", "HardSwish")
+def unary_activation(node, inputs):
+    return [activation.apply(np.array(inputs[0], copy=True), node.op_type)]
+
+
+@cpu_op("Clip")
+def clip(node, inputs):
+    x = inputs[0]
+    lo = node.attrs.get("min", -np.inf) if len(inputs) < 2 or inputs[1] is None else float(inputs[1])
+    hi = node.attrs.get("max", np.inf) if len(inputs) < 3 or inputs[2] is None else float(inputs[2])
+    return [np.clip(x, lo, hi).astype(x.dtype)]
+
+
+@cpu_op("LeakyRelu")
+def leaky_relu(node, inputs):
+    return [activation.apply(np.array(inputs[0], copy=True), "LeakyRelu", [node.attrs.get("alpha", 0.01)])]
+
+
+@cpu_op("HardSigmoid")
+def hard_sigmoid(node, inputs):
+    a = node.attrs
+    return [activation.apply(np.array(inputs[0], copy=True), "HardSigmoid", [a.get("alpha", 0.2), a.get("beta", 0.5)])]

@@ -1,0 +1,65 @@
+"""Data movement: Transpose, Slice, Pad, Concat, Split (normalized attributes, see normalize.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from mace.runtime.cpu.registry import cpu_op
+
+PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+
+
+@cpu_op("Transpose")
+def transpose(node, inputs):
+    x = np.asarray(inputs[0])
+    return [np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))]
+
+
+def slice_index(starts, steps, out_shape) -> tuple:
+    idx = []
+    for s, st, n in zip(starts, steps, out_shape):
+        end = s + st * n
+        idx.append(slice(s, None if end < 0 else end, st))
+    return tuple(idx)
+
+
+@cpu_op("Slice")
+def slice_(node, inputs):
+    x = np.asarray(inputs[0])
+    a = node.attrs
+    if "shape" not in a:
+        raise ValueError(f"node {node.name}: Slice needs its static output `shape` attribute (re-convert the model)")
+    return [np.ascontiguousarray(x[slice_index(a["starts"], a["steps"], a["shape"])])]
+
+
+@cpu_op("Pad")
+def pad(node, inputs):
+    x = np.asarray(inputs[0])
+    a = node.attrs
+    rank = x.ndim
+    pads = [int(p) for p in a["pads"]]
+    begins, ends = pads[:rank], pads[rank:]
+    mode = a.get("mode", "constant")
+    if mode not in PAD_MODES:
+        raise ValueError(f"node {node.name}: Pad mode {mode!r} is not supported")
+    if any(p < 0 for p in pads):  # negative pads crop
+        x = x[tuple(slice(max(-b, 0), x.shape[d] - max(-e, 0)) for d, (b, e) in enumerate(zip(begins, ends)))]
+    width = [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends)]
+    if mode == "constant":
+        out = np.pad(x, width, mode="constant", constant_values=np.asarray(a.get("value", 0.0), x.dtype))
+    else:
+        out = np.pad(x, width, mode=PAD_MODES[mode])
+    return [np.ascontiguousarray(out)]
+
+
+@cpu_op("Concat")
+def concat(node, inputs):
+    arrs = [np.asarray(x) for x in inputs if x is not None]
+    return [np.concatenate(arrs, axis=int(node.attrs["axis"]))]
+
+
+@cpu_op("Split")
+def split(node, inputs):
+    x = np.asarray(inputs[0])
+    axis = int(node.attrs["axis"])
+    cuts = np.cumsum(node.attrs["split"])[:-1]
+    return [np.ascontiguousarray(p) for p in np.split(x, cuts, axis=axis)]

@@ -1,0 +1,106 @@
+"""MaxPool, AveragePool (any number of spatial dims; pads, strides, dilations, ceil_mode,
+count_include_pad) and GlobalAveragePool / GlobalMaxPool on the CPU: a vectorized tap loop over
+strided views of the padded input, no per-pixel Python."""
+from __future__ import annotations
+
+import numpy as np
+
+from mace.runtime.cpu.ops.conv import _tap_slices, out_size, pad_input, parallel_chunks
+from mace.runtime.cpu.registry import cpu_op
+
+_F32 = np.float32
+
+
+def _geometry(node, x):
+    a = node.attrs
+    nsp = x.ndim - 2
+    kernel = list(a["kernel_shape"])
+    strides = a.get("strides", [1] * nsp)
+    dil = a.get("dilations", [1] * nsp)
+    pads = list(a.get("pads", [0] * (2 * nsp)))
+    ceil = bool(a.get("ceil_mode", 0))
+    out_sp = tuple(out_size(x.shape[2 + d], kernel[d], strides[d], dil[d], pads[d], pads[nsp + d], ceil)
+                   for d in range(nsp))
+    # right padding so that every window of the output lies inside the padded buffer
+    ends = [max((out_sp[d] - 1) * strides[d] + (kernel[d] - 1) * dil[d] + 1 - x.shape[2 + d] - pads[d], pads[nsp + d])
+            for d in range(nsp)]
+    return kernel, strides, dil, pads, ends, out_sp
+
+
+@cpu_op("MaxPool")
+def max_pool(node, inputs):
+    x = np.asarray(inputs[0], _F32)
+    kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
+    nsp = len(kernel)
+    xp = pad_input(x, pads[:nsp], ends, value=-np.inf)
+    n, c = x.shape[:2]
+    out = np.empty((n, c) + out_sp, _F32)
+    taps = list(_tap_slices(kernel, strides, dil, out_sp))
+
+    def run(lo, hi):
+        o = out[:, lo:hi]
+        for k, (_, sl) in enumerate(taps):
+            src = xp[(slice(None), slice(lo, hi)) + sl]
+            if k == 0:
+                o[...] = src
+            else:
+                np.maximum(o, src, out=o)
+
+    parallel_chunks(c, run, out.size * len(taps))
+    return [out]
+
+
+def _counts(in_sp, kernel, strides, dil, pads, ends, out_sp, include_pad):
+    """Divisor per output position: window cells inside the input (or inside input+pads)."""
+    nsp = len(kernel)
+    ones = np.zeros(tuple(in_sp[d] + pads[d] + ends[d] for d in range(nsp)), _F32)
+    if include_pad:
+        ones[tuple(slice(0, pads[d] + in_sp[d] + pads[nsp + d]) for d in range(nsp))] = 1
+    else:
+        ones[tuple(slice(pads[d], pads[d] + in_sp[d]) for d in range(nsp))] = 1
+    cnt = np.zeros(out_sp, _F32)
+    for _, sl in _tap_slices(kernel, strides, dil, out_sp):
+        cnt += ones[sl]
+    return np.maximum(cnt, 1)
+
+
+@cpu_op("AveragePool")
+def average_pool(node, inputs):
+    x = np.asarray(inputs[0], _F32)
+    kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
+    nsp = len(kernel)
+    xp = pad_input(x, pads[:nsp], ends, value=0.0)
+    n, c = x.shape[:2]
+    out = np.empty((n, c) + out_sp, _F32)
+    taps = list(_tap_slices(kernel, strides, dil, out_sp))
+    inv = (1.0 / _counts(x.shape[2:], kernel, strides, dil, pads, ends, out_sp,
+                         node.attrs.get("count_include_pad", 0))).astype(_F32)
+
+    def run(lo, hi):
+        o = out[:, lo:hi]
+        for k, (_, sl) in enumerate(taps):
+            src = xp[(slice(None), slice(lo, hi)) + sl]
+            if k == 0:
+                o[...] = src
+            else:
+                o += src
+        o *= inv
+
+    parallel_chunks(c, run, out.size * len(taps))
+    return [out]
+
+
+@cpu_op("GlobalAveragePool")
+def global_average_pool(node, inputs):
+    x = np.asarray(inputs[0], _F32)
+    axes = tuple(range(2, x.ndim))
+    n, c = x.shape[:2]
+    out = x.reshape(n, c, -1).mean(axis=2, dtype=_F32)
+    return [out.reshape((n, c) + (1,) * len(axes)).astype(_F32, copy=False)]
+
+
+@cpu_op("GlobalMaxPool")
+def global_max_pool(node, inputs):
+    x = np.asarray(inputs[0], _F32)
+    n, c = x.shape[:2]
+    return [x.reshape(n, c, -1).max(axis=2).reshape((n, c) + (1,) * (x.ndim - 2))]

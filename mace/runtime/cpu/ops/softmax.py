@@ -1,0 +1,25 @@
+"""Softmax along `axis`; `legacy_flatten` (opset < 13) flattens to 2-D at `axis` first."""
+from __future__ import annotations
+
+import numpy as np
+
+from mace.runtime.cpu.registry import cpu_op
+
+
+def softmax_np(x: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    e = np.exp(x - m)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+@cpu_op("Softmax")
+def softmax(node, inputs):
+    x = np.asarray(inputs[0], dtype=np.float32)
+    if x.size == 0:
+        return [np.zeros(x.shape, np.float32)]
+    axis = int(node.attrs.get("axis", -1)) % max(x.ndim, 1)
+    if node.attrs.get("legacy_flatten", 0):
+        outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+        return [softmax_np(x.reshape(outer, -1), 1).reshape(x.shape)]
+    return [softmax_np(x, axis)]

@@ -1,0 +1,142 @@
+/* Dense and grouped convolution (NCHW), register-blocked for PoCL's CPU device and GPUs alike.
+ *
+ * PoCL (LLVM) does not vectorize across work-items when the kernel body has loops, and it does
+ * not inline builtins such as mad()/vload4(); so each work-item computes an explicit SIMD tile:
+ * OCB output channels x (PB vectors of VW consecutive output pixels of one output row), with
+ * plain vector loads through an unaligned vector pointer type and `a * b + c` (contracted to FMA
+ * by -cl-mad-enable). Weights are float (whatever the storage type), packed at init as
+ * [group][Mg/OCB][Cg][KH][KW][OCB] so the inner loop reads them contiguously.
+ *
+ * Compile-time constants: KH KW SH SW DH DW (kernel geometry), OCB, VW, PB, ACT.
+ * The input is read without padding checks: the op pads it into a scratch buffer first
+ * (`pad_input`) when the conv has pads, so every tap of every tile is in range.
+ */
+#ifdef PAD_ONLY
+#define VW 1
+#define SW 1
+#endif
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+#if VW == 1
+#define vf float
+#else
+#define vf CAT(float, VW)
+#endif
+typedef vf vf_u __attribute__((aligned(4)));
+
+#ifdef STORAGE_HALF
+#if VW == 1
+#define VLOAD(p) vload_half(0, (p))
+#define VSTORE(v, p) vstore_half((v), 0, (p))
+#else
+#define VLOAD(p) CAT(vload_half, VW)(0, (p))
+#define VSTORE(v, p) CAT(vstore_half, VW)((v), 0, (p))
+#endif
+#else
+#define VLOAD(p) (*(const __global vf_u*)(p))
+#define VSTORE(v, p) (*(__global vf_u*)(p) = (v))
+#endif
+
+/* VW output pixels of a row for one tap: unit stride, stride 2 (even lanes of 2*VW), or gather. */
+#if SW == 1
+#define LOADS(p) VLOAD(p)
+#elif SW == 2 && VW > 1
+#define LOADS(p) ((vf)(VLOAD(p).even, VLOAD((p) + VW).even))
+#else
+inline vf loads_gather(const __global store_t* p) {
+#if VW == 1
+    return LOAD(p, 0);
+#else
+    vf v;
+#pragma unroll
+    for (int l = 0; l < VW; l++) v[l] = LOAD(p, l * SW);
+    return v;
+#endif
+}
+#define LOADS(p) loads_gather(p)
+#endif
+
+#ifndef PAD_ONLY
+#define TILE (VW * PB)
+
+/* conv2d: the general / pointwise conv. Chosen for every Conv that is not depthwise; a 1x1
+ * stride-1 conv runs it as a blocked GEMM over flattened pixels (OH = 1, OW = H*W).
+ * gws = (ceil(OW / TILE), OH, N * G * MB): tiles past the row end are clamped to OW - TILE
+ * (they overlap their neighbour and write the same values), so OW >= TILE is required. */
+__kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp), already padded */
+                     __global const float* restrict w,      /* packed, see above */
+                     __global const float* restrict bias,   /* (G*MB*OCB), zero-filled */
+                     __global store_t* restrict out,        /* (N, M, OH, OW) */
+                     int Cg, int Hp, int Wp, int OH, int OW, int G, int MB, int Mg, int NZ) {
+    const int ow0 = min((int)get_global_id(0) * TILE, OW - TILE);
+    const int oh = get_global_id(1);
+    const int z = get_global_id(2);
+    if (oh >= OH || z >= NZ) return;
+    const int mb = z % MB;
+    const int ng = z / MB;          /* n * G + g */
+    const int g = ng % G;
+    const int n = ng / G;
+    const int plane = Hp * Wp;
+    const __global store_t* ip = in + (size_t)ng * Cg * plane + (oh * SH) * Wp + ow0 * SW;
+    const __global float* wp = w + (size_t)(g * MB + mb) * Cg * (KH * KW * OCB);
+
+    vf acc[OCB][PB];
+#pragma unroll
+    for (int j = 0; j < OCB; j++)
+#pragma unroll
+        for (int b = 0; b < PB; b++) acc[j][b] = 0.0f;
+
+    for (int c = 0; c < Cg; c++) {
+#pragma unroll
+        for (int kh = 0; kh < KH; kh++) {
+            const __global store_t* rp = ip + kh * DH * Wp;
+#pragma unroll
+            for (int kw = 0; kw < KW; kw++) {
+                vf x[PB];
+#pragma unroll
+                for (int b = 0; b < PB; b++) x[b] = LOADS(rp + kw * DW + b * VW * SW);
+                const __global float* wk = wp + (kh * KW + kw) * OCB;
+#pragma unroll
+                for (int j = 0; j < OCB; j++) {
+                    const float wv = wk[j];
+#pragma unroll
+                    for (int b = 0; b < PB; b++) acc[j][b] = wv * x[b] + acc[j][b];
+                }
+            }
+        }
+        ip += plane;
+        wp += KH * KW * OCB;
+    }
+
+    const int m0 = mb * OCB;
+    __global store_t* op = out + ((size_t)(n * G + g) * Mg + m0) * (OH * OW) + oh * OW + ow0;
+    const __global float* bp = bias + (g * MB + mb) * OCB;
+#pragma unroll
+    for (int j = 0; j < OCB; j++) {
+        if (m0 + j < Mg) {
+            const float bv = bp[j];
+#pragma unroll
+            for (int b = 0; b < PB; b++) {
+                vf v = acc[j][b] + bv;
+                VSTORE(ACTIVATE(v), op + (size_t)j * (OH * OW) + b * VW);
+            }
+        }
+    }
+}
+
+#endif /* PAD_ONLY */
+
+/* pad_input: zero-pads the spatial dims into a scratch buffer before conv2d / depthwise when the
+ * conv has pads. gws = (round_up(Wp), Hp, N*C). */
+__kernel void pad_input(__global const store_t* restrict in, __global store_t* restrict out,
+                        int H, int W, int Hp, int Wp, int pt, int pl) {
+    const int x = get_global_id(0);
+    const int y = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (x >= Wp) return;
+    const int iy = y - pt, ix = x - pl;
+    float v = 0.0f;
+    if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = LOAD(in, ((size_t)nc * H + iy) * W + ix);
+    STORE(out, ((size_t)nc * Hp + y) * Wp + x, v);
+}

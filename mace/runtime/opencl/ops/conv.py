@@ -1,0 +1,151 @@
+"""Conv on the GPU runtime (1-D and 2-D; groups, strides, dilations, explicit asymmetric pads).
+
+Variants (`conv.cl`, `depthwise.cl`):
+- `conv2d` pointwise: 1x1, stride 1, no pads -> a blocked GEMM over the flattened H*W pixels
+  (each work-item: OCB output channels x VW*PB pixels).
+- `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped,
+  1x1 strided), same register tile over an output row.
+- `depthwise`: group == C == M; each work-item computes RB output rows x VW*PB pixels of a channel.
+Padded convs first copy the input into a zero-padded scratch buffer (`pad_input`, one launch)
+so the conv kernels never test bounds. Bias and the fused activation are applied in the kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyopencl as cl
+
+from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
+
+#: work-items per work-group for the register-tiled kernels: PoCL's default picks one huge
+#: work-group (one CPU thread); tiles are independent so (1, 1, 1) always divides.
+TILE_LWS = (1, 1, 1)
+
+
+def pick_vw(width: int, max_pb: int = 2) -> tuple[int, int]:
+    """(VW, PB): pixel vector width and vectors per tile for a row of `width` outputs."""
+    for vw, pb in ((16, 2), (16, 1), (8, 1), (4, 1)):
+        if pb <= max_pb and width >= vw * pb:
+            return vw, pb
+    return 1, 1
+
+
+def round_up(x: int, m: int) -> int:
+    return (x + m - 1) // m * m
+
+
+def scratch_buffer(rt, nbytes: int) -> cl.Buffer:
+    """A scratch buffer shared by the ops of one executor (the queue is in order, and each user
+    writes it and reads it back within its own launches)."""
+    pool = rt.__dict__.setdefault("_mace_scratch", [])
+    for buf in pool:
+        if buf.size >= nbytes:
+            return buf
+    buf = cl.Buffer(rt.ctx, cl.mem_flags.READ_WRITE, size=max(nbytes, 4))
+    pool.append(buf)
+    return buf
+
+
+def as_2d(in_shape, out_shape, w_shape, attrs):
+    """Geometry of a 1-D or 2-D conv as 2-D: (N, C, H, W), (OH, OW), (KH, KW), strides, dilations, pads."""
+    nsp = len(in_shape) - 2
+    kernel = list(attrs.get("kernel_shape", w_shape[2:]))
+    strides = list(attrs.get("strides", [1] * nsp))
+    dil = list(attrs.get("dilations", [1] * nsp))
+    pads = list(attrs.get("pads", [0] * (2 * nsp)))
+    if nsp == 1:
+        return ((in_shape[0], in_shape[1], 1, in_shape[2]), (1, out_shape[2]), (1, kernel[0]), (1, strides[0]),
+                (1, dil[0]), (0, pads[0], 0, pads[1]))
+    return (tuple(in_shape), tuple(out_shape[2:]), tuple(kernel), tuple(strides), tuple(dil), tuple(pads))
+
+
+class PadStep:
+    """Zero-pads the input into a scratch buffer (one launch) for padded convs."""
+
+    def __init__(self, op: GpuOp, n, c, h, w, pads):
+        self.op = op
+        pt, pl, pb, pr = pads
+        self.dims = (n, c, h, w, h + pt + pb, w + pl + pr, pt, pl)
+        self.kernel, self.key = op.kernel("conv", "pad_input", ["-DPAD_ONLY"])
+        hp, wp = self.dims[4], self.dims[5]
+        self.buf = scratch_buffer(op.rt, n * c * hp * wp * op.rt.store_dtype.itemsize)
+
+    def launch(self, src: cl.Buffer, name: str) -> Launch:
+        n, c, h, w, hp, wp, pt, pl = self.dims
+        self.kernel.set_args(src, self.buf, i32(h), i32(w), i32(hp), i32(wp), i32(pt), i32(pl))
+        lx = 16 if wp >= 16 else 1
+        return Launch(self.kernel, (round_up(wp, lx), hp, n * c), (lx, 1, 1), name=f"{name}/pad:{self.op.node.op_type}", program_key=self.key)
+
+
+@gpu_op
+class ConvOp(GpuOp):
+    op_types = ("Conv",)
+
+    @classmethod
+    def supports(cls, node, in_shapes, out_shapes):
+        return len(in_shapes[0]) in (3, 4) and len(in_shapes) >= 2
+
+    def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        super().__init__(rt, node, in_shapes, out_shapes, consts)
+        a = node.attrs
+        w = consts[1]
+        if w is None:
+            raise NotImplementedError("Conv with a non-constant weight")  # pragma: no cover
+        (n, c, h, wd), (oh, ow), (kh, kw), (sh, sw), (dh, dw), pads = as_2d(in_shapes[0], out_shapes[0], w.shape, a)
+        group = int(a.get("group", 1))
+        m = w.shape[0]
+        cg, mg = c // group, m // group
+        w4 = np.asarray(w, np.float32).reshape(m, cg, kh, kw)
+        bias = consts[2] if len(consts) > 2 and consts[2] is not None else None
+        if bias is None and len(node.inputs) > 2 and node.inputs[2]:
+            raise NotImplementedError("Conv with a non-constant bias")  # pragma: no cover
+        bias = np.zeros(m, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(m)
+        self.geom = (n, c, h, wd, oh, ow, m, group)
+        self.flops = 2.0 * n * m * oh * ow * cg * kh * kw
+        act = self.activation_options()
+        self.pad = None
+        geo = [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
+        if cg == 1 and mg == 1 and group > 1:
+            self.variant = "depthwise"
+            vw, pb = pick_vw(ow)
+            rb = min(4, oh)
+            self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"])
+            self.w = rt.upload(w4.reshape(m, kh * kw), dtype=np.float32)
+            self.b = rt.upload(bias, dtype=np.float32)
+            self.gws = (-(-ow // (vw * pb)), -(-oh // rb), n * c)
+            self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
+            return
+        self.pad = PadStep(self, n, c, h, wd, pads) if any(pads) else None
+        hp, wp = h + pads[0] + pads[2], wd + pads[1] + pads[3]
+        pointwise = kh == kw == 1 and sh == sw == 1 and not any(pads)
+        if pointwise:  # GEMM over flattened pixels
+            self.variant = "pointwise"
+            hp, wp, ohk, owk = 1, h * wd, 1, oh * ow
+        else:
+            self.variant = "direct"
+            ohk, owk = oh, ow
+        ocb = 8 if mg > 4 else 4
+        vw, pb = pick_vw(owk)
+        mb = -(-mg // ocb)
+        packed = np.zeros((group, mb * ocb, cg, kh, kw), np.float32)
+        packed[:, :mg] = w4.reshape(group, mg, cg, kh, kw)
+        packed = packed.reshape(group, mb, ocb, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
+        bpk = np.zeros((group, mb * ocb), np.float32)
+        bpk[:, :mg] = bias.reshape(group, mg)
+        self.k, self.key = self.kernel("conv", "conv2d", geo + act + [f"-DOCB={ocb}", f"-DVW={vw}", f"-DPB={pb}"])
+        self.w = rt.upload(np.ascontiguousarray(packed), dtype=np.float32)
+        self.b = rt.upload(bpk, dtype=np.float32)
+        nz = n * group * mb
+        self.gws = (-(-owk // (vw * pb)), ohk, nz)
+        self.args = [i32(cg), i32(hp), i32(wp), i32(ohk), i32(owk), i32(group), i32(mb), i32(mg), i32(nz)]
+
+    def bind(self, inputs, outputs):
+        name = f"{self.node.name}:{self.node.op_type}"
+        launches = []
+        src = inputs[0]
+        if self.pad is not None:
+            launches.append(self.pad.launch(src, self.node.name))
+            src = self.pad.buf
+        self.k.set_args(src, self.w, self.b, outputs[0], *self.args)
+        launches.append(Launch(self.k, self.gws, TILE_LWS, name=name, program_key=self.key, flops=self.flops,
+                               tune_key_extra={"variant": self.variant}))
+        return launches

@@ -1,0 +1,91 @@
+/* Element-wise ops.
+ *
+ * unary / unary4: a standalone activation, y = ACTIVATE(x) (-DACT=<id>, -DACT_A/B parameters).
+ * binary_*: Add / Sub / Mul / Div / PRelu, chosen by the `op` argument (one build for all five),
+ * followed by the fused activation (ACTIVATE). Variants by broadcast pattern:
+ *   binary_same(4)   both operands have the output's shape
+ *   binary_scalar    one operand is a single element
+ *   binary_channel   one operand varies along one run of dims: index (i / inner) % channels
+ *   binary_bcast     general: output dims (6, padded) and per-operand strides (0: broadcast)
+ * In scalar / channel the "full" operand is `a`; `swap` = 1 when it is the op's second operand.
+ */
+#define OP_ADD 0
+#define OP_SUB 1
+#define OP_MUL 2
+#define OP_DIV 3
+#define OP_PRELU 4
+
+inline float binop(float x, float y, int op) {
+    if (op == OP_ADD) return x + y;
+    if (op == OP_SUB) return x - y;
+    if (op == OP_MUL) return x * y;
+    if (op == OP_DIV) return x / y;
+    return x >= 0.0f ? x : x * y; /* PRelu: y is the slope */
+}
+
+inline float4 binop4(float4 x, float4 y, int op) {
+    if (op == OP_ADD) return x + y;
+    if (op == OP_SUB) return x - y;
+    if (op == OP_MUL) return x * y;
+    if (op == OP_DIV) return x / y;
+    return select(x * y, x, x >= (float4)(0.0f));
+}
+
+kernel void unary(global const store_t* x, global store_t* y) {
+    int i = get_global_id(0);
+    float v = LOAD(x, i);
+    STORE(y, i, ACTIVATE(v));
+}
+
+kernel void unary4(global const store_t* x, global store_t* y) {
+    int i = get_global_id(0);
+    float4 v = LOAD4(x, i);
+    STORE4(y, i, ACTIVATE(v));
+}
+
+kernel void binary_same(global const store_t* a, global const store_t* b, global store_t* out, int op) {
+    int i = get_global_id(0);
+    float v = binop(LOAD(a, i), LOAD(b, i), op);
+    STORE(out, i, ACTIVATE(v));
+}
+
+kernel void binary_same4(global const store_t* a, global const store_t* b, global store_t* out, int op) {
+    int i = get_global_id(0);
+    float4 v = binop4(LOAD4(a, i), LOAD4(b, i), op);
+    STORE4(out, i, ACTIVATE(v));
+}
+
+kernel void binary_scalar(global const store_t* a, global const store_t* b, global store_t* out, int op,
+                          int swap) {
+    int i = get_global_id(0);
+    float x = LOAD(a, i), s = LOAD(b, 0);
+    float v = swap ? binop(s, x, op) : binop(x, s, op);
+    STORE(out, i, ACTIVATE(v));
+}
+
+kernel void binary_channel(global const store_t* a, global const store_t* b, global store_t* out, int op,
+                           int swap, int inner, int channels) {
+    int i = get_global_id(0);
+    float x = LOAD(a, i), s = LOAD(b, (i / inner) % channels);
+    float v = swap ? binop(s, x, op) : binop(x, s, op);
+    STORE(out, i, ACTIVATE(v));
+}
+
+/* gws = (d5, d0*d1*d2*d3*d4); the output is dense in d0..d5. */
+kernel void binary_bcast(global const store_t* a, global const store_t* b, global store_t* out, int op,
+                         int d1, int d2, int d3, int d4, int d5,
+                         int as0, int as1, int as2, int as3, int as4, int as5,
+                         int bs0, int bs1, int bs2, int bs3, int bs4, int bs5) {
+    int c5 = get_global_id(0);
+    int r0 = get_global_id(1);
+    int r = r0;
+    int c4 = r % d4; r /= d4;
+    int c3 = r % d3; r /= d3;
+    int c2 = r % d2; r /= d2;
+    int c1 = r % d1;
+    int c0 = r / d1;
+    int ia = c0 * as0 + c1 * as1 + c2 * as2 + c3 * as3 + c4 * as4 + c5 * as5;
+    int ib = c0 * bs0 + c1 * bs1 + c2 * bs2 + c3 * bs3 + c4 * bs4 + c5 * bs5;
+    float v = binop(LOAD(a, ia), LOAD(b, ib), op);
+    STORE(out, r0 * d5 + c5, ACTIVATE(v));
+}

@@ -1,0 +1,43 @@
+/* Resize from per-axis tap tables computed on the host at init (the CPU runtime's tables: same
+ * sampling positions, rounding modes and weights on both runtimes).
+ *
+ * resize_nearest: any rank <= 6, any axis scaled; `tab` holds src_index * src_stride for each
+ *                 output index of every axis, axis k's entries start at o_k (entry 0 is 0 and
+ *                 serves padded axes). gws = (d5, d0*..*d4).
+ * resize_taps:    linear (taps = 2) or cubic (taps = 4) on the last two axes; leading axes are
+ *                 not scaled and merged into `rows`. yidx holds src_row * in_w, xidx src_col.
+ *                 gws = (out_w, out_h, rows).
+ */
+kernel void resize_nearest(global const store_t* x, global store_t* y, global const int* tab,
+                           int d1, int d2, int d3, int d4, int d5,
+                           int o0, int o1, int o2, int o3, int o4, int o5) {
+    int c5 = get_global_id(0);
+    int r0 = get_global_id(1);
+    int r = r0;
+    int c4 = r % d4; r /= d4;
+    int c3 = r % d3; r /= d3;
+    int c2 = r % d2; r /= d2;
+    int c1 = r % d1;
+    int c0 = r / d1;
+    int src = tab[o0 + c0] + tab[o1 + c1] + tab[o2 + c2] + tab[o3 + c3] + tab[o4 + c4] + tab[o5 + c5];
+    STORE(y, r0 * d5 + c5, LOAD(x, src));
+}
+
+kernel void resize_taps(global const store_t* x, global store_t* y,
+                        global const int* yidx, global const float* yw,
+                        global const int* xidx, global const float* xw,
+                        int taps, int out_h, int out_w, int in_hw) {
+    int ox = get_global_id(0);
+    int oy = get_global_id(1);
+    int row = get_global_id(2);
+    global const store_t* src = x + row * in_hw;
+    float acc = 0.0f;
+    for (int i = 0; i < taps; ++i) {
+        float wy = yw[oy * taps + i];
+        int yoff = yidx[oy * taps + i];
+        float line = 0.0f;
+        for (int j = 0; j < taps; ++j) line += xw[ox * taps + j] * LOAD(src, yoff + xidx[ox * taps + j]);
+        acc += wy * line;
+    }
+    STORE(y, (row * out_h + oy) * out_w + ox, acc);
+}

@@ -1,0 +1,32 @@
+"""Tuning keys and records.
+
+Key: op type + input/output shapes + every attribute that shapes the generated code or the
+launch + the data type (the build options and global sizes follow from these). The kernel
+source hashes and the driver version are stored in the record, not the key, so a record whose
+source or driver changed is recognized as stale and reported instead of silently missing or,
+worse, applied blindly (tinygrad #11908 is the cautionary tale of a key that missed an input).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+_IGNORED_ATTRS = {"name"}
+
+
+def tuning_key(op_type: str, in_shapes, out_shapes, attrs: dict, data_type: str) -> str:
+    canon = json.dumps([op_type, [list(s) for s in in_shapes], [list(s) for s in out_shapes],
+                        {k: attrs[k] for k in sorted(attrs) if k not in _IGNORED_ATTRS}, data_type],
+                       sort_keys=True, default=str)
+    digest = hashlib.sha256(canon.encode()).hexdigest()[:16]
+    out = "x".join(str(d) for d in out_shapes[0]) if out_shapes else ""
+    return f"{op_type}:{out}:{data_type}:{digest}"
+
+
+def op_key(op, data_type: str) -> str:
+    return tuning_key(op.node.op_type, op.in_shapes, op.out_shapes, op.node.attrs, data_type)
+
+
+def source_hashes(launches) -> list[str]:
+    """The kernel-source part of each launch's program key (`name|options|srchash`)."""
+    return sorted({l.program_key.rsplit("|", 1)[-1] for l in launches if l.program_key})

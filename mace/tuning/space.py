@@ -1,0 +1,44 @@
+"""Candidate local work sizes for one launch, MACE-style, filtered by what the device and the
+kernel allow. The driver's own choice (None) is always first, so tuning can keep it."""
+from __future__ import annotations
+
+import itertools
+
+MODE_LIMITS = {"fast": 3, "normal": 6, "exhaustive": 40}
+_PREFERRED = (64, 32, 16, 128, 8, 256, 4, 2, 1)
+
+
+def _divisors(n: int, cap: int) -> list[int]:
+    return [d for d in _PREFERRED if d <= cap and n % d == 0]
+
+
+def local_sizes(gws: tuple[int, ...], kernel_max: int, device_max_dims: tuple[int, ...],
+                mode: str = "normal") -> list[tuple[int, ...] | None]:
+    """None first, then local sizes that divide the global size (OpenCL 1.2 needs that),
+    ordered by how often they win on GPUs (a power of two around 64 work-items first)."""
+    limit = MODE_LIMITS[mode]
+    per_dim = [_divisors(g, min(kernel_max, device_max_dims[i] if i < len(device_max_dims) else 1))
+               for i, g in enumerate(gws)]
+    cands = []
+    for combo in itertools.product(*per_dim):
+        total = 1
+        for c in combo:
+            total *= c
+        if 1 < total <= kernel_max:
+            cands.append(combo)
+    # favour totals near 64, then the first dimension largest (unit-stride work-items together)
+    cands.sort(key=lambda c: (abs(_log2(_prod(c)) - 6), [-x for x in c]))
+    out: list[tuple[int, ...] | None] = [None]
+    out.extend(cands[: max(limit - 1, 0)])
+    return out
+
+
+def _prod(c) -> int:
+    p = 1
+    for x in c:
+        p *= x
+    return p
+
+
+def _log2(n: int) -> float:
+    return n.bit_length() - 1

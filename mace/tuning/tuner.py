@@ -1,0 +1,242 @@
+"""The search: per op instance, time every (variant, local size) candidate with OpenCL
+profiling events and keep the fastest, or the driver's default when nothing beats it.
+
+Timing per candidate: one warm-up launch, then repeated launches until the per-candidate
+budget of the mode is spent (at least `min_samples`), the median kernel time. Inputs are the
+engine's dummy inputs (uniform in [-1, 1], not zeros). Candidates that fail to build or launch
+are skipped and counted. A global budget in seconds stops the search; untuned ops keep defaults.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyopencl as cl
+
+from mace.tuning import records, space
+
+log = logging.getLogger("mace.tuning")
+
+MODES = {
+    "fast": {"candidate_s": 0.003, "min_samples": 3, "variants": False},
+    "normal": {"candidate_s": 0.010, "min_samples": 5, "variants": True},
+    "exhaustive": {"candidate_s": 0.040, "min_samples": 10, "variants": True},
+}
+#: a candidate must beat the default by this fraction to replace it (timing noise margin)
+MIN_GAIN = 0.03
+
+
+@dataclass
+class OpResult:
+    name: str
+    op_type: str
+    key: str
+    default_s: float
+    tuned_s: float
+    variant: str
+    lws: list
+    candidates: int
+    failed: int
+
+    @property
+    def gain(self) -> float:
+        return 1.0 - self.tuned_s / self.default_s if self.default_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "op_type": self.op_type, "key": self.key, "default_ms": self.default_s * 1e3,
+                "tuned_ms": self.tuned_s * 1e3, "gain": self.gain, "variant": self.variant, "lws": self.lws,
+                "candidates": self.candidates, "failed": self.failed}
+
+
+@dataclass
+class TuneResult:
+    mode: str
+    budget_s: float | None
+    seconds: float = 0.0
+    ops: list[OpResult] = field(default_factory=list)
+    untuned_ops: int = 0
+    model_before_s: float = 0.0
+    model_after_s: float = 0.0
+    launches_timed: int = 0
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "budget_s": self.budget_s, "seconds": self.seconds,
+                "model_before_ms": self.model_before_s * 1e3, "model_after_ms": self.model_after_s * 1e3,
+                "gain": 1.0 - self.model_after_s / self.model_before_s if self.model_before_s else 0.0,
+                "untuned_ops": self.untuned_ops, "launches_timed": self.launches_timed,
+                "candidates": sum(o.candidates for o in self.ops), "failed": sum(o.failed for o in self.ops),
+                "ops": [o.to_dict() for o in self.ops]}
+
+
+def _time(queue, launches, lws_list, candidate_s: float, min_samples: int) -> tuple[float, float, int]:
+    """Median and spread (p90 - p10) of the summed kernel time of `launches`."""
+    for l, lws in zip(launches, lws_list):
+        cl.enqueue_nd_range_kernel(queue, l.kernel, l.gws, lws)
+    queue.finish()
+    samples: list[float] = []
+    t0 = time.perf_counter()
+    while len(samples) < min_samples or (time.perf_counter() - t0 < candidate_s and len(samples) < 200):
+        evs = [cl.enqueue_nd_range_kernel(queue, l.kernel, l.gws, lws) for l, lws in zip(launches, lws_list)]
+        evs[-1].wait()
+        samples.append(sum((e.profile.end - e.profile.start) for e in evs) * 1e-9)
+    a = np.array(samples)
+    return float(np.median(a)), float(np.percentile(a, 90) - np.percentile(a, 10)), len(a)
+
+
+def _model_latency(engine, runs: int = 7) -> float:
+    inputs = engine._dummy_inputs()
+    engine.executor.run(inputs)
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        engine.executor.run(inputs)
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def tune(engine, mode: str = "normal", budget: float | None = None, progress=None) -> TuneResult:
+    """Tune every GPU op of `engine`, store the records in its program cache, rebuild the kept
+    programs from source (so no discarded local size is stored) and save the cache."""
+    from mace.errors import MaceError
+    if mode not in MODES:
+        raise MaceError(f"unknown tuning mode {mode!r}: choose fast, normal or exhaustive")
+    if engine.device is None:
+        raise MaceError("tuning needs the GPU runtime (runtime='gpu' or 'cpu+gpu')")
+    cfg = MODES[mode]
+    ex = engine.executor
+    dev = engine.device
+    result = TuneResult(mode, budget)
+    t_start = time.perf_counter()
+    ex.run(engine._dummy_inputs())  # buffers hold real (non-zero) data from here on
+    result.model_before_s = _model_latency(engine)
+    names = [n for n in ex._order if isinstance(n, str)]
+    dev_dims = tuple(dev.max_work_item_sizes)
+    for idx, name in enumerate(names):
+        if budget is not None and time.perf_counter() - t_start > budget:
+            result.untuned_ops = len(names) - idx
+            log.info("tuning budget of %.0f s spent: %d ops keep their defaults", budget, result.untuned_ops)
+            break
+        op = ex.ops[name]
+        res = _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result)
+        if res is not None:
+            result.ops.append(res)
+            if engine.program_cache is not None:
+                engine.program_cache.put_tuning(engine.executor.builder.fingerprint, res.key, {
+                    "variant": res.variant, "lws": res.lws, "median_s": res.tuned_s,
+                    "spread_s": res._spread, "samples": res._samples, "default_s": res.default_s,
+                    "driver": dev.driver_version, "device": dev.name.strip(), "mode": mode,
+                    "source_hashes": res._sources, "tuned_at": time.time(),
+                })
+        if progress:
+            progress(idx + 1, len(names), name)
+    result.model_after_s = _model_latency(engine)
+    if result.model_after_s > result.model_before_s * (1 + MIN_GAIN):
+        log.info("tuned model measured %.2f ms vs %.2f ms before (within noise of per-op gains)",
+                 result.model_after_s * 1e3, result.model_before_s * 1e3)
+    result.seconds = time.perf_counter() - t_start
+    engine.rebuild_after_tuning()
+    return result
+
+
+def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
+    default_variant = op.variant
+    key = records.op_key(op, ex.data_type)
+    launches = ex.segments[name]
+    if not launches:
+        return None
+    base_lws = [None] * len(launches)
+    default_s, _, _ = _time(ex.queue, launches, base_lws, cfg["candidate_s"], cfg["min_samples"])
+    result.launches_timed += 1
+    best = (default_s, default_variant, base_lws, launches)
+    tried = failed = 0
+    variants = op.variants() if cfg["variants"] else [default_variant]
+    for variant in variants:
+        try:
+            if variant != op.variant:
+                op.use_variant(variant)
+            cand_launches = ex.bind_op(name) if variant != default_variant else launches
+        except Exception as exc:  # a variant that fails to build is skipped and counted
+            failed += 1
+            log.debug("variant %s of %s failed: %s", variant, name, exc)
+            continue
+        # coordinate search: each launch's local size in turn, the others fixed
+        chosen = [None] * len(cand_launches)
+        for li, l in enumerate(cand_launches):
+            kmax = l.kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, dev)
+            best_l = None
+            best_t = None
+            for lws in space.local_sizes(tuple(l.gws), kmax, dev_dims, mode):
+                trial = list(chosen)
+                trial[li] = lws
+                tried += 1
+                try:
+                    t, _, _ = _time(ex.queue, cand_launches, trial, cfg["candidate_s"], cfg["min_samples"])
+                except cl.Error as exc:
+                    failed += 1
+                    log.debug("local size %s of %s failed: %s", lws, name, exc)
+                    continue
+                result.launches_timed += 1
+                if best_t is None or t < best_t:
+                    best_t, best_l = t, lws
+            chosen[li] = best_l
+        t, _, _ = _time(ex.queue, cand_launches, chosen, cfg["candidate_s"], cfg["min_samples"])
+        if t < best[0] * (1 - MIN_GAIN):
+            best = (t, variant, chosen, cand_launches)
+    _, variant, lws, _ = best
+    # apply the winner to the live executor (fresh launches of the chosen variant)
+    if op.variant != variant:
+        op.use_variant(variant)
+    chosen_launches = ex.bind_op(name)
+    for l, w in zip(chosen_launches, lws):
+        l.lws = tuple(w) if w else None
+    ex.set_segment(name, chosen_launches)
+    med, spread, n = _time(ex.queue, chosen_launches, [l.lws for l in chosen_launches],
+                           cfg["candidate_s"], cfg["min_samples"])
+    if variant == default_variant and all(w is None for w in lws):
+        med = min(med, default_s)  # the default kept: same configuration, two measurements
+    res = OpResult(name, op.node.op_type, key, default_s, med, variant,
+                   [list(w) if w else None for w in lws], tried, failed)
+    res._spread, res._samples = spread, n
+    res._sources = records.source_hashes(chosen_launches)
+    return res
+
+
+def make_lookup(cache, fingerprint, device, report=None):
+    """The executor's hook that applies stored records at init (variant + local sizes)."""
+    from mace.programcache.errors import Finding
+
+    def lookup(ex, name: str, op) -> None:
+        key = records.op_key(op, ex.data_type)
+        rec = cache.get_tuning(fingerprint, key)
+        if rec is None:
+            return
+        why = None
+        if rec.get("driver") != device.driver_version:
+            why = f"tuned on driver {rec.get('driver')}, this is {device.driver_version}"
+        launches = ex.segments[name]
+        original = op.variant
+        if why is None and rec.get("variant", op.variant) != op.variant:
+            try:
+                op.use_variant(rec["variant"])
+                launches = ex.bind_op(name)
+            except Exception as exc:
+                why = f"variant {rec['variant']} unusable ({exc})"
+        if why is None and rec.get("source_hashes") and records.source_hashes(launches) != rec["source_hashes"]:
+            why = "kernel source changed since tuning"
+        if why is None and len(rec.get("lws", [])) != len(launches):
+            why = "launch count changed"
+        if why is not None:
+            cache.report.tuning_hits -= 1
+            cache.report.tuning_misses += 1
+            cache.report.findings.append(Finding("TUNING_STALE", f"tuning record {key} not applied: {why}; "
+                                                 f"re-run `mace tune`", severity="info", key=key))
+            if op.variant != original:
+                op.use_variant(original)
+                ex.segments[name] = ex.bind_op(name)
+            return
+        for l, w in zip(launches, rec["lws"]):
+            l.lws = tuple(w) if w else None
+        ex.segments[name] = launches
+    return lookup
