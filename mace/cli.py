@@ -119,50 +119,6 @@ PROGRAM_OPT = click.option("--program", type=click.Path(dir_okay=False), default
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 
 
-# -- convert ---------------------------------------------------------------------------------
-
-@cli.command()
-@click.argument("model", required=False, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .mace file (short form).")
-@click.option("--config", type=click.Path(dir_okay=False), help="Deployment file mace.yml.")
-@click.option("--model-name", default=None, help="Convert only this model of the config.")
-@click.option("--build-dir", type=click.Path(file_okay=False), default=None, help="Output root (default ./build next to mace.yml).")
-@click.option("--data-type", type=click.Choice(["fp32_fp32", "fp16_fp32"]), default="fp32_fp32")
-@click.option("--input-shape", "input_shapes", multiple=True, help="NAME=1,3,224,224 (short form).")
-@JSON_OPT
-def convert(model, output, config, model_name, build_dir, data_type, input_shapes, as_json):
-    """Convert an ONNX model (short form) or every model of a mace.yml."""
-    from mace.errors import ConfigError
-    t0 = time.perf_counter()
-    if config:
-        from mace.config import load_config
-        from mace.convert.deployment import convert_config
-        loaded = load_config(config)
-        results = convert_config(loaded, Path(build_dir) if build_dir else None, model_name)
-        rows = [{"model": r.name, "onnx": str(r.onnx_path), "output": str(r.output), "nodes": r.nodes,
-                 "sha256": r.sha256, "runtime": r.runtime, "data_type": r.data_type} for r in results]
-    else:
-        if not model:
-            raise ConfigError("give an ONNX model (mace convert model.onnx -o model.mace) or --config mace.yml")
-        from mace.config import parse_shape
-        from mace.convert import convert as do_convert
-        shapes = {}
-        for s in input_shapes:
-            name, _, dims = s.partition("=")
-            shapes[name] = parse_shape(dims)
-        out = Path(output or Path(model).with_suffix(".mace"))
-        graph = do_convert(model, out, input_shapes=shapes, data_type=data_type)
-        rows = [{"model": graph.name, "onnx": model, "output": str(out), "nodes": len(graph.nodes),
-                 "sha256": graph.meta["model_sha256"], "ops": graph.op_counts()}]
-    elapsed = time.perf_counter() - t0
-    if as_json:
-        emit_json({"models": rows, "seconds": elapsed})
-    else:
-        for r in rows:
-            click.echo(f"{r['onnx']} -> {r['output']}  ({r['nodes']} ops, sha256 {r['sha256'][:16]}...)")
-        click.echo(f"converted {len(rows)} model(s) in {elapsed:.2f} s")
-
-
 # -- run -------------------------------------------------------------------------------------
 
 @cli.command()
@@ -336,6 +292,7 @@ def demo(device, program, as_json):
 
 
 def _register_plugins() -> None:
+    from mace.tools.workflow_cli import register as register_workflow; register_workflow(cli)  # convert, benchmark, report
     try:
         from mace.programcache.cli import register
     except ImportError:

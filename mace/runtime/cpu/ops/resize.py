@@ -95,9 +95,12 @@ def axis_taps(in_len: int, out_len: int, scale: float, attrs: dict) -> tuple[np.
 
 
 def is_identity(idx: np.ndarray, w: np.ndarray, in_len: int) -> bool:
+    """True when the table copies the axis unchanged (every weight sits on the output's own index)."""
     n = idx.shape[0]
-    return n == in_len and bool(np.all(w[:, 0] == 1)) and bool(np.all(idx[:, 0] == np.arange(n))) \
-        and bool(np.all(w[:, 1:] == 0))
+    if n != in_len:
+        return False
+    own = idx == np.arange(n)[:, None]
+    return bool(np.all(np.where(own, True, w == 0))) and bool(np.allclose(np.sum(np.where(own, w, 0), 1), 1))
 
 
 def output_shape(node, in_shape) -> list[int]:

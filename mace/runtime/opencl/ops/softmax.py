@@ -1,13 +1,10 @@
 """GPU Softmax: the input is viewed as [outer, n, inner] around `axis` (with `legacy_flatten`,
-opset < 13: [prod(dims before axis), prod(dims from axis)]); long rows with inner == 1 get one
-work group per row, everything else one work item per (outer, inner)."""
+opset < 13: [prod(dims before axis), prod(dims from axis)]); one work item per (outer, inner)
+pair runs max, sum and normalization over the n elements of its row."""
 from __future__ import annotations
 
 from mace.runtime.opencl.ops.base import gpu_op, i32
 from mace.runtime.opencl.ops.movement import FamilyOp, numel
-
-WG = 64          # SM_WG in softmax.cl
-WG_MIN_ROW = 128  # rows at least this long use the work-group kernel
 
 
 def softmax_view(shape, axis: int, legacy: bool) -> tuple[int, int, int]:
@@ -28,15 +25,10 @@ class Softmax(FamilyOp):
         shape = in_shapes[0]
         axis = int(node.attrs.get("axis", -1)) % max(len(shape), 1)
         self.outer, self.n, self.inner = softmax_view(shape, axis, bool(node.attrs.get("legacy_flatten", 0)))
-        self.wg = self.inner == 1 and self.n >= WG_MIN_ROW
-        self.kern, self.key = self.kernel("softmax", "softmax_wg" if self.wg else "softmax", [])
+        self.kern, self.key = self.kernel("softmax", "softmax", [])
 
     def bind(self, inputs, outputs):
         if self.outer * self.n * self.inner == 0:
             return []
-        x = self.with_consts(inputs)[0]
-        if self.wg:
-            self.kern.set_args(x, outputs[0], i32(self.n))
-            return [self.launch(self.kern, self.key, (WG * self.outer,), (WG,))]
-        self.kern.set_args(x, outputs[0], i32(self.n), i32(self.inner))
+        self.kern.set_args(self.with_consts(inputs)[0], outputs[0], i32(self.n), i32(self.inner))
         return [self.launch(self.kern, self.key, (self.inner, self.outer))]

@@ -1,0 +1,212 @@
+"""Click commands for the program cache: `inspect`, `doctor`, `cache verify|merge|prune`.
+
+`register(group)` adds them to the top-level `mace` group. Exit codes: 0 ok, 1 findings (the
+file is unusable or damaged), 2 bad input (file not found, not a mace cache where one is
+required, unknown device). `--json` prints one JSON document on stdout.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+OK, FINDINGS, BAD_INPUT = 0, 1, 2
+
+
+def _emit(obj: dict) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+def _bad_input(message: str, as_json: bool) -> None:
+    if as_json:
+        _emit({"ok": False, "error": message})
+    else:
+        click.echo(f"error: {message}", err=True)
+    sys.exit(BAD_INPUT)
+
+
+def _require_file(path: Path, as_json: bool) -> None:
+    if not path.exists():
+        _bad_input(f"{path}: no such file", as_json)
+    if not path.is_file():
+        _bad_input(f"{path}: not a regular file", as_json)
+
+
+def _echo_findings(findings) -> None:
+    for f in findings:
+        d = f if isinstance(f, dict) else f.to_dict()
+        click.echo(f"{d['severity']} {d['code']}: {d['message']}")
+        if d["fix"] and d["fix"] not in d["message"]:
+            click.echo(f"  fix: {d['fix']}")
+
+
+def _exit_for(findings, levels=("error",)) -> None:
+    sev = [f["severity"] if isinstance(f, dict) else f.severity for f in findings]
+    sys.exit(FINDINGS if any(s in levels for s in sev) else OK)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+file_argument = click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+
+
+@click.command("inspect")
+@file_argument
+@json_option
+def inspect_cmd(file: Path, as_json: bool) -> None:
+    """Identify FILE (mace cache, Xiaomi MACE legacy or protobuf file) and list its contents."""
+    from mace.programcache.inspect import inspect_file, render
+    _require_file(file, as_json)
+    try:
+        info = inspect_file(file)
+    except OSError as exc:
+        _bad_input(f"{file}: {exc.strerror or exc}", as_json)
+    if as_json:
+        _emit(info)
+    else:
+        render(info)
+    _exit_for(info["findings"])
+
+
+def _select_device(spec: str | None):
+    try:
+        from mace.runtime.opencl.device import select_device
+    except ImportError:                  # the engine's runtime is absent: a minimal chooser
+        select_device = _first_matching_device
+    return select_device(spec)
+
+
+def _first_matching_device(spec: str | None):
+    import pyopencl as cl
+    devices = [d for p in cl.get_platforms() for d in p.get_devices()]
+    if not devices:
+        raise LookupError("no OpenCL device found")
+    if spec is None:
+        return next((d for d in devices if d.type & cl.device_type.GPU), devices[0])
+    if spec.isdigit():
+        return devices[int(spec)]
+    return next(d for d in devices if spec.lower() in f"{d.platform.name} {d.name}".lower())
+
+
+@click.command("doctor")
+@file_argument
+@click.option("--device", "-d", default=None,
+              help="OpenCL device: index or name substring (default: MACE_DEVICE, else the "
+                   "first GPU, else the first device).")
+@json_option
+def doctor_cmd(file: Path, device: str | None, as_json: bool) -> None:
+    """Check that FILE will serve binaries to DEVICE; each finding with its cause and fix."""
+    from mace.programcache.doctor import doctor
+    from mace.programcache.fingerprint import DeviceFingerprint
+    _require_file(file, as_json)
+    try:
+        fp = DeviceFingerprint.from_cl_device(_select_device(device))
+    except Exception as exc:  # DeviceError, pyopencl errors, a bad index: all bad input
+        _bad_input(f"cannot select OpenCL device {device!r}: {exc}", as_json)
+    result = doctor(file, fp)
+    if as_json:
+        _emit(result.to_dict())
+    else:
+        click.echo(f"{file} on {fp.short()}: {'usable' if result.ok else 'NOT usable'}")
+        for k in ("format", "writer", "sections", "programs", "device_programs",
+                  "device_tuning_records", "blob_kinds"):
+            if k in result.stats:
+                click.echo(f"  {k.replace('_', ' ')}: {result.stats[k]}")
+        _echo_findings(result.findings)
+    sys.exit(OK if result.ok else FINDINGS)
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Verify, merge and prune program cache files."""
+
+
+@cache_group.command("verify")
+@file_argument
+@json_option
+def verify_cmd(file: Path, as_json: bool) -> None:
+    """Check every checksum of FILE (header, records, binaries) and its size cap."""
+    from mace.programcache.maintenance import verify
+    _require_file(file, as_json)
+    try:
+        findings = verify(file)
+    except OSError as exc:
+        _bad_input(f"{file}: {exc.strerror or exc}", as_json)
+    ok = not any(f.severity in ("error", "warning") for f in findings)
+    if as_json:
+        _emit({"path": str(file), "ok": ok, "findings": [f.to_dict() for f in findings]})
+    else:
+        click.echo(f"{file}: {'intact' if ok else 'problems found'}")
+        _echo_findings(findings)
+    sys.exit(OK if ok else FINDINGS)
+
+
+def _maintenance(action, as_json: bool) -> None:
+    from mace.programcache.errors import ProgramCacheError
+    try:
+        result = action()
+    except (OSError, ProgramCacheError) as exc:
+        _bad_input(getattr(exc, "message", None) or f"{getattr(exc, 'filename', '')}: "
+                   f"{getattr(exc, 'strerror', None) or exc}", as_json)
+    if as_json:
+        _emit(result.to_dict())
+    else:
+        click.echo(f"{result.path}: " + ", ".join(f"{k} {v}" for k, v in result.stats.items()
+                                                  if not isinstance(v, (list, dict))))
+        _echo_findings(result.findings)
+    sys.exit(OK if result.ok else FINDINGS)
+
+
+@cache_group.command("merge")
+@click.argument("a", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The merged file (may be A or B).")
+@json_option
+def merge_cmd(a: Path, b: Path, output: Path, as_json: bool) -> None:
+    """Union of caches A and B by key (all device sections kept) into OUTPUT."""
+    from mace.programcache.maintenance import merge
+    for p in (a, b):
+        _require_file(p, as_json)
+    _maintenance(lambda: merge(a, b, output), as_json)
+
+
+@cache_group.command("prune")
+@file_argument
+@click.option("--max-bytes", required=True, help="Size cap: bytes, or 64M / 64MiB / 1G.")
+@json_option
+def prune_cmd(file: Path, max_bytes: str, as_json: bool) -> None:
+    """Drop least-recently-used programs of FILE until it fits --max-bytes."""
+    from mace.programcache.maintenance import prune
+    from mace.programcache.settings import parse_size
+    _require_file(file, as_json)
+    try:
+        cap = parse_size(max_bytes)
+    except ValueError as exc:
+        _bad_input(str(exc), as_json)
+    _maintenance(lambda: prune(file, cap), as_json)
+
+
+def register(cli_group: click.Group) -> None:
+    """Add `inspect`, `doctor` and `cache` (verify, merge, prune) to the top-level group. An
+    existing `cache` group gets the three subcommands instead."""
+    cli_group.add_command(inspect_cmd, "inspect")
+    cli_group.add_command(doctor_cmd, "doctor")
+    existing = cli_group.commands.get("cache")
+    if isinstance(existing, click.Group) and existing is not cache_group:
+        for name, cmd in cache_group.commands.items():
+            existing.add_command(cmd, name)
+    else:
+        cli_group.add_command(cache_group, "cache")
+
+
+@click.group()
+def main() -> None:
+    """The program cache tools alone (`python -m mace.programcache.cli`)."""
+
+
+register(main)
+
+if __name__ == "__main__":
+    main()

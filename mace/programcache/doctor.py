@@ -1,0 +1,121 @@
+"""`mace doctor FILE`: will this cache file serve this device (and these programs)?
+
+Each finding has a code, its cause and its fix; `ok` is True when nothing is an error, i.e.
+the engine would take binaries from this file on this device.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mace.programcache import blobkind, settings
+from mace.programcache.errors import (
+    DAMAGED_ENTRY,
+    FOREIGN_DEVICE,
+    MACE_OUT_OF_RESOURCES,
+    MISSING,
+    MISSING_PROGRAMS,
+    QUARANTINED,
+    UNWRITABLE,
+    VERSION_MISMATCH,
+    Finding,
+)
+from mace.programcache.fingerprint import DeviceFingerprint
+from mace.programcache.report import human_bytes
+from mace.programcache.store import ProgramCache
+
+# load findings that make the file unusable on the device
+_FATAL = {"MAGIC_MISMATCH", "XIAOMI_FORMAT", FOREIGN_DEVICE, MISSING, UNWRITABLE}
+
+
+@dataclass
+class DoctorResult:
+    path: str
+    device: dict | None
+    findings: list[Finding] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "ok": self.ok, "device": self.device, "stats": self.stats,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
+           required_keys: list[str] | None = None) -> DoctorResult:
+    """Check `path` for `device_fp` (None: structure only) and, when given, that every key of
+    `required_keys` has a usable binary there."""
+    path = Path(path)
+    cache = ProgramCache.open(path, device_fp=device_fp, log_findings=False)
+    res = DoctorResult(str(path), device_fp.to_dict() if device_fp else None)
+    if device_fp is not None:
+        res.device["id"] = device_fp.id
+    for f in cache.report.findings:
+        severity = f.severity
+        if f.code in _FATAL or (f.code == VERSION_MISMATCH and cache.header is None):
+            severity = "error"
+        res.findings.append(Finding(f.code, f.message, f.fix, severity, f.key))
+    if cache.header is None:            # nothing of ours could be read
+        return res
+    data = cache.data
+    res.stats.update(format=f"{cache.header.format_major}.{cache.header.format_minor}",
+                     writer=cache.header.writer, sections=len(data.sections),
+                     programs=len(data.programs), bytes=cache.report.bytes_read)
+    if device_fp is not None:
+        _check_device(cache, device_fp, res)
+    if required_keys is not None and device_fp is not None:
+        _check_required(cache, device_fp, list(required_keys), res)
+    _check_size_and_access(cache, path, res)
+    return res
+
+
+def _check_device(cache: ProgramCache, fp: DeviceFingerprint, res: DoctorResult) -> None:
+    data = cache.data
+    if not data.sections:
+        res.findings.append(Finding(MISSING_PROGRAMS, f"{cache.name} holds no programs yet: the "
+                                    f"engine compiles everything on this device", severity="error"))
+        return
+    if data.sections.get(fp.id) != fp:
+        return                           # FOREIGN_DEVICE already reported by the load
+    mine = {k: e for (f, k), e in data.programs.items() if f == fp.id}
+    bad = [k for k, e in mine.items() if not e.blob_ok()]
+    for k in bad:
+        res.findings.append(Finding(DAMAGED_ENTRY, f"Damaged entry in {cache.name}: program {k} "
+                                    f"(SHA-256 mismatch): it will be dropped and rebuilt", key=k))
+    kinds = sorted({blobkind.classify(e.blob) for e in mine.values()})
+    quarantined = sorted(k for (f, k) in data.quarantine if f == fp.id)
+    if quarantined:
+        res.findings.append(Finding(QUARANTINED, f"{len(quarantined)} program(s) quarantined on "
+                                    f"this device (compiled from source each start): "
+                                    f"{', '.join(quarantined[:5])}", severity="info"))
+    res.stats.update(device_programs=len(mine) - len(bad), device_tuning_records=sum(
+        1 for (f, _) in data.tuning if f == fp.id), blob_kinds=kinds, quarantined=len(quarantined))
+
+
+def _check_required(cache: ProgramCache, fp: DeviceFingerprint, keys: list[str],
+                    res: DoctorResult) -> None:
+    have = set(cache.program_keys(fp))
+    missing = [k for k in keys if k not in have]
+    res.stats.update(required=len(keys), required_missing=missing)
+    if missing:
+        res.findings.append(Finding(MISSING_PROGRAMS, (
+            f"{len(missing)} of the {len(keys)} programs the model needs are not in {cache.name} "
+            f"for this device (e.g. {missing[0]}): they will be compiled at init"),
+            severity="error"))
+
+
+def _check_size_and_access(cache: ProgramCache, path: Path, res: DoctorResult) -> None:
+    size, cap = cache.report.bytes_read, settings.max_bytes()
+    if size > cap:
+        res.findings.append(Finding(MACE_OUT_OF_RESOURCES, (
+            f"MACE_OUT_OF_RESOURCES: {path} is {human_bytes(size)}, over the cap of "
+            f"{human_bytes(cap)}: the next save drops least recently used programs; run `mace "
+            f"cache prune {path} --max-bytes N` or raise MACE_PROGRAM_CACHE_MAX_BYTES"),
+            severity="warning"))
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        res.findings.append(Finding(UNWRITABLE, f"{path} cannot be rewritten by this user: new "
+                                    f"programs will not be saved", severity="warning"))

@@ -1,0 +1,171 @@
+"""`mace inspect FILE`: identify a file (ours, Xiaomi legacy, Xiaomi protobuf+CRC, not a program
+cache) and list everything in it, as a dict (for --json) or rich tables."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mace.programcache import blobkind, xiaomi
+from mace.programcache.errors import XIAOMI_FORMAT, Finding, ProgramCacheError
+from mace.programcache.format import MAGIC, decode
+from mace.programcache.report import human_bytes
+
+
+def iso(ns: int) -> str:
+    try:
+        return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return f"@{ns}ns"
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """(program, build options, source hash) of our keys; Xiaomi keys are 'name opts...'."""
+    parts = key.split("|")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    name, _, opts = key.partition(" ")
+    return name, opts, ""
+
+
+def inspect_file(path: str | Path) -> dict:
+    """Raises OSError (FileNotFoundError...) when the file cannot be read."""
+    path = Path(path)
+    return inspect_bytes(path.read_bytes(), str(path))
+
+
+def inspect_bytes(buf: bytes, name: str = "<bytes>") -> dict:
+    info: dict = {"path": name, "size": len(buf), "format": "unknown", "header": None,
+                  "sections": [], "programs": [], "tuning": [], "quarantine": [],
+                  "xiaomi": None, "findings": []}
+    if buf[:8] == MAGIC:
+        _ours(buf, name, info)
+        return info
+    found = xiaomi.sniff(buf, name)
+    if found is None:
+        from mace.programcache.format import magic_message
+        info["findings"].append(Finding("MAGIC_MISMATCH", magic_message(
+            name, "empty file" if not buf else "not ours, nor a Xiaomi MACE file"),
+            severity="error").to_dict())
+        return info
+    info["format"] = found.format
+    info["xiaomi"] = _xiaomi(found)
+    info["findings"].append(Finding(XIAOMI_FORMAT, (
+        f"{name}: Xiaomi MACE format, read-only: its binaries are not loaded (no device "
+        f"fingerprint)"), severity="info").to_dict())
+    if found.crc_ok is False:
+        info["findings"].append(Finding(XIAOMI_FORMAT, f"CRC32 value of {name} is invalid: the "
+                                        f"file is damaged", severity="error").to_dict())
+    return info
+
+
+def _ours(buf: bytes, name: str, info: dict) -> None:
+    info["format"] = "mace"
+    try:
+        dec = decode(buf, name)
+    except ProgramCacheError as exc:
+        info["findings"].append(exc.finding("error").to_dict())
+        return
+    data = dec.data
+    info["header"] = dec.header.to_dict()
+    info["findings"] += [f.to_dict() for f in dec.findings]
+    for fp_id, fp in sorted(data.sections.items()):
+        mine = [e for (f, _), e in data.programs.items() if f == fp_id]
+        info["sections"].append({
+            "id": fp_id, "short": fp.short(), "fields": fp.to_dict(), "programs": len(mine),
+            "program_bytes": sum(len(e.blob) for e in mine),
+            "tuning": sum(1 for (f, _) in data.tuning if f == fp_id),
+            "quarantined": sum(1 for (f, _) in data.quarantine if f == fp_id)})
+    for (fp_id, key), e in sorted(data.programs.items()):
+        program, options, source_hash = split_key(key)
+        info["programs"].append({
+            "device": fp_id, "key": key, "program": program, "build_options": options,
+            "source_hash": source_hash, "size": len(e.blob), "sha256": e.sha256.hex(),
+            "checksum": "ok" if e.blob_ok() else "bad", "kind": blobkind.classify(e.blob),
+            "created": iso(e.created_ns), "last_used": iso(e.last_used_ns), "hits": e.hit_count,
+            "meta": e.meta})
+    info["tuning"] = [{"device": f, "key": k, "updated": iso(t.updated_ns), "record": t.record}
+                      for (f, k), t in sorted(data.tuning.items())]
+    info["quarantine"] = [{"device": f, "key": k, "reason": q.reason, "time": iso(q.time_ns),
+                           "sha256": q.sha256_hex} for (f, k), q in sorted(data.quarantine.items())]
+
+
+def _xiaomi(found: xiaomi.XiaomiFile) -> dict:
+    programs = []
+    for key, blob in sorted(found.programs.items()):
+        program, options, _ = split_key(key)
+        programs.append({"key": key, "program": program, "build_options": options,
+                         "size": len(blob), "kind": blobkind.classify(blob)})
+    return {"format": found.format, "crc_ok": found.crc_ok, "entries": len(found.entries),
+            "platform_info": found.platform_info, "device_name": found.device_name,
+            "program_hashes": len(found.program_hashes), "programs": programs,
+            "tuned_parameters": {k: v for k, v in sorted(found.uint32s.items())}}
+
+
+# {{{ rendering
+
+def render(info: dict, console=None) -> None:
+    """Rich tables of an inspect_* dict."""
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console()
+    console.print(f"[bold]{info['path']}[/bold]: {human_bytes(info['size'])}, format "
+                  f"[bold]{info['format']}[/bold]")
+    if info["header"]:
+        h = info["header"]
+        console.print(f"header: format {h['format']} (readers >= {h['min_reader_major']}), "
+                      f"written by {h['writer']}, {h['record_count']} records")
+    if info["sections"]:
+        t = Table(title="device sections")
+        for col in ("id", "device", "programs", "bytes", "tuning", "quarantined"):
+            t.add_column(col)
+        for s in info["sections"]:
+            t.add_row(s["id"], s["short"], str(s["programs"]), human_bytes(s["program_bytes"]),
+                      str(s["tuning"]), str(s["quarantined"]))
+        console.print(t)
+    if info["programs"]:
+        t = Table(title="programs")
+        for col in ("device", "program", "build options", "size", "checksum", "kind", "created",
+                    "last used", "hits"):
+            t.add_column(col, overflow="fold")
+        for p in info["programs"]:
+            t.add_row(p["device"][:8], p["program"], p["build_options"], human_bytes(p["size"]),
+                      p["checksum"], p["kind"], p["created"], p["last_used"], str(p["hits"]))
+        console.print(t)
+    _render_rows(console, "tuning records", info["tuning"], ("device", "key", "updated", "record"))
+    _render_rows(console, "quarantine", info["quarantine"], ("device", "key", "reason", "time"))
+    if info["xiaomi"]:
+        _render_xiaomi(console, info["xiaomi"])
+    for f in info["findings"]:
+        style = {"error": "red", "warning": "yellow"}.get(f["severity"], "cyan")
+        console.print(f"[{style}]{f['severity']} {f['code']}[/{style}]: {f['message']}",
+                      markup=True, highlight=False)
+
+
+def _render_rows(console, title: str, rows: list[dict], cols: tuple[str, ...]) -> None:
+    if not rows:
+        return
+    from rich.table import Table
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(str(r[c])[:8] if c == "device" else str(r[c]) for c in cols))
+    console.print(t)
+
+
+def _render_xiaomi(console, x: dict) -> None:
+    from rich.table import Table
+    crc = {None: "no checksum", True: "CRC ok", False: "CRC INVALID"}[x["crc_ok"]]
+    console.print(f"Xiaomi MACE {x['format']} ({crc}): {x['entries']} entries, "
+                  f"{len(x['programs'])} programs, read-only")
+    console.print(f"platform info: {x['platform_info']!r}", highlight=False)
+    if x["device_name"] is not None:
+        console.print(f"device name: {x['device_name']!r}", highlight=False)
+    t = Table(title="Xiaomi MACE programs")
+    for col in ("program", "build options", "size", "kind"):
+        t.add_column(col, overflow="fold")
+    for p in x["programs"]:
+        t.add_row(p["program"], p["build_options"], human_bytes(p["size"]), p["kind"])
+    console.print(t)
+
+# }}}

@@ -1,0 +1,97 @@
+/* Gemm / MatMul: Y[b] = ACTIVATE(alpha * A[b] @ B[b] + C), register-blocked like conv2d.
+ *
+ * gemm: each work-item computes MR rows x (PB vectors of VW consecutive columns) of one batch
+ * entry; the last row block / column tile are clamped back (overlap, same values), so M >= MR and
+ * N >= VW*PB. A is read element-wise through strides (transA is a stride swap); B rows are read as
+ * vectors (unit column stride; VW == 1 when B's columns are strided). Batch broadcasting
+ * (MatMul) is resolved at init into per-batch element offsets of A and B. C (Gemm, -DHAS_C) is
+ * added as beta * C through broadcast strides (a constant C is pre-broadcast to (M, N)).
+ * gws = (ceil(N / (VW*PB)), ceil(M / MR), batch).
+ */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+#if VW == 1
+#define vf float
+#else
+#define vf CAT(float, VW)
+#endif
+typedef vf vf_u __attribute__((aligned(4)));
+
+#ifdef STORAGE_HALF
+#if VW == 1
+#define VLOAD(p) vload_half(0, (p))
+#define VSTORE(v, p) vstore_half((v), 0, (p))
+#else
+#define VLOAD(p) CAT(vload_half, VW)(0, (p))
+#define VSTORE(v, p) CAT(vstore_half, VW)((v), 0, (p))
+#endif
+#else
+#define VLOAD(p) (*(const __global vf_u*)(p))
+#define VSTORE(v, p) (*(__global vf_u*)(p) = (v))
+#endif
+
+/* C term: beta * C[m * scm + n * scn] (broadcast dims have stride 0) */
+inline vf load_c(const __global store_t* p, int scn) {
+#if VW == 1
+    return LOAD(p, 0);
+#else
+    vf v;
+#pragma unroll
+    for (int l = 0; l < VW; l++) v[l] = LOAD(p, l * scn);
+    return v;
+#endif
+}
+
+#define TILE (VW * PB)
+
+__kernel void gemm(__global const store_t* restrict A, __global const store_t* restrict B,
+                   __global const store_t* restrict Cm, __global store_t* restrict Y,
+                   __global const int* restrict offA, __global const int* restrict offB,
+                   int M, int N, int K, int sam, int sak, int sbk, int sbn, float alpha,
+                   float beta, int scm, int scn, int NB) {
+    const int n0 = min((int)get_global_id(0) * TILE, N - TILE);
+    const int m0 = min((int)get_global_id(1) * MR, M - MR);
+    const int bi = get_global_id(2);
+    if (bi >= NB) return;
+    const __global store_t* ap = A + offA[bi] + m0 * sam;
+    const __global store_t* bp = B + offB[bi] + n0 * sbn;
+
+    vf acc[MR][PB];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int b = 0; b < PB; b++) acc[r][b] = 0.0f;
+
+    for (int k = 0; k < K; k++) {
+        vf x[PB];
+#if VW == 1
+#pragma unroll
+        for (int b = 0; b < PB; b++) x[b] = LOAD(bp, b * sbn);
+#else
+#pragma unroll
+        for (int b = 0; b < PB; b++) x[b] = VLOAD(bp + b * VW);
+#endif
+#pragma unroll
+        for (int r = 0; r < MR; r++) {
+            const float av = LOAD(ap, r * sam);
+#pragma unroll
+            for (int b = 0; b < PB; b++) acc[r][b] = av * x[b] + acc[r][b];
+        }
+        ap += sak;
+        bp += sbk;
+    }
+
+    __global store_t* yp = Y + ((size_t)bi * M + m0) * N + n0;
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int b = 0; b < PB; b++) {
+            vf v = acc[r][b] * alpha;
+#ifdef HAS_C
+            const __global store_t* cp = Cm + (m0 + r) * scm + (n0 + b * VW) * scn;
+            v += beta * (scn == 1 ? VLOAD(cp) : load_c(cp, scn));
+#endif
+            VSTORE(ACTIVATE(v), yp + r * N + b * VW);
+        }
+}

@@ -1,0 +1,106 @@
+"""Gemm and MatMul on the GPU runtime (`linear.cl`, kernel `gemm`, the only variant).
+
+Gemm: alpha, beta, transA, transB; B constant or not (a constant B is re-laid (K, N) at init);
+C constant (pre-broadcast to (M, N) at init) or not (read through broadcast strides). MatMul: N-d with NumPy broadcasting of the batch dims (per-batch
+offsets computed at init), 1-D operands promoted as NumPy does, B constant or not.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mace.runtime.opencl.ops.base import GpuOp, Launch, f32, gpu_op, i32
+from mace.runtime.opencl.ops.conv import pick_vw
+
+
+def _mr(m: int) -> int:
+    for r in (8, 4, 2):
+        if m >= r:
+            return r
+    return 1
+
+
+class _Linear(GpuOp):
+    def _setup(self, m, n, k, nb, off_a, off_b, sam, sak, sbk, sbn, alpha, b_const, c=None):
+        """c: None, or (constant array or None for the runtime input 2, beta, scm, scn)."""
+        rt = self.rt
+        vw, pb = pick_vw(n) if sbn == 1 else (1, 1)
+        mr = _mr(m)
+        opts = [f"-DVW={vw}", f"-DPB={pb}", f"-DMR={mr}"] + self.activation_options()
+        if c is not None:
+            opts.append("-DHAS_C")
+        self.k, self.key = self.kernel("linear", "gemm", opts)
+        self.b_const = rt.upload(b_const) if b_const is not None else None
+        c_arr, beta, scm, scn = c if c is not None else (np.zeros(1, np.float32), 0.0, 0, 0)
+        self.c = rt.upload(c_arr) if c_arr is not None else None
+        self.offs = (rt.upload(np.asarray(off_a, np.int32), dtype=np.int32),
+                     rt.upload(np.asarray(off_b, np.int32), dtype=np.int32))
+        self.args = [i32(m), i32(n), i32(k), i32(sam), i32(sak), i32(sbk), i32(sbn), f32(alpha),
+                     f32(beta), i32(scm), i32(scn), i32(nb)]
+        self.gws = (-(-n // (vw * pb)), -(-m // mr), nb)
+        self.flops = 2.0 * nb * m * n * k
+
+    def bind(self, inputs, outputs):
+        b = self.b_const if self.b_const is not None else inputs[1]
+        c = self.c if self.c is not None else inputs[2]
+        self.k.set_args(inputs[0], b, c, outputs[0], *self.offs, *self.args)
+        return [Launch(self.k, self.gws, (1, 1, 1), name=f"{self.node.name}:{self.node.op_type}",
+                       program_key=self.key, flops=self.flops)]
+
+
+@gpu_op
+class GemmOp(_Linear):
+    op_types = ("Gemm",)
+
+    @classmethod
+    def supports(cls, node, in_shapes, out_shapes):
+        return len(in_shapes[0]) == 2 and len(in_shapes[1]) == 2
+
+    def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        super().__init__(rt, node, in_shapes, out_shapes, consts)
+        a = node.attrs
+        ta, tb = int(a.get("transA", 0)), int(a.get("transB", 0))
+        alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+        (ar, ac), (br, bc) = in_shapes[0], in_shapes[1]
+        m, k = (ac, ar) if ta else (ar, ac)
+        n = br if tb else bc
+        sam, sak = (1, m) if ta else (k, 1)
+        b_const = None
+        if consts[1] is not None:
+            bm = np.asarray(consts[1], np.float32)
+            b_const = np.ascontiguousarray(bm.T if tb else bm)
+            sbk, sbn = n, 1
+        else:
+            sbk, sbn = (1, k) if tb else (n, 1)
+        c = None
+        if len(node.inputs) > 2 and node.inputs[2] and beta != 0.0:
+            if consts[2] is not None:  # pre-broadcast to (M, N)
+                c_full = np.broadcast_to(np.asarray(consts[2], np.float32), (m, n))
+                c = (np.ascontiguousarray(c_full), beta, n, 1)
+            else:  # broadcast strides of the runtime C
+                cs = [1] * (2 - len(in_shapes[2])) + list(in_shapes[2])
+                c = (None, beta, cs[1] if cs[0] > 1 else 0, 1 if cs[1] > 1 else 0)
+        self._setup(m, n, k, 1, [0], [0], sam, sak, sbk, sbn, alpha, b_const, c)
+
+
+@gpu_op
+class MatMulOp(_Linear):
+    op_types = ("MatMul",)
+
+    def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        super().__init__(rt, node, in_shapes, out_shapes, consts)
+        sa, sb = list(in_shapes[0]), list(in_shapes[1])
+        if len(sa) == 1:
+            sa = [1] + sa
+        if len(sb) == 1:
+            sb = sb + [1]
+        m, k = sa[-2], sa[-1]
+        n = sb[-1]
+        batch = np.broadcast_shapes(tuple(sa[:-2]), tuple(sb[:-2]))
+        nb = int(np.prod(batch, dtype=np.int64))
+        # element offset of each (broadcast) batch entry in A and B
+        ia = np.arange(int(np.prod(sa[:-2], dtype=np.int64)), dtype=np.int64).reshape(sa[:-2]) * (m * k)
+        ib = np.arange(int(np.prod(sb[:-2], dtype=np.int64)), dtype=np.int64).reshape(sb[:-2]) * (k * n)
+        off_a = np.broadcast_to(ia.reshape((1,) * (len(batch) - ia.ndim) + ia.shape), batch).reshape(-1)
+        off_b = np.broadcast_to(ib.reshape((1,) * (len(batch) - ib.ndim) + ib.shape), batch).reshape(-1)
+        b_const = np.asarray(consts[1], np.float32) if consts[1] is not None else None
+        self._setup(m, n, k, nb, off_a, off_b, k, 1, n, 1, 1.0, b_const)

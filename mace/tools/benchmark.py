@@ -1,0 +1,296 @@
+"""`mace benchmark model.mace`: what a deployment costs at start-up and per inference.
+
+- cold initialization: a fresh process (`python -m mace run MODEL --program <absent file> --json`)
+  with every hidden cache off (PYOPENCL_NO_CACHE=1, POCL_KERNEL_CACHE=0), so every program is
+  compiled from source; several processes, median;
+- warm initialization: the same with the program file present (written by the first cold run,
+  or --program), so programs come from our cache;
+- in this process: first-run time, steady latency (median, p90, spread) over --runs, and a
+  per-op profile from OpenCL profiling events (time share, GFLOP/s, top N; MACE's
+  "Sort by Computation Time" / "Stat by Op Type");
+- peak memory: each child's max RSS (wait4), this process's, and the engine's planned buffer
+  bytes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mace.errors import MaceError
+
+NO_HIDDEN_CACHES = {"PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0"}
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env.update(NO_HIDDEN_CACHES)
+    root = str(Path(__file__).resolve().parents[2])          # mace importable in the child
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("MACE_LOG_LEVEL", "WARNING")
+    return env
+
+
+def run_child(model, runtime: str, device, program: Path, timeout: float = 300.0) -> dict:
+    """One fresh `python -m mace run --json` process: its JSON plus wall time and max RSS."""
+    cmd = [sys.executable, "-m", "mace", "run", str(model), "--runtime", runtime,
+           "--program", str(program), "--json"]
+    if device is not None:
+        cmd += ["--device", str(device)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=_child_env())
+        timer = threading.Timer(timeout, p.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if p.returncode != 0:
+        last = (stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+        raise MaceError(f"benchmark child `{' '.join(cmd[2:])}` failed: {last}")
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        raise MaceError(f"benchmark child `{' '.join(cmd[2:])}` printed no JSON") from None
+    s = doc["summary"]
+    pc = s.get("program_cache") or {}
+    return {"init_ms": s["init_seconds"] * 1e3, "first_run_ms": doc["first_run_ms"],
+            "process_to_first_result_ms": doc["process_to_first_result_s"] * 1e3,
+            "wall_ms": wall * 1e3, "maxrss_kb": int(usage.ru_maxrss),
+            "compiled": int(pc.get("compiled", 0)), "from_cache": int(pc.get("from_cache", 0)),
+            "program_format": pc.get("format"), "device": s.get("device")}
+
+
+def _median_block(runs: list[dict]) -> dict:
+    def med(k):
+        return float(np.median([r[k] for r in runs])) if runs else None
+    return {"processes": len(runs), "init_ms": med("init_ms"), "first_run_ms": med("first_run_ms"),
+            "init_plus_first_run_ms": (med("init_ms") + med("first_run_ms")) if runs else None,
+            "process_to_first_result_ms": med("process_to_first_result_ms"), "wall_ms": med("wall_ms"),
+            "maxrss_kb": max((r["maxrss_kb"] for r in runs), default=None),
+            "compiled": max((r["compiled"] for r in runs), default=0),
+            "from_cache": min((r["from_cache"] for r in runs), default=0), "runs": runs}
+
+
+def latency_stats(samples_s: list[float]) -> dict:
+    a = np.asarray(samples_s, dtype=np.float64) * 1e3
+    if a.size == 0:
+        return {"runs": 0, "samples_ms": []}
+    p10, p25, p50, p75, p90, p99 = np.percentile(a, [10, 25, 50, 75, 90, 99])
+    return {"runs": int(a.size), "median_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
+            "mean_ms": float(a.mean()), "std_ms": float(a.std()), "min_ms": float(a.min()),
+            "max_ms": float(a.max()), "iqr_ms": float(p75 - p25),
+            "spread": float((p90 - p10) / p50) if p50 > 0 else 0.0, "samples_ms": a.tolist()}
+
+
+def op_profile(engine, inputs, runs: int, top: int) -> dict:
+    """Per-op kernel time averaged over `runs` profiled runs (rows from engine.profile())."""
+    acc: dict[tuple[str, str], list[float]] = {}
+    flops: dict[tuple[str, str], float] = {}
+    for _ in range(max(runs, 1)):
+        _, rows = engine.profile(inputs)
+        sec_run: dict[tuple[str, str], float] = {}
+        fl_run: dict[tuple[str, str], float] = {}
+        for name, op_type, sec, fl in rows:        # a node may have several launches
+            k = (name, op_type)
+            sec_run[k] = sec_run.get(k, 0.0) + float(sec)
+            fl_run[k] = fl_run.get(k, 0.0) + float(fl or 0.0)
+        for k, sec in sec_run.items():
+            acc.setdefault(k, []).append(sec)
+        flops.update(fl_run)
+    order = list(acc)
+    ops = []
+    for idx, k in enumerate(order):
+        ms = float(np.mean(acc[k])) * 1e3
+        ops.append({"name": k[0], "op_type": k[1], "order": idx, "ms": ms,
+                    "flops": flops.get(k, 0.0),
+                    "gflops": (flops.get(k, 0.0) / (ms * 1e-3) / 1e9) if ms > 0 and flops.get(k) else None})
+    total = sum(o["ms"] for o in ops)
+    for o in ops:
+        o["share"] = o["ms"] / total if total > 0 else 0.0
+    by_time = sorted(ops, key=lambda o: -o["ms"])
+    cdf = 0.0
+    for o in by_time:
+        cdf += o["share"]
+        o["cdf"] = cdf
+    types: dict[str, dict] = {}
+    for o in ops:
+        t = types.setdefault(o["op_type"], {"op_type": o["op_type"], "count": 0, "ms": 0.0, "flops": 0.0})
+        t["count"] += 1
+        t["ms"] += o["ms"]
+        t["flops"] += o["flops"]
+    for t in types.values():
+        t["share"] = t["ms"] / total if total > 0 else 0.0
+        t["gflops"] = (t["flops"] / (t["ms"] * 1e-3) / 1e9) if t["ms"] > 0 and t["flops"] else None
+    total_flops = sum(o["flops"] for o in ops)
+    return {"runs": max(runs, 1), "launches": len(ops), "total_ms": total,
+            "total_gflops": (total_flops / (total * 1e-3) / 1e9) if total > 0 and total_flops else None,
+            "top": top, "ops": by_time[:top] if top else by_time, "all_ops": len(ops),
+            "by_op_type": sorted(types.values(), key=lambda t: -t["ms"]),
+            "note": None if ops else "no GPU launches were profiled (every op ran on the CPU fallback)"
+            if engine.runtime != "cpu" else None}
+
+
+def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int = 50, top: int = 10,
+              init_runs: int = 3, profile_runs: int = 5, warmup_runs: int = 2, seed: int | None = 0,
+              progress: bool = False) -> dict:
+    """Everything `mace benchmark --json` prints."""
+    import mace
+    from mace.tools.validate import random_inputs
+    model = Path(model)
+    if not model.is_file():
+        from mace.errors import ModelFileError
+        raise ModelFileError(f"{model}: no such model file: convert one with `mace convert`")
+    bars = _Bars(progress)
+    work = Path(tempfile.mkdtemp(prefix="mace-bench-"))
+    try:
+        with bars:
+            t_cold = bars.add("cold init (fresh processes)", init_runs)
+            cold = []
+            for i in range(init_runs):
+                cold.append(run_child(model, runtime, device, work / f"cold{i}.bin"))
+                bars.advance(t_cold)
+            if program is not None:
+                warm_path = Path(program)
+                if not warm_path.is_file():          # prime it: what a deployment ships
+                    mace.Engine(model, runtime=runtime, device=device, program=str(warm_path), warmup=True)
+            else:
+                warm_path = work / "warm.bin"
+                if (work / "cold0.bin").is_file():
+                    shutil.copyfile(work / "cold0.bin", warm_path)
+                else:
+                    mace.Engine(model, runtime=runtime, device=device, program=str(warm_path), warmup=True)
+            t_warm = bars.add("warm init (fresh processes)", init_runs)
+            warm = []
+            for i in range(init_runs):
+                warm.append(run_child(model, runtime, device, warm_path))
+                bars.advance(t_warm)
+            t_run = bars.add("latency + profile (this process)", 1 + warmup_runs + runs + profile_runs)
+            t0 = time.perf_counter()
+            engine = mace.Engine(model, runtime=runtime, device=device, program=str(warm_path))
+            init_s = time.perf_counter() - t0
+            feeds = random_inputs(engine.graph, seed)
+            t0 = time.perf_counter()
+            engine.run(feeds)
+            first = time.perf_counter() - t0
+            bars.advance(t_run)
+            for _ in range(warmup_runs):
+                engine.run(feeds)
+                bars.advance(t_run)
+            samples = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                engine.run(feeds)
+                samples.append(time.perf_counter() - t0)
+                bars.advance(t_run)
+            prof = op_profile(engine, feeds, profile_runs, top)
+            bars.advance(t_run, profile_runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = engine.summary()
+    cold_b, warm_b = _median_block(cold), _median_block(warm)
+    speedup = (cold_b["init_plus_first_run_ms"] / warm_b["init_plus_first_run_ms"]
+               if cold_b["init_plus_first_run_ms"] and warm_b["init_plus_first_run_ms"] else None)
+    mem = summary.get("memory") or {}
+    return {
+        "model": str(model), "runtime": runtime, "device": summary.get("device"),
+        "program": str(program) if program is not None else None,
+        "init": {"cold": cold_b, "warm": warm_b, "speedup": speedup,
+                 "hidden_caches_off": dict(NO_HIDDEN_CACHES)},
+        "in_process": {"init_ms": init_s * 1e3, "first_run_ms": first * 1e3, "warmup_runs": warmup_runs},
+        "first_run_ms": first * 1e3,
+        "latency": latency_stats(samples),
+        "memory": {"peak_rss_kb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+                   "cold_child_peak_rss_kb": cold_b["maxrss_kb"], "warm_child_peak_rss_kb": warm_b["maxrss_kb"],
+                   "planned_gpu_bytes": mem.get("planned_bytes"), "naive_gpu_bytes": mem.get("naive_bytes")},
+        "profile": prof,
+        "summary": summary,
+        "environment": {"python": sys.version.split()[0], "platform": sys.platform,
+                        "cpu_count": os.cpu_count()},
+    }
+
+
+def render(res: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console()
+    console.print(f"[bold]{res['model']}[/bold] on {res['runtime']}"
+                  + (f" ({res['device']})" if res.get("device") else ""))
+    t = Table(title="initialization (fresh processes, medians)")
+    for col in ("", "processes", "init ms", "first run ms", "init+first ms", "to first result ms",
+                "process wall ms", "peak RSS MB", "compiled", "from cache"):
+        t.add_column(col, justify="right")
+    for k in ("cold", "warm"):
+        b = res["init"][k]
+        t.add_row(k, str(b["processes"]), f"{b['init_ms']:.1f}", f"{b['first_run_ms']:.2f}",
+                  f"{b['init_plus_first_run_ms']:.1f}", f"{b['process_to_first_result_ms']:.1f}",
+                  f"{b['wall_ms']:.0f}", f"{b['maxrss_kb'] / 1024:.0f}", str(b["compiled"]), str(b["from_cache"]))
+    console.print(t)
+    if res["init"]["speedup"]:
+        console.print(f"warm start is {res['init']['speedup']:.1f}x faster to the first result (init + first run)")
+    lat = res["latency"]
+    if lat["runs"]:
+        console.print(f"first run {res['first_run_ms']:.2f} ms; steady latency over {lat['runs']} runs: "
+                      f"median {lat['median_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, "
+                      f"min {lat['min_ms']:.3f}, max {lat['max_ms']:.3f}, spread (p90-p10)/median "
+                      f"{lat['spread'] * 100:.1f}%")
+    m = res["memory"]
+    console.print(f"memory: peak RSS {m['peak_rss_kb'] / 1024:.0f} MB (this process), "
+                  f"{(m['cold_child_peak_rss_kb'] or 0) / 1024:.0f} MB (cold child)"
+                  + (f", planned GPU buffers {m['planned_gpu_bytes']} B (naive {m['naive_gpu_bytes']} B)"
+                     if m.get("planned_gpu_bytes") is not None else ""))
+    p = res["profile"]
+    if p["ops"]:
+        t = Table(title=f"per-op profile (top {len(p['ops'])} of {p['all_ops']}, mean of {p['runs']} runs)")
+        for col in ("op", "type", "avg ms", "%", "cdf %", "GFLOP/s"):
+            t.add_column(col, justify="right" if col not in ("op", "type") else "left")
+        for o in p["ops"]:
+            t.add_row(o["name"], o["op_type"], f"{o['ms']:.4f}", f"{o['share'] * 100:.1f}",
+                      f"{o['cdf'] * 100:.1f}", f"{o['gflops']:.2f}" if o["gflops"] else "-")
+        console.print(t)
+    elif p.get("note"):
+        console.print(p["note"])
+
+
+class _Bars:
+    def __init__(self, enabled: bool):
+        self.enabled = bool(enabled) and sys.stderr.isatty()
+        self.p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.p.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.p is not None:
+            self.p.__exit__(*exc)
+
+    def add(self, description: str, total: int):
+        return self.p.add_task(description, total=total) if self.p is not None else None
+
+    def advance(self, task, n: int = 1) -> None:
+        if self.p is not None and task is not None:
+            self.p.update(task, advance=n)
+
+
+__all__ = ["benchmark", "render", "run_child", "latency_stats", "op_profile"]

@@ -1,0 +1,362 @@
+"""Building for target devices (`mace convert --config mace.yml --target-socs ...`).
+
+After conversion, for every target OpenCL device of this machine: compile every program of
+every GPU model (engine init + one warm-up run, which saves the binaries), optionally tune, and
+write MACE's per-target file
+
+    build/<library>/opencl/<library>_compiled_opencl_kernel.<device_name>.<soc>.bin
+
+plus one merged multi-device file `build/<library>/opencl/<library>_compiled_opencl_kernel.bin`
+(our program cache format holds one section per device, so the merge never has to refuse two
+devices as MACE's `gen_opencl.py` does). `--embed` then writes single-file bundles.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mace.errors import ConfigError, DeviceError, MaceError
+
+log = logging.getLogger("mace.build")
+
+TARGET_ABIS = ("host", "armeabi-v7a", "arm64-v8a", "arm64", "aarch64", "armhf")
+
+# platform vendor / name fragments -> SoC-like family names (MACE uses ro.board.platform)
+_SOC_NAMES = (("pocl", "pocl"), ("portable computing language", "pocl"), ("nvidia", "nvidia"),
+              ("advanced micro devices", "amd"), ("amd", "amd"), ("intel", "intel"),
+              ("qualcomm", "qualcomm"), ("arm", "mali"), ("apple", "apple"),
+              ("imagination", "powervr"), ("mesa", "mesa"), ("rusticl", "mesa"))
+
+
+def sanitize(text: str, lower: bool = False) -> str:
+    """A file-name-safe token: '(R)'/'(TM)' dropped, runs of other characters -> '-'."""
+    text = re.sub(r"\((r|tm|c)\)", "", text.strip(), flags=re.I)
+    text = re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-") or "unknown"
+    return text.lower() if lower else text
+
+
+def device_name(dev) -> str:
+    """MACE's <device_name> (there: ro.product.model without spaces): CL_DEVICE_NAME, sanitized."""
+    return sanitize(dev.name)
+
+
+def soc_name(dev) -> str:
+    """MACE's <soc> (there: ro.board.platform, lower-case): the OpenCL platform's family."""
+    hay = f"{dev.platform.vendor} {dev.platform.name}".lower()
+    for needle, name in _SOC_NAMES:
+        if re.search(rf"\b{re.escape(needle)}\b", hay):
+            return name
+    return sanitize(dev.platform.vendor or dev.platform.name, lower=True)
+
+
+def kernel_file_name(library: str, device: str | None = None, soc: str | None = None) -> str:
+    if device is None:
+        return f"{library}_compiled_opencl_kernel.bin"
+    return f"{library}_compiled_opencl_kernel.{device}.{soc}.bin"
+
+
+@dataclass
+class Target:
+    index: int
+    device: object                      # pyopencl.Device
+    device_name: str
+    soc: str
+    description: str
+
+    def to_dict(self) -> dict:
+        d = self.device
+        return {"index": self.index, "device_name": self.device_name, "soc": self.soc,
+                "description": self.description, "opencl_version": d.version.strip(),
+                "driver_version": d.driver_version.strip(), "vendor": d.vendor.strip(),
+                "platform": d.platform.name.strip(), "platform_vendor": d.platform.vendor.strip(),
+                "compute_units": int(d.max_compute_units),
+                "global_mem_bytes": int(d.global_mem_size),
+                "max_work_group_size": int(d.max_work_group_size)}
+
+
+def local_targets() -> list[Target]:
+    from mace.runtime.opencl.device import describe, list_devices
+    return [Target(i, d, device_name(d), soc_name(d), describe(d)) for i, d in enumerate(list_devices())]
+
+
+def select_targets(socs: list[str] | None) -> tuple[list[Target], list[str]]:
+    """Local targets matching `socs` (None/[]/'all' -> all). Each entry matches a device by index,
+    SoC name, device name, or a substring of 'platform / device'. Returns (targets, entries that
+    matched no local device)."""
+    all_targets = local_targets()
+    if not all_targets:
+        raise DeviceError("no OpenCL device found: install pocl-binary-distribution (pip) or a GPU "
+                          "driver's ICD, or build with --no-enable-opencl")
+    wanted = [s.strip() for s in (socs or []) if s and s.strip()]
+    if not wanted or any(s.lower() == "all" for s in wanted):
+        return all_targets, []
+    chosen: list[Target] = []
+    missing = []
+    for s in wanted:
+        low = s.lower()
+        hits = [t for t in all_targets if (s.isdigit() and int(s) == t.index) or low == t.soc.lower()
+                or low == t.device_name.lower() or low in t.description.lower()]
+        if not hits:
+            missing.append(s)
+        for t in hits:
+            if t not in chosen:
+                chosen.append(t)
+    return chosen, missing
+
+
+def parse_socs(text) -> list[str] | None:
+    if text is None:
+        return None
+    if isinstance(text, (list, tuple)):
+        out = [str(x) for x in text]
+    else:
+        out = [x for x in re.split(r"[,\s]+", str(text))]
+    out = [x.strip() for x in out if x.strip()]
+    return out or None
+
+
+@dataclass
+class TargetBuild:
+    target: Target
+    path: Path
+    models: dict = field(default_factory=dict)
+    tuning: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        from mace.programcache.inspect import inspect_file
+        d = {**self.target.to_dict(), "file": str(self.path), "models": self.models,
+             "tuning": self.tuning or None, "seconds": self.seconds}
+        try:
+            info = inspect_file(self.path)
+            d["programs"] = len(info["programs"])
+            d["bytes"] = info["size"]
+        except OSError:
+            d["programs"], d["bytes"] = 0, 0
+        return d
+
+
+def _gpu_models(results) -> list:
+    return [r for r in results if "gpu" in r.runtime]
+
+
+def _ensure_section(path: Path, target: Target) -> None:
+    """A per-target file always exists and names its device, even when no program was compiled
+    (a model whose ops all run on the CPU fallback)."""
+    from mace.programcache import DeviceFingerprint, atomic
+    from mace.programcache.format import CacheData, encode
+    from mace.programcache.maintenance import load
+    fp = DeviceFingerprint.from_cl_device(target.device)
+    try:
+        data, _ = load(path)
+    except FileNotFoundError:
+        data = CacheData()
+    if fp.id in data.sections:
+        return
+    data.sections[fp.id] = fp
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_atomic(path, encode(data))
+
+
+def compile_target(target: Target, results, out_dir: Path, library: str, tune: bool = False,
+                   tune_mode: str = "normal", tune_budget: float | None = None,
+                   progress=None) -> TargetBuild:
+    """Compile (and optionally tune) every GPU model for one local device into its file."""
+    import mace
+    path = out_dir / kernel_file_name(library, target.device_name, target.soc)
+    build = TargetBuild(target, path)
+    t0 = time.perf_counter()
+    tune_fn = _tuner() if tune else None
+    for r in _gpu_models(results):
+        t1 = time.perf_counter()
+        engine = mace.Engine(r.output, runtime="gpu", device=target.index, program=str(path), warmup=True)
+        rep = engine.program_cache_report
+        entry = {"init_seconds": engine.init_seconds, "compiled": rep.compiled if rep else 0,
+                 "from_cache": rep.from_cache if rep else 0,
+                 "fallback_nodes": len(engine.executor.fallback_nodes),
+                 "nodes": len(engine.graph.nodes)}
+        if tune_fn is not None:
+            res = tune_fn(engine, mode=tune_mode, budget=tune_budget, progress=None)
+            engine.save_programs()
+            build.tuning[r.name] = res.to_dict() if hasattr(res, "to_dict") else res
+        entry["seconds"] = time.perf_counter() - t1
+        build.models[r.name] = entry
+        log.info("%s on %s: %d programs compiled, %d from %s", r.name, target.description,
+                 entry["compiled"], entry["from_cache"], path.name)
+        if progress:
+            progress(target, r.name)
+    _ensure_section(path, target)
+    build.seconds = time.perf_counter() - t0
+    return build
+
+
+def _tuner():
+    try:
+        from mace.tuning import tune
+    except ImportError as exc:
+        raise MaceError(f"--tune needs mace.tuning, which this mace does not have ({exc}): build "
+                        f"without --tune") from None
+    return tune
+
+
+def merge_files(paths: list[Path], out: Path) -> dict:
+    """One multi-device program file from per-target files (sections never conflict: each is
+    keyed by its device fingerprint)."""
+    from mace.programcache import atomic
+    from mace.programcache.format import CacheData, encode
+    from mace.programcache.maintenance import load, merge_data
+    data = CacheData()
+    for p in paths:
+        d, findings = load(p)
+        for f in findings:
+            log.warning("%s", f.message)
+        data = merge_data(data, d)
+    blob = encode(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_atomic(out, blob)
+    return {"file": str(out), "inputs": [str(p) for p in paths], "sections": len(data.sections),
+            "programs": len(data.programs), "tuning": len(data.tuning), "bytes": len(blob)}
+
+
+def embed(results, library: str, lib_dir: Path, program_file: Path | None, targets: list[dict]) -> list[dict]:
+    """Per model: `<lib_dir>/<model>.mace-bundle` and `<lib_dir>/embed/<model>_mace_bundle.py`."""
+    from mace import bundle
+    program = program_file.read_bytes() if program_file and program_file.is_file() else b""
+    out = []
+    for r in results:
+        model = Path(r.output).read_bytes()
+        prog = program if "gpu" in r.runtime else b""
+        data = bundle.encode(model, prog, name=r.name, library=library, runtime=r.runtime,
+                             data_type=r.data_type,
+                             targets=[{"device_name": t["device_name"], "soc": t["soc"]} for t in targets])
+        path = lib_dir / f"{r.name}{bundle.SUFFIX}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        module = lib_dir / "embed" / f"{sanitize(r.name).replace('-', '_').replace('.', '_')}_mace_bundle.py"
+        bundle.write_module(module, data)
+        out.append({"model": r.name, "bundle": str(path), "bytes": len(data), "module": str(module),
+                    "model_bytes": len(model), "program_bytes": len(prog)})
+    return out
+
+
+def remote_build(device_conf: str, **kwargs):
+    try:
+        from mace.deploy import remote
+    except ImportError:
+        remote = None
+    fn = getattr(remote, "build_remote", None) if remote is not None else None
+    if fn is None:
+        raise MaceError(f"--device-conf {device_conf}: remote targets need mace.deploy (its "
+                        f"remote.build_remote is not in this mace): build for local devices with "
+                        f"--target-socs, or install a mace with mace.deploy")
+    return fn(device_conf=device_conf, **kwargs)
+
+
+def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | None = None,
+          target_abi: str | None = None, build_dir=None, embed_bundles: bool = False,
+          device_conf: str | None = None, model_name: str | None = None, progress: bool = False,
+          tune_mode: str = "normal", tune_budget: float | None = None) -> dict:
+    """The whole `mace convert --config` workflow; returns the --json document."""
+    from mace.config import load_config
+    from mace.convert.deployment import convert_config, output_dir
+    t0 = time.perf_counter()
+    loaded = load_config(config)
+    cfg = loaded.config
+    if target_abi is not None and target_abi not in TARGET_ABIS:
+        raise ConfigError(f"--target-abi {target_abi!r}: unknown ABI: choose one of {', '.join(TARGET_ABIS)}")
+    socs = parse_socs(target_socs) if target_socs is not None else parse_socs(cfg.target_socs)
+    if enable_opencl is None:
+        enable_opencl = bool(socs) or tune or bool(device_conf)
+    lib_dir = output_dir(loaded, Path(build_dir) if build_dir else None)
+    names = [model_name] if model_name else list(cfg.models)
+    bar = _Bars(progress)
+    with bar:
+        task = bar.add("converting", len(names))
+        results = convert_config(loaded, Path(build_dir) if build_dir else None, model_name,
+                                 progress=lambda name: bar.advance(task, name))
+        doc: dict = {"config": str(loaded.path), "library_name": cfg.library_name,
+                     "target_abi": target_abi or (cfg.target_abis[0] if cfg.target_abis else "host"),
+                     "enable_opencl": bool(enable_opencl), "build_dir": str(lib_dir),
+                     "models": [{"model": r.name, "onnx": str(r.onnx_path), "output": str(r.output),
+                                 "nodes": r.nodes, "sha256": r.sha256, "runtime": r.runtime,
+                                 "data_type": r.data_type, "obfuscated": cfg.models[r.name].obfuscate}
+                                for r in results],
+                     "targets": [], "merged": None, "bundles": [], "remote": None, "skipped_socs": []}
+        if enable_opencl and _gpu_models(results):
+            if device_conf:
+                doc["remote"] = remote_build(device_conf, config=loaded, results=results,
+                                             target_abi=target_abi, target_socs=socs, tune=tune,
+                                             build_dir=lib_dir)
+                # with a device file, local devices are built only when named (or 'all'); the
+                # other SoCs are the remote ones
+                targets, missing = select_targets(socs) if socs else ([], [])
+                missing = []
+            else:
+                targets, missing = select_targets(socs)
+            if missing:
+                if not targets:
+                    names_ = "; ".join(f"{t.index}: {t.soc} / {t.device_name}" for t in local_targets())
+                    raise DeviceError(f"target_socs {', '.join(missing)}: no such OpenCL device on this "
+                                      f"machine: choose from [{names_}] (or 'all'), or give "
+                                      f"--device-conf for remote devices")
+                log.warning("target socs %s: not present on this machine, skipped", ", ".join(missing))
+                doc["skipped_socs"] = missing
+            out_dir = lib_dir / "opencl"
+            paths = []
+            if targets:
+                n = len(targets) * len(_gpu_models(results))
+                ctask = bar.add("compiling" + (" + tuning" if tune else ""), n)
+                builds = [compile_target(t, results, out_dir, cfg.library_name, tune, tune_mode, tune_budget,
+                                         progress=lambda tg, m: bar.advance(ctask, f"{m} on {tg.soc}"))
+                          for t in targets]
+                doc["targets"] = [b.to_dict() for b in builds]
+                paths = [b.path for b in builds]
+            remote = doc.get("remote")
+            if isinstance(remote, dict):
+                paths += [Path(p) for p in remote.get("files", []) if Path(p).is_file()]
+            if paths:
+                doc["merged"] = merge_files(paths, out_dir / kernel_file_name(cfg.library_name))
+        if embed_bundles:
+            merged = Path(doc["merged"]["file"]) if doc["merged"] else None
+            doc["bundles"] = embed(results, cfg.library_name, lib_dir, merged, doc["targets"])
+    doc["seconds"] = time.perf_counter() - t0
+    return doc
+
+
+class _Bars:
+    """rich progress bars on stderr when it is a terminal; otherwise nothing."""
+
+    def __init__(self, enabled: bool):
+        import sys
+        self.enabled = bool(enabled) and sys.stderr.isatty()
+        self.p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
+                              console=Console(stderr=True), transient=False)
+            self.p.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.p is not None:
+            self.p.__exit__(*exc)
+
+    def add(self, description: str, total: int):
+        if self.p is None:
+            return None
+        return self.p.add_task(description, total=total, item="")
+
+    def advance(self, task, item: str = "") -> None:
+        if self.p is not None and task is not None:
+            self.p.update(task, advance=1, item=item)
+
+
+__all__ = ["build", "select_targets", "local_targets", "compile_target", "merge_files", "embed",
+           "device_name", "soc_name", "sanitize", "kernel_file_name", "TARGET_ABIS", "Target"]

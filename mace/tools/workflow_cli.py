@@ -1,0 +1,183 @@
+"""The deployment workflow verbs: `mace convert`, `mace benchmark`, `mace report`.
+
+`register(cli)` adds them to the top-level group (called from mace.cli._register_plugins).
+Every verb takes --json (one JSON document on stdout; logs on stderr); long steps show rich
+progress bars on stderr when it is a terminal and --json is off. MaceError -> one line
+"error: ..." and exit code 2 (the group does that).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout (logs on stderr).")
+
+
+def _emit(obj) -> None:
+    from mace.cli import emit_json
+    emit_json(obj)
+
+
+def _bool_text(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    v = str(value).strip().lower()
+    if v in ("1", "true", "yes", "on", "y"):
+        return True
+    if v in ("0", "false", "no", "off", "n"):
+        return False
+    from mace.errors import ConfigError
+    raise ConfigError(f"--enable_opencl={value}: expected true or false")
+
+
+# -- convert ---------------------------------------------------------------------------------
+
+@click.command("convert")
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .mace file (short form).")
+@click.option("--config", type=click.Path(dir_okay=False), help="Deployment file mace.yml.")
+@click.option("--model-name", "--model_name", "model_name", default=None, help="Convert only this model of the config.")
+@click.option("--build-dir", "--build_dir", "build_dir", type=click.Path(file_okay=False), default=None,
+              help="Output root (default ./build next to mace.yml).")
+@click.option("--data-type", type=click.Choice(["fp32_fp32", "fp16_fp32"]), default="fp32_fp32",
+              help="Short form only (the config sets it per model).")
+@click.option("--input-shape", "input_shapes", multiple=True, help="NAME=1,3,224,224 (short form).")
+@click.option("--target-socs", "--target_socs", "target_socs", default=None,
+              help="Comma-separated target devices of this machine: SoC name (e.g. pocl), device name, "
+                   "index or 'all' (default: the yml's target_socs).")
+@click.option("--tune", is_flag=True, help="Tune kernel launches on each target (mace.tuning).")
+@click.option("--enable-opencl/--no-enable-opencl", "--enable_opencl/--no-enable_opencl", "enable_opencl",
+              default=None, help="Build OpenCL programs for the targets (default: when target socs, "
+                                 "--tune or --device-conf are given).")
+@click.option("--target-abi", "--target_abi", "target_abi", default=None,
+              help="Target ABI (host, armeabi-v7a, arm64-v8a, ...): recorded; local OpenCL devices need none.")
+@click.option("--device-conf", "--device_conf", "device_conf", type=click.Path(dir_okay=False), default=None,
+              help="device.yml of remote devices (needs mace.deploy).")
+@click.option("--embed", is_flag=True, help="Also write <model>.mace-bundle and an importable module per model.")
+@JSON_OPT
+def convert(model, output, config, model_name, build_dir, data_type, input_shapes, target_socs, tune,
+            enable_opencl, target_abi, device_conf, embed, as_json):
+    """Convert an ONNX model (short form) or every model of a mace.yml, then build, tune and
+    embed the OpenCL programs for the target devices."""
+    from mace.errors import ConfigError
+    t0 = time.perf_counter()
+    if config:
+        from mace.tools.build import build
+        doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,
+                    target_abi=target_abi, build_dir=build_dir, embed_bundles=embed,
+                    device_conf=device_conf, model_name=model_name, progress=not as_json)
+        if as_json:
+            _emit(doc)
+        else:
+            _print_build(doc)
+        return
+    if not model:
+        raise ConfigError("give an ONNX model (mace convert model.onnx -o model.mace) or --config mace.yml")
+    if target_socs or tune or enable_opencl or device_conf or embed:
+        raise ConfigError("--target-socs, --tune, --enable-opencl, --device-conf and --embed need "
+                          "--config mace.yml")
+    from mace.config import parse_shape
+    from mace.convert import convert as do_convert
+    shapes = {}
+    for s in input_shapes:
+        name, _, dims = s.partition("=")
+        shapes[name] = parse_shape(dims)
+    out = Path(output or Path(model).with_suffix(".mace"))
+    graph = do_convert(model, out, input_shapes=shapes, data_type=data_type)
+    rows = [{"model": graph.name, "onnx": model, "output": str(out), "nodes": len(graph.nodes),
+             "sha256": graph.meta["model_sha256"], "ops": graph.op_counts()}]
+    elapsed = time.perf_counter() - t0
+    if as_json:
+        _emit({"models": rows, "seconds": elapsed})
+    else:
+        for r in rows:
+            click.echo(f"{r['onnx']} -> {r['output']}  ({r['nodes']} ops, sha256 {r['sha256'][:16]}...)")
+        click.echo(f"converted {len(rows)} model(s) in {elapsed:.2f} s")
+
+
+def _print_build(doc: dict) -> None:
+    for r in doc["models"]:
+        click.echo(f"{r['onnx']} -> {r['output']}  ({r['nodes']} ops, sha256 {r['sha256'][:16]}...)"
+                   + ("  [obfuscated]" if r.get("obfuscated") else ""))
+    for t in doc["targets"]:
+        models = ", ".join(f"{m}: {v['compiled']} compiled/{v['from_cache']} cached" for m, v in t["models"].items())
+        click.echo(f"{t['description']} -> {t['file']}  ({t['programs']} programs, {t['bytes']} B; {models})")
+    if doc["merged"]:
+        m = doc["merged"]
+        click.echo(f"merged {len(m['inputs'])} target file(s) -> {m['file']}  ({m['sections']} device "
+                   f"section(s), {m['programs']} programs, {m['bytes']} B)")
+    elif not doc["enable_opencl"]:
+        click.echo("OpenCL programs not built (give --target-socs or --enable-opencl)")
+    for b in doc["bundles"]:
+        click.echo(f"bundle {b['bundle']} ({b['bytes']} B) and module {b['module']}")
+    click.echo(f"converted {len(doc['models'])} model(s) for {len(doc['targets'])} target(s) in {doc['seconds']:.2f} s")
+
+
+# -- benchmark -------------------------------------------------------------------------------
+
+@click.command("benchmark")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default="gpu", show_default=True)
+@click.option("--device", default=None, help="OpenCL device index or name (MACE_DEVICE).")
+@click.option("--program", type=click.Path(dir_okay=False), default=None,
+              help="Program file for the warm runs (default: the one the first cold run writes).")
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, help="Timed steady-state runs.")
+@click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="Ops in the profile table (0: all).")
+@click.option("--init-runs", type=click.IntRange(1), default=3, show_default=True,
+              help="Fresh processes for each of cold and warm initialization.")
+@click.option("--profile-runs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+@JSON_OPT
+def benchmark_cmd(model, runtime, device, program, runs, top, init_runs, profile_runs, seed, as_json):
+    """Cold vs warm initialization (fresh processes), first run, steady latency, memory and a
+    per-op profile of a converted model."""
+    from mace.tools.benchmark import benchmark, render
+    res = benchmark(model, runtime=runtime, device=device, program=program, runs=runs, top=top,
+                    init_runs=init_runs, profile_runs=profile_runs, seed=seed, progress=not as_json)
+    if as_json:
+        _emit(res)
+    else:
+        render(res)
+
+
+# -- report ----------------------------------------------------------------------------------
+
+@click.command("report")
+@click.option("--config", type=click.Path(dir_okay=False), default=None, help="Deployment file mace.yml.")
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False), default="report", show_default=True,
+              help="Directory for report.md, report.html, the plots and results.json.")
+@click.option("--from-json", "from_json", multiple=True, type=click.Path(dir_okay=False),
+              help="Saved --json results (convert, benchmark, validate, or a report's results.json) "
+                   "to use instead of running those steps.")
+@click.option("--target-socs", "--target_socs", "target_socs", default=None, help="As for convert (default: all).")
+@click.option("--build-dir", "--build_dir", "build_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default="gpu", show_default=True,
+              help="Runtime benchmarked.")
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--init-runs", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation inputs.")
+@JSON_OPT
+def report_cmd(config, output, from_json, target_socs, build_dir, runtime, runs, init_runs, top, seed, as_json):
+    """Run the workflow (convert for the targets, benchmark, validate) or read saved --json
+    results, and write report.md + report.html (plots embedded)."""
+    from mace.tools.report import make_report
+    res = make_report(config=config, out_dir=output, from_json=list(from_json), target_socs=target_socs,
+                      build_dir=build_dir, runtime=runtime, runs=runs, init_runs=init_runs, top=top,
+                      seed=seed, progress=not as_json, echo=None if as_json else click.echo)
+    if as_json:
+        _emit(res)
+    else:
+        click.echo(f"wrote {res['markdown']} and {res['html']} ({len(res['plots'])} plots)")
+
+
+def register(cli_group: click.Group) -> None:
+    """Add `convert` (replacing any older one), `benchmark` and `report`."""
+    cli_group.add_command(convert, "convert")
+    cli_group.add_command(benchmark_cmd, "benchmark")
+    cli_group.add_command(report_cmd, "report")
+
+
+__all__ = ["register", "convert", "benchmark_cmd", "report_cmd"]
