@@ -1,6 +1,6 @@
 """Real models exported from PyTorch validate on both runtimes against onnxruntime.
 
-Each model is converted once per session; inputs are random in [-1, 1] with a fresh seed.
+Each model is converted once per session; inputs are random in [0, 1) with a fresh seed.
 Pass: cosine similarity >= 0.999 (fp32) on the CPU and the GPU (PoCL) runtime, and top-1 agreement.
 """
 from __future__ import annotations
@@ -46,10 +46,14 @@ def test_model_converts_and_folds(converted, name):
 @pytest.mark.parametrize("name", MODELS)
 def test_model_validates(converted, name, runtime, rng):
     onnx_path, mace_path, graph = converted(name)
-    x = rng.uniform(-1, 1, graph.shape("input")).astype(np.float32)
+    x = rng.uniform(0, 1, graph.shape("input")).astype(np.float32)
     want = onnx_reference(onnx_path, {"input": x})["output"]
     engine = mace.Engine(mace_path, runtime=runtime, use_program_cache=False)
     got = engine.run({"input": x})["output"]
     m = metrics(got, want)
     assert m["cosine"] >= 0.999, m
     assert m["argmax_agreement"] == 1.0, m
+    # logits can share a large offset (squeezenet's are ~247 +- 2), which cosine barely sees:
+    # the centered outputs must agree as well
+    centered = metrics(got - got.mean(), want - want.mean())
+    assert centered["cosine"] >= 0.999, centered

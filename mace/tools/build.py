@@ -242,7 +242,8 @@ def embed(results, library: str, lib_dir: Path, program_file: Path | None, targe
     return out
 
 
-def remote_build(device_conf: str, **kwargs):
+def remote_builder(device_conf: str):
+    """mace.deploy.remote.build_remote, or a clear error when this mace lacks it."""
     try:
         from mace.deploy import remote
     except ImportError:
@@ -252,7 +253,7 @@ def remote_build(device_conf: str, **kwargs):
         raise MaceError(f"--device-conf {device_conf}: remote targets need mace.deploy (its "
                         f"remote.build_remote is not in this mace): build for local devices with "
                         f"--target-socs, or install a mace with mace.deploy")
-    return fn(device_conf=device_conf, **kwargs)
+    return fn
 
 
 def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | None = None,
@@ -268,6 +269,9 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
     if target_abi is not None and target_abi not in TARGET_ABIS:
         raise ConfigError(f"--target-abi {target_abi!r}: unknown ABI: choose one of {', '.join(TARGET_ABIS)}")
     socs = parse_socs(target_socs) if target_socs is not None else parse_socs(cfg.target_socs)
+    remote_fn = remote_builder(device_conf) if device_conf else None
+    if tune:
+        _tuner()                                  # fail before converting, not after
     if enable_opencl is None:
         enable_opencl = bool(socs) or tune or bool(device_conf)
     lib_dir = output_dir(loaded, Path(build_dir) if build_dir else None)
@@ -287,9 +291,9 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
                      "targets": [], "merged": None, "bundles": [], "remote": None, "skipped_socs": []}
         if enable_opencl and _gpu_models(results):
             if device_conf:
-                doc["remote"] = remote_build(device_conf, config=loaded, results=results,
-                                             target_abi=target_abi, target_socs=socs, tune=tune,
-                                             build_dir=lib_dir)
+                doc["remote"] = remote_fn(device_conf=device_conf, config=loaded, results=results,
+                                          target_abi=target_abi, target_socs=socs, tune=tune,
+                                          build_dir=lib_dir)
                 # with a device file, local devices are built only when named (or 'all'); the
                 # other SoCs are the remote ones
                 targets, missing = select_targets(socs) if socs else ([], [])
@@ -319,6 +323,8 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
                 paths += [Path(p) for p in remote.get("files", []) if Path(p).is_file()]
             if paths:
                 doc["merged"] = merge_files(paths, out_dir / kernel_file_name(cfg.library_name))
+            for lock in out_dir.glob("*.bin.lock"):   # the cache's lock files are not shipped
+                lock.unlink(missing_ok=True)
         if embed_bundles:
             merged = Path(doc["merged"]["file"]) if doc["merged"] else None
             doc["bundles"] = embed(results, cfg.library_name, lib_dir, merged, doc["targets"])

@@ -1,0 +1,230 @@
+"""Element-wise ops on both runtimes against onnxruntime: activations, Add/Sub/Mul/Div with full
+broadcasting (constant operand on either side, fused activation) and PRelu.
+
+Tolerances: fp32 storage rtol 1e-4 / atol 1e-4 (values of order 1; Div denominators kept in
+[0.5, 2] in magnitude); fp16 storage (data_type fp16_fp32, GPU only) rtol 1e-2 / atol 1e-2.
+Every GPU check also asserts the node ran as a GPU kernel (no CPU fallback), and the broadcast
+fast paths are checked to pick the intended kernel variant.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+from onnx import TensorProto, helper
+
+import mace
+from mace.convert import convert
+from tests.ophelpers import OPSET, make_model, rand, reference
+
+FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
+
+
+def check_graph(model, feeds, runtimes=("cpu", "gpu"), rtol=1e-4, atol=1e-4, data_type="fp32_fp32",
+                gpu_native=True):
+    """ophelpers.check_model, converting once, plus: no GPU node falls back to the CPU."""
+    want = reference(model, feeds)
+    graph = convert(model, data_type=data_type)
+    for rt in runtimes:
+        engine = mace.Engine(graph, runtime=rt, use_program_cache=False)
+        if rt == "gpu" and gpu_native:
+            assert not engine.executor.fallback_nodes, f"fell back to the CPU: {engine.executor.fallback_nodes}"
+        outs = engine.run(feeds)
+        got = [outs[o] for o in graph.outputs]
+        assert len(got) == len(want), rt
+        for g, w in zip(got, want):
+            assert g.shape == w.shape, f"{rt}: shape {g.shape} != {w.shape}"
+            np.testing.assert_allclose(g, w.astype(np.float32), rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
+    return graph
+
+
+def check(op_type, inputs, attrs=None, initializers=None, input_order=None, opset=OPSET, **kw):
+    model = make_model(op_type, inputs, attrs, initializers, 1, input_order, opset)
+    return check_graph(model, inputs, **kw)
+
+
+def rshape(rng, lo_rank=1, hi_rank=5, hi=6):
+    return tuple(int(d) for d in rng.integers(1, hi + 1, size=int(rng.integers(lo_rank, hi_rank + 1))))
+
+
+def gpu_kernels(model, data_type="fp32_fp32") -> list[str]:
+    engine = mace.Engine(convert(model, data_type=data_type), runtime="gpu", use_program_cache=False)
+    return [ln.kernel.function_name for ln in engine.executor.launches]
+
+
+# -- activations ---------------------------------------------------------------------------------
+ACTIVATIONS = [
+    ("Relu", {}), ("Sigmoid", {}), ("Tanh", {}), ("HardSwish", {}),
+    ("LeakyRelu", {}), ("LeakyRelu", {"alpha": 0.37}),
+    ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
+]
+
+
+@pytest.mark.parametrize("op,attrs", ACTIVATIONS, ids=[f"{o}{a}" for o, a in ACTIVATIONS])
+def test_activation(rng, op, attrs):
+    for shape in (rshape(rng), (2, 3, 4, 4), (7,)):  # random, a multiple of 4 (vec4 path), odd
+        check(op, {"x": rand(rng, *shape, lo=-5, hi=5)}, attrs)
+
+
+@pytest.mark.parametrize("bounds", ["both", "min", "max", "none"])
+def test_clip(rng, bounds):
+    lo, hi = np.float32(rng.uniform(-1, 0)), np.float32(rng.uniform(0, 1))
+    inits = {"lo": lo, "hi": hi}
+    order = {"both": ["x", "lo", "hi"], "min": ["x", "lo"], "max": ["x", "", "hi"], "none": ["x"]}[bounds]
+    inits = {k: v for k, v in inits.items() if k in order}
+    check("Clip", {"x": rand(rng, *rshape(rng), lo=-2, hi=2)}, initializers=inits, input_order=order)
+
+
+def test_clip_opset6_attributes(rng):
+    check("Clip", {"x": rand(rng, *rshape(rng), lo=-2, hi=2)}, {"min": -0.25, "max": 0.75}, opset=6)
+
+
+# -- binary ops: broadcasting ----------------------------------------------------------------------
+BINARY = ["Add", "Sub", "Mul", "Div"]
+
+
+def operand(rng, shape, op, which):
+    if op == "Div" and which == "b":  # keep denominators away from 0
+        return np.asarray(rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape), dtype=np.float32)
+    return np.asarray(rand(rng, *shape), dtype=np.float32)
+
+
+PATTERNS = {  # name: (a shape, b shape, GPU kernel variant)
+    "same": ((2, 3, 4, 5), (2, 3, 4, 5), "binary_same4"),
+    "same_odd": ((3, 5, 7), (3, 5, 7), "binary_same"),
+    "scalar_b": ((2, 3, 5), (), "binary_scalar"),
+    "scalar_a": ((1,), (2, 3, 5), "binary_scalar"),
+    "channel_b": ((2, 6, 3, 5), (6, 1, 1), "binary_channel"),
+    "channel_a": ((1, 6, 1, 1), (2, 6, 3, 5), "binary_channel"),
+    "last_dim": ((4, 3, 7), (7,), "binary_channel"),
+    "first_dim": ((5, 1, 1), (5, 3, 2), "binary_channel"),
+    "two_sided": ((3, 1, 5), (4, 1), "binary_bcast"),
+    "middle": ((2, 3, 4, 5), (1, 3, 1, 5), "binary_bcast"),
+    "rank6": ((2, 1, 3, 1, 2, 3), (1, 2, 1, 3, 2, 1), "binary_bcast"),
+}
+
+
+@pytest.mark.parametrize("op", BINARY)
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+def test_binary_broadcast(rng, op, pattern):
+    sa, sb, _ = PATTERNS[pattern]
+    check(op, {"a": operand(rng, sa, op, "a"), "b": operand(rng, sb, op, "b")})
+
+
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+def test_binary_gpu_variant(rng, pattern):
+    sa, sb, kernel = PATTERNS[pattern]
+    model = make_model("Sub", {"a": rand(rng, *sa), "b": rand(rng, *sb)})
+    assert gpu_kernels(model) == [kernel]
+
+
+@pytest.mark.parametrize("op", BINARY)
+@pytest.mark.parametrize("const_side", ["a", "b"])
+def test_binary_constant_operand(rng, op, const_side):
+    shape = rshape(rng, 2, 4)
+    small = tuple(d if rng.random() < 0.5 else 1 for d in shape)
+    a, b = operand(rng, shape, op, "a"), operand(rng, small, op, "b")
+    if const_side == "a":  # the constant is the first operand: a swapped non-commutative op
+        a, b = operand(rng, small, op, "a"), operand(rng, shape, op, "b")
+        check(op, {"b": b}, initializers={"a": a}, input_order=["a", "b"])
+    else:
+        check(op, {"a": a}, initializers={"b": b})
+
+
+def test_binary_rank7_falls_back_to_cpu(rng):
+    # 7 alternating broadcast dims cannot be merged below the GPU kernel's 6: CPU fallback
+    a, b = rand(rng, 2, 1, 2, 1, 2, 1, 2), rand(rng, 1, 2, 1, 2, 1, 2, 1)
+    graph = check("Mul", {"a": a, "b": b}, gpu_native=False)
+    engine = mace.Engine(graph, runtime="gpu", use_program_cache=False)
+    assert engine.executor.fallback_nodes == [graph.nodes[0].name]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=6, max_side=4),
+       op=st.sampled_from(BINARY), seed=st.integers(0, 2**32 - 1))
+def test_binary_broadcast_hypothesis_cpu(shapes, op, seed):
+    rng = np.random.default_rng(seed)
+    sa, sb = shapes.input_shapes
+    assume(shapes.result_shape != ())  # the CPU executor turns a rank-0 graph input into shape (1,)
+    check(op, {"a": operand(rng, sa, op, "a"), "b": operand(rng, sb, op, "b")}, runtimes=("cpu",))
+
+
+@settings(max_examples=20, deadline=None)
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=5, max_side=5),
+       op=st.sampled_from(BINARY), seed=st.integers(0, 2**32 - 1))
+def test_binary_broadcast_hypothesis_gpu(shapes, op, seed):
+    rng = np.random.default_rng(seed)
+    sa, sb = shapes.input_shapes
+    check(op, {"a": operand(rng, sa, op, "a"), "b": operand(rng, sb, op, "b")}, runtimes=("gpu",))
+
+
+# -- PRelu -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("slope_shape", [(3, 1, 1), (1,), (5,), (2, 3, 4, 5), (1, 3, 1, 1), (4, 1)])
+@pytest.mark.parametrize("const", [True, False], ids=["const_slope", "input_slope"])
+def test_prelu(rng, slope_shape, const):
+    x, slope = rand(rng, 2, 3, 4, 5), rng.uniform(0, 0.5, slope_shape).astype(np.float32)
+    if const:
+        check("PRelu", {"x": x}, initializers={"slope": slope})
+    else:
+        check("PRelu", {"x": x, "slope": slope})
+
+
+# -- fused activation ------------------------------------------------------------------------------
+FUSED = [("Relu", {}, []), ("Clip", {}, ["lo", "hi"]), ("LeakyRelu", {"alpha": 0.2}, []),
+         ("Sigmoid", {}, []), ("HardSigmoid", {"alpha": 0.25, "beta": 0.45}, []), ("Tanh", {}, []),
+         ("HardSwish", {}, [])]
+
+
+def two_node_model(op, act, act_attrs, act_inputs, a, b, const_b=False):
+    nodes = [helper.make_node(op, ["a", "b"], ["t"]),
+             helper.make_node(act, ["t"] + act_inputs, ["y"], **act_attrs)]
+    inits = [helper.make_tensor("lo", TensorProto.FLOAT, [], [-0.3]),
+             helper.make_tensor("hi", TensorProto.FLOAT, [], [0.4])] if act_inputs else []
+    if const_b:
+        inits.append(helper.make_tensor("b", TensorProto.FLOAT, b.shape, b.reshape(-1).tolist()))
+    ins = [helper.make_tensor_value_info("a", TensorProto.FLOAT, a.shape)]
+    if not const_b:
+        ins.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, b.shape))
+    g = helper.make_graph(nodes, "fused", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    return m
+
+
+@pytest.mark.parametrize("act,attrs,act_inputs", FUSED, ids=[f[0] for f in FUSED])
+def test_add_fused_activation(rng, act, attrs, act_inputs):
+    a, b = rand(rng, 2, 4, 3, 5, lo=-3, hi=3), rand(rng, 4, 1, 1, lo=-3, hi=3)
+    model = two_node_model("Add", act, attrs, act_inputs, a, b)
+    graph = check_graph(model, {"a": a, "b": b})
+    assert [n.op_type for n in graph.nodes] == ["Add"]
+    assert graph.nodes[0].attrs["activation"] == act
+
+
+@pytest.mark.parametrize("op", ["Sub", "Mul", "Div"])
+def test_other_binary_fused_relu(rng, op):
+    a, b = rand(rng, 3, 5, 6), rng.uniform(0.5, 2, (6,)).astype(np.float32)
+    model = two_node_model(op, "Relu", {}, [], a, b, const_b=True)
+    graph = check_graph(model, {"a": a})
+    assert [(n.op_type, n.attrs.get("activation")) for n in graph.nodes] == [(op, "Relu")]
+
+
+# -- fp16 storage ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pattern", ["same", "same_odd", "scalar_a", "channel_b", "two_sided", "rank6"])
+def test_binary_fp16(rng, pattern):
+    sa, sb, _ = PATTERNS[pattern]
+    check("Div", {"a": operand(rng, sa, "Div", "a"), "b": operand(rng, sb, "Div", "b")}, **FP16)
+
+
+@pytest.mark.parametrize("op,attrs", [("Relu", {}), ("Sigmoid", {}), ("HardSwish", {}), ("LeakyRelu", {"alpha": 0.1})])
+def test_activation_fp16(rng, op, attrs):
+    check(op, {"x": rand(rng, *rshape(rng), lo=-4, hi=4)}, attrs, **FP16)
+    check(op, {"x": rand(rng, 2, 4, 4, lo=-4, hi=4)}, attrs, **FP16)
+
+
+def test_prelu_and_fused_fp16(rng):
+    check("PRelu", {"x": rand(rng, 2, 3, 4, 5)}, initializers={"s": rand(rng, 3, 1, 1, lo=0, hi=0.5)}, **FP16)
+    a, b = rand(rng, 2, 4, 3, 5), rand(rng, 4, 1, 1)
+    check_graph(two_node_model("Add", "Clip", {}, ["lo", "hi"], a, b), {"a": a, "b": b}, **FP16)
