@@ -70,23 +70,8 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 
 
 def _select_device(spec: str | None):
-    try:
-        from mace.runtime.opencl.device import select_device
-    except ImportError:                  # the engine's runtime is absent: a minimal chooser
-        select_device = _first_matching_device
+    from mace.runtime.opencl.device import select_device
     return select_device(spec)
-
-
-def _first_matching_device(spec: str | None):
-    import pyopencl as cl
-    devices = [d for p in cl.get_platforms() for d in p.get_devices()]
-    if not devices:
-        raise LookupError("no OpenCL device found")
-    if spec is None:
-        return next((d for d in devices if d.type & cl.device_type.GPU), devices[0])
-    if spec.isdigit():
-        return devices[int(spec)]
-    return next(d for d in devices if spec.lower() in f"{d.platform.name} {d.name}".lower())
 
 
 @click.command("doctor")
@@ -94,9 +79,13 @@ def _first_matching_device(spec: str | None):
 @click.option("--device", "-d", default=None,
               help="OpenCL device: index or name substring (default: MACE_DEVICE, else the "
                    "first GPU, else the first device).")
+@click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also check that FILE holds every program this .mace model needs on DEVICE "
+                   "(the model is initialized read-only against FILE: binaries the driver rejects "
+                   "are reported).")
 @json_option
-def doctor_cmd(file: Path, device: str | None, as_json: bool) -> None:
-    """Check that FILE will serve binaries to DEVICE; each finding with its cause and fix."""
+def doctor_cmd(file: Path, device: str | None, model: Path | None, as_json: bool) -> None:
+    """Check that FILE will serve binaries to DEVICE (and MODEL); each finding with its cause and fix."""
     from mace.programcache.doctor import doctor
     from mace.programcache.fingerprint import DeviceFingerprint
     _require_file(file, as_json)
@@ -104,7 +93,15 @@ def doctor_cmd(file: Path, device: str | None, as_json: bool) -> None:
         fp = DeviceFingerprint.from_cl_device(_select_device(device))
     except Exception as exc:  # DeviceError, pyopencl errors, a bad index: all bad input
         _bad_input(f"cannot select OpenCL device {device!r}: {exc}", as_json)
-    result = doctor(file, fp)
+    required = None
+    load = None
+    if model is not None:
+        required, load = _model_programs(file, model, device, as_json)
+    result = doctor(file, fp, required_keys=required)
+    if load is not None:
+        result.stats["model_init"] = load
+        for key, code, message in load["rejected"]:
+            result.findings.append(_finding(code, f"{file}: the driver rejected the binary of {key}: {message}", key))
     if as_json:
         _emit(result.to_dict())
     else:
@@ -115,6 +112,26 @@ def doctor_cmd(file: Path, device: str | None, as_json: bool) -> None:
                 click.echo(f"  {k.replace('_', ' ')}: {result.stats[k]}")
         _echo_findings(result.findings)
     sys.exit(OK if result.ok else FINDINGS)
+
+
+def _model_programs(file: Path, model: Path, device: str | None, as_json: bool):
+    """Initialize MODEL read-only against FILE's bytes: the program keys it needs and what the
+    driver made of the cached binaries."""
+    import mace
+    from mace.errors import MaceError
+    try:
+        engine = mace.Engine(model, runtime="gpu", device=device, program=file.read_bytes())
+    except MaceError as exc:
+        _bad_input(str(exc), as_json)
+    report = engine.program_cache_report
+    load = {"model": str(model), "from_cache": report.from_cache, "compiled": report.compiled,
+            "rejected": [list(r) for r in report.rejected]}
+    return list(engine.executor.builder.keys), load
+
+
+def _finding(code: str, message: str, key: str):
+    from mace.programcache.errors import Finding
+    return Finding(code, message, severity="error", key=key)
 
 
 @click.group("cache")
