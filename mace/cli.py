@@ -131,9 +131,18 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readabl
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="Write each output as NAME.npy.")
 @click.option("--runs", type=int, default=1, show_default=True, help="Timed runs after the first.")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs.")
+@click.option("--device-conf", type=click.Path(dir_okay=False), default=None,
+              help="device.yml: run on a remote device over ssh; --device then names its entry.")
 @JSON_OPT
-def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed, as_json):
+def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed, device_conf, as_json):
     """Run a converted model and print its outputs and timings."""
+    if device_conf:
+        from mace.deploy.cli import echo_result
+        from mace.deploy.remote import run_remote
+        res = run_remote(device_conf, device, model, program, runtime, inputs, output_dir,
+                         seed=seed, runs=runs, warmup=warmup)
+        emit_json(res) if as_json else echo_result(res)
+        return
     t_start = time.perf_counter()
     import numpy as np
     from mace.tools.validate import random_inputs
@@ -292,12 +301,14 @@ def demo(device, program, as_json):
 
 
 def _register_plugins() -> None:
-    from mace.tools.workflow_cli import register as register_workflow; register_workflow(cli)  # convert, benchmark, report
-    try:
-        from mace.programcache.cli import register
-    except ImportError:
-        return
-    register(cli)
+    """Verbs that live beside their packages: convert/benchmark/report (mace.tools), deploy
+    (mace.deploy), inspect/doctor/cache (mace.programcache)."""
+    from mace.deploy.cli import register as register_deploy
+    from mace.programcache.cli import register as register_programcache
+    from mace.tools.workflow_cli import register as register_workflow
+    register_workflow(cli)
+    register_deploy(cli)
+    register_programcache(cli)
 
 
 _register_plugins()

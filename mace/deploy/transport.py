@@ -48,11 +48,6 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def quote_remote_path(path: str) -> str:
-    """A path in an scp remote spec (workdirs are validated to need no quoting)."""
-    return path
-
-
 class SshTransport:
     """ssh and scp to one device of device.yml."""
 
@@ -106,7 +101,7 @@ class SshTransport:
         addr = self.spec.address
         if ":" in addr and not addr.startswith("["):
             addr = f"[{addr}]"
-        return f"{self.spec.username}@{addr}:{quote_remote_path(path)}"
+        return f"{self.spec.username}@{addr}:{path}"   # workdirs are validated: no quoting needed
 
     def _env(self) -> dict[str, str] | None:
         if not self.spec.uses_password:
@@ -188,9 +183,14 @@ class SshTransport:
         if rc != 255:
             return None
         if "Permission denied" in text or "Too many authentication failures" in text:
-            fix = (f"correct password: in device.yml" if spec.uses_password else
-                   f"install your public key there with `ssh-copy-id -p {port} {self.host()}` "
-                   f"(or name the key with ssh_options: [IdentityFile=PATH])")
+            methods = text[text.find("Permission denied"):]
+            if spec.uses_password and "password" not in methods and "keyboard-interactive" not in methods:
+                fix = (f"the device accepts no password login: install a key there with "
+                       f"`ssh-copy-id -p {port} {self.host()}` and remove password: from device.yml")
+            else:
+                fix = ("correct password: in device.yml" if spec.uses_password else
+                       f"install your public key there with `ssh-copy-id -p {port} {self.host()}` "
+                       f"(or name the key with ssh_options: [IdentityFile=PATH])")
             return AuthenticationFailed(f"{label}: login refused ({_last_line(text)}): {fix}")
         if any(s in text for s in _UNREACHABLE):
             return DeviceUnreachable(

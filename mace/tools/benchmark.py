@@ -205,7 +205,8 @@ def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int 
     summary = engine.summary()
     cold_b, warm_b = _median_block(cold), _median_block(warm)
     speedup = (cold_b["init_plus_first_run_ms"] / warm_b["init_plus_first_run_ms"]
-               if cold_b["init_plus_first_run_ms"] and warm_b["init_plus_first_run_ms"] else None)
+               if runtime != "cpu" and cold_b["init_plus_first_run_ms"] and warm_b["init_plus_first_run_ms"]
+               else None)                  # the CPU runtime has no programs: cold == warm
     mem = summary.get("memory") or {}
     return {
         "model": str(model), "runtime": runtime, "device": summary.get("device"),
@@ -228,18 +229,23 @@ def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int 
 def render(res: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
-    console = console or Console()
+    console = console or Console(highlight=False)
     console.print(f"[bold]{res['model']}[/bold] on {res['runtime']}"
                   + (f" ({res['device']})" if res.get("device") else ""))
     t = Table(title="initialization (fresh processes, medians)")
-    for col in ("", "processes", "init ms", "first run ms", "init+first ms", "to first result ms",
-                "process wall ms", "peak RSS MB", "compiled", "from cache"):
-        t.add_column(col, justify="right")
+    t.add_column("")
     for k in ("cold", "warm"):
-        b = res["init"][k]
-        t.add_row(k, str(b["processes"]), f"{b['init_ms']:.1f}", f"{b['first_run_ms']:.2f}",
-                  f"{b['init_plus_first_run_ms']:.1f}", f"{b['process_to_first_result_ms']:.1f}",
-                  f"{b['wall_ms']:.0f}", f"{b['maxrss_kb'] / 1024:.0f}", str(b["compiled"]), str(b["from_cache"]))
+        t.add_column(f"{k} ({res['init'][k]['processes']} processes)", justify="right")
+    c, w = res["init"]["cold"], res["init"]["warm"]
+    for label, key, fmt in (("engine init ms", "init_ms", "{:.1f}"), ("first run ms", "first_run_ms", "{:.2f}"),
+                            ("init + first run ms", "init_plus_first_run_ms", "{:.1f}"),
+                            ("process wall ms (start to exit)", "wall_ms", "{:.0f}"),
+                            ("programs compiled", "compiled", "{}"), ("programs from cache", "from_cache", "{}"),
+                            ("peak RSS MB", "maxrss_kb", None)):
+        if fmt is None:
+            t.add_row(label, f"{c[key] / 1024:.0f}", f"{w[key] / 1024:.0f}")
+        else:
+            t.add_row(label, fmt.format(c[key]), fmt.format(w[key]))
     console.print(t)
     if res["init"]["speedup"]:
         console.print(f"warm start is {res['init']['speedup']:.1f}x faster to the first result (init + first run)")

@@ -167,6 +167,7 @@ def compile_target(target: Target, results, out_dir: Path, library: str, tune: b
     """Compile (and optionally tune) every GPU model for one local device into its file."""
     import mace
     path = out_dir / kernel_file_name(library, target.device_name, target.soc)
+    path.unlink(missing_ok=True)          # a build starts from nothing: no stale programs or records
     build = TargetBuild(target, path)
     t0 = time.perf_counter()
     tune_fn = _tuner() if tune else None
@@ -243,17 +244,66 @@ def embed(results, library: str, lib_dir: Path, program_file: Path | None, targe
 
 
 def remote_builder(device_conf: str):
-    """mace.deploy.remote.build_remote, or a clear error when this mace lacks it."""
+    """mace.deploy.remote.build_remote when it exists, else builds through mace.deploy.remote.deploy
+    (run each model once on each remote device, pull its programs back), else a clear error."""
     try:
         from mace.deploy import remote
     except ImportError:
         remote = None
     fn = getattr(remote, "build_remote", None) if remote is not None else None
-    if fn is None:
-        raise MaceError(f"--device-conf {device_conf}: remote targets need mace.deploy (its "
-                        f"remote.build_remote is not in this mace): build for local devices with "
-                        f"--target-socs, or install a mace with mace.deploy")
-    return fn
+    if fn is not None:
+        return fn
+    if remote is not None and callable(getattr(remote, "deploy", None)):
+        return build_remote_via_deploy
+    raise MaceError(f"--device-conf {device_conf}: remote targets need mace.deploy, which this mace "
+                    f"does not have: build for local devices with --target-socs")
+
+
+def remote_target_names(spec) -> tuple[str, str]:
+    """MACE's (<device_name>, <soc>) of a device.yml entry: `models` without spaces, the first
+    of `target_socs` (lower-case)."""
+    dev = sanitize(re.sub(r"\s+", "", str(spec.models)))
+    soc = sanitize(spec.target_socs[0], lower=True) if spec.target_socs else "unknown"
+    return dev, soc
+
+
+def build_remote_via_deploy(device_conf, config, results, target_abi=None, target_socs=None, tune=False,
+                            build_dir=None) -> dict:
+    """Per remote device of device.yml whose target_socs match (all when none/'all' are given):
+    run every GPU model once there with warm-up (`mace.deploy.remote.deploy`), which merges the
+    device's compiled programs into `opencl/<lib>_compiled_opencl_kernel.<device>.<soc>.bin`."""
+    from mace.deploy.devices import load_devices
+    from mace.deploy.remote import deploy
+    conf = load_devices(device_conf)
+    wanted = {s.lower() for s in (target_socs or [])}
+    everything = not wanted or "all" in wanted
+    chosen = [(n, spec) for n, spec in conf.devices.items()
+              if everything or wanted & {s.lower() for s in spec.target_socs}]
+    if target_abi:
+        chosen = [(n, spec) for n, spec in chosen if not spec.target_abis or target_abi in spec.target_abis]
+    if tune:
+        log.warning("remote devices are compiled, not tuned: tune there with `mace tune`")
+    library = config.config.library_name
+    out_dir = Path(build_dir) / "opencl"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    devices, files = [], []
+    for name, spec in chosen:
+        dev, soc = remote_target_names(spec)
+        path = out_dir / kernel_file_name(library, dev, soc)
+        path.unlink(missing_ok=True)
+        runs = {}
+        for r in _gpu_models(results):
+            [res] = deploy(conf, name, r.output, program=path, runtime="gpu", warmup=True)
+            if not res.get("ok"):
+                raise MaceError(f"remote device {name}: {res.get('error')}")
+            run = (res.get("run") or {}).get("summary", {}).get("program_cache") or {}
+            runs[r.name] = {"compiled": run.get("compiled", 0), "from_cache": run.get("from_cache", 0),
+                            "seconds": (res.get("timings") or {}).get("total_s")}
+        devices.append({"device": name, "address": spec.address, "device_name": dev, "soc": soc,
+                        "file": str(path), "models": runs})
+        if path.is_file():
+            files.append(str(path))
+    return {"device_conf": str(conf.path), "devices": devices, "files": files}
 
 
 def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | None = None,
@@ -276,6 +326,20 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
         enable_opencl = bool(socs) or tune or bool(device_conf)
     lib_dir = output_dir(loaded, Path(build_dir) if build_dir else None)
     names = [model_name] if model_name else list(cfg.models)
+    gpu_wanted = enable_opencl and any("gpu" in cfg.models[n].runtime for n in names if n in cfg.models)
+    targets, missing = [], []
+    if gpu_wanted:                                # resolve the targets before any work
+        if device_conf:       # local devices only when named (or 'all'); other SoCs are remote
+            targets = select_targets(socs)[0] if socs else []
+        else:
+            targets, missing = select_targets(socs)
+            if missing and not targets:
+                names_ = "; ".join(f"{t.index}: {t.soc} / {t.device_name}" for t in local_targets())
+                raise DeviceError(f"target_socs {', '.join(missing)}: no such OpenCL device on this "
+                                  f"machine: choose from [{names_}] (or 'all'), or give "
+                                  f"--device-conf for remote devices")
+            if missing:
+                log.warning("target socs %s: not present on this machine, skipped", ", ".join(missing))
     bar = _Bars(progress)
     with bar:
         task = bar.add("converting", len(names))
@@ -288,28 +352,14 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
                                  "nodes": r.nodes, "sha256": r.sha256, "runtime": r.runtime,
                                  "data_type": r.data_type, "obfuscated": cfg.models[r.name].obfuscate}
                                 for r in results],
-                     "targets": [], "merged": None, "bundles": [], "remote": None, "skipped_socs": []}
-        if enable_opencl and _gpu_models(results):
+                     "targets": [], "merged": None, "bundles": [], "remote": None, "skipped_socs": missing}
+        if gpu_wanted and _gpu_models(results):
+            out_dir = lib_dir / "opencl"
+            paths = []
             if device_conf:
                 doc["remote"] = remote_fn(device_conf=device_conf, config=loaded, results=results,
                                           target_abi=target_abi, target_socs=socs, tune=tune,
                                           build_dir=lib_dir)
-                # with a device file, local devices are built only when named (or 'all'); the
-                # other SoCs are the remote ones
-                targets, missing = select_targets(socs) if socs else ([], [])
-                missing = []
-            else:
-                targets, missing = select_targets(socs)
-            if missing:
-                if not targets:
-                    names_ = "; ".join(f"{t.index}: {t.soc} / {t.device_name}" for t in local_targets())
-                    raise DeviceError(f"target_socs {', '.join(missing)}: no such OpenCL device on this "
-                                      f"machine: choose from [{names_}] (or 'all'), or give "
-                                      f"--device-conf for remote devices")
-                log.warning("target socs %s: not present on this machine, skipped", ", ".join(missing))
-                doc["skipped_socs"] = missing
-            out_dir = lib_dir / "opencl"
-            paths = []
             if targets:
                 n = len(targets) * len(_gpu_models(results))
                 ctask = bar.add("compiling" + (" + tuning" if tune else ""), n)

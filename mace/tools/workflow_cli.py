@@ -48,6 +48,10 @@ def _bool_text(value: str | None) -> bool | None:
               help="Comma-separated target devices of this machine: SoC name (e.g. pocl), device name, "
                    "index or 'all' (default: the yml's target_socs).")
 @click.option("--tune", is_flag=True, help="Tune kernel launches on each target (mace.tuning).")
+@click.option("--tune-mode", "--tune_mode", "tune_mode", type=click.Choice(["fast", "normal", "exhaustive"]),
+              default="normal", show_default=True, help="Tuning effort (with --tune).")
+@click.option("--tune-budget", "--tune_budget", "tune_budget", type=float, default=None,
+              help="Seconds of tuning per model and target (with --tune; default: no limit).")
 @click.option("--enable-opencl/--no-enable-opencl", "--enable_opencl/--no-enable_opencl", "enable_opencl",
               default=None, help="Build OpenCL programs for the targets (default: when target socs, "
                                  "--tune or --device-conf are given).")
@@ -58,7 +62,7 @@ def _bool_text(value: str | None) -> bool | None:
 @click.option("--embed", is_flag=True, help="Also write <model>.mace-bundle and an importable module per model.")
 @JSON_OPT
 def convert(model, output, config, model_name, build_dir, data_type, input_shapes, target_socs, tune,
-            enable_opencl, target_abi, device_conf, embed, as_json):
+            tune_mode, tune_budget, enable_opencl, target_abi, device_conf, embed, as_json):
     """Convert an ONNX model (short form) or every model of a mace.yml, then build, tune and
     embed the OpenCL programs for the target devices."""
     from mace.errors import ConfigError
@@ -67,7 +71,8 @@ def convert(model, output, config, model_name, build_dir, data_type, input_shape
         from mace.tools.build import build
         doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,
                     target_abi=target_abi, build_dir=build_dir, embed_bundles=embed,
-                    device_conf=device_conf, model_name=model_name, progress=not as_json)
+                    device_conf=device_conf, model_name=model_name, progress=not as_json,
+                    tune_mode=tune_mode, tune_budget=tune_budget)
         if as_json:
             _emit(doc)
         else:

@@ -55,6 +55,14 @@ def axis_taps(in_len: int, out_len: int, scale: float, attrs: dict) -> tuple[np.
     """(indices [out_len, T] int64 in [0, in_len), weights [out_len, T] float32) for one axis;
     T = 1 (nearest), 2 (linear) or 4 (cubic)."""
     mode = attrs.get("mode", "nearest")
+    if float(scale) == 1.0 and in_len == out_len:
+        # an unscaled axis is copied, whatever the transform (onnxruntime does the same; only
+        # tf_half_pixel_for_nn would otherwise shift it by half a pixel)
+        taps = {"nearest": 1, "linear": 2, "cubic": 4}.get(mode, 1)
+        idx = np.repeat(np.arange(out_len, dtype=np.int64)[:, None], taps, axis=1)
+        w = np.zeros((out_len, taps), _F)
+        w[:, 0] = 1
+        return idx, w
     x = original_coords(in_len, out_len, scale, attrs.get("coordinate_transformation_mode", "half_pixel"))
     last = in_len - 1
     if mode == "nearest":

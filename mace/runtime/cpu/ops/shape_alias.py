@@ -8,10 +8,11 @@ from mace.runtime.cpu.registry import cpu_op
 
 @cpu_op("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 def reshape_like(node, inputs):
-    # The output shape is static (kept in node attrs by the frontend for Reshape; the executor
-    # knows all shapes), so every one of these is a reshape to the planned shape.
+    # The normalized attrs hold the static output shape, so every one of these is a reshape to
+    # it (a view: kernels never write into their inputs). An Identity the converter kept (graph
+    # input -> graph output) has no `shape` and is a copy, so an output never aliases an input.
     shape = node.attrs.get("shape")
     x = inputs[0]
     if shape is None:
-        return [x]
+        return [np.array(x, copy=True)]
     return [np.reshape(x, shape)]

@@ -127,6 +127,36 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
 
 #endif /* PAD_ONLY */
 
+/* im2col: chosen (before the pointwise conv2d on its output) for direct convs whose output rows
+ * are short (OW < 16) or strided with many input channels, where row tiles would waste lanes:
+ * col[ng][(c*KH + kh)*KW + kw][oh*OW + ow] = x (0 in the pads). One work-item per (output row,
+ * input channel): loops over the taps and the row (no divisions). gws = (OH, Cg, N*G). */
+__kernel void im2col(__global const store_t* restrict in, __global store_t* restrict col,
+                     int Cg, int H, int W, int OH, int OW, int PT, int PL, int KH_, int KW_, int SH_, int SW_,
+                     int DH_, int DW_) {
+    const int oh = get_global_id(0);
+    const int c = get_global_id(1);
+    const int ng = get_global_id(2);
+    if (oh >= OH || c >= Cg) return;
+    const int P = OH * OW;
+    const __global store_t* ip = in + ((size_t)ng * Cg + c) * H * W;
+    __global store_t* cp = col + ((size_t)ng * Cg + c) * (KH_ * KW_) * P + oh * OW;
+    for (int kh = 0; kh < KH_; kh++) {
+        const int ih = oh * SH_ - PT + kh * DH_;
+        const bool rok = ih >= 0 && ih < H;
+        const __global store_t* rp = ip + (rok ? ih : 0) * W;
+        for (int kw = 0; kw < KW_; kw++) {
+            const int iw0 = kw * DW_ - PL;
+            for (int ow = 0; ow < OW; ow++) {
+                const int iw = iw0 + ow * SW_;
+                const float v = (rok && iw >= 0 && iw < W) ? LOAD(rp, iw) : 0.0f;
+                STORE(cp, ow, v);
+            }
+            cp += P;
+        }
+    }
+}
+
 /* pad_input: zero-pads the spatial dims into a scratch buffer before conv2d / depthwise when the
  * conv has pads. gws = (round_up(Wp), Hp, N*C). */
 __kernel void pad_input(__global const store_t* restrict in, __global store_t* restrict out,

@@ -3,8 +3,10 @@
 Variants (`conv.cl`, `depthwise.cl`):
 - `conv2d` pointwise: 1x1, stride 1, no pads -> a blocked GEMM over the flattened H*W pixels
   (each work-item: OCB output channels x VW*PB pixels).
-- `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped,
-  1x1 strided), same register tile over an output row.
+- `im2col` + `conv2d` pointwise: non-depthwise convs with short output rows (OW < 16) or strided
+  with Cg >= 16 (ResNet's 14x14 / 7x7 stages, stride-2 3x3 and 1x1 downsamples): GEMM over columns.
+- `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped),
+  same register tile over an output row of the zero-padded input.
 - `depthwise`: group == C == M; each work-item computes RB output rows x VW*PB pixels of a channel.
 Padded convs first copy the input into a zero-padded scratch buffer (`pad_input`, one launch)
 so the conv kernels never test bounds. Bias and the fused activation are applied in the kernel.
@@ -76,6 +78,33 @@ class PadStep:
         return Launch(self.kernel, (round_up(wp, lx), hp, n * c), (lx, 1, 1), name=f"{name}/pad:{self.op.node.op_type}", program_key=self.key)
 
 
+class Im2colStep:
+    """Lays the conv's input out as (N*G, Cg*KH*KW, OH*OW) columns in a scratch buffer (one launch)."""
+
+    def __init__(self, op: GpuOp, n, c, h, w, oh, ow, group, kernel, strides, dil, pads):
+        self.op = op
+        cg = c // group
+        self.rows = cg * kernel[0] * kernel[1]
+        self.p = oh * ow
+        self.ng = n * group
+        self.gws = (oh, cg, n * group)
+        self.kernel, self.key = op.kernel("conv", "im2col", ["-DPAD_ONLY"])
+        self.buf = scratch_buffer(op.rt, self.ng * self.rows * self.p * op.rt.store_dtype.itemsize)
+        self.args = [i32(v) for v in (cg, h, w, oh, ow, pads[0], pads[1], kernel[0], kernel[1], strides[0],
+                                      strides[1], dil[0], dil[1])]
+
+    def launch(self, src: cl.Buffer, name: str) -> Launch:
+        self.kernel.set_args(src, self.buf, *self.args)
+        return Launch(self.kernel, self.gws, (1, 1, 1),
+                      name=f"{name}/im2col:{self.op.node.op_type}", program_key=self.key)
+
+
+def use_im2col(cg, kh, kw, sw, ow) -> bool:
+    """Row tiles waste SIMD lanes on short rows (OW < 16) and need shuffles when strided:
+    there a (cheap) im2col + the pointwise GEMM kernel is faster, unless Cg is tiny."""
+    return cg * kh * kw >= 32 and (ow < 16 or (sw > 1 and cg >= 16))
+
+
 @gpu_op
 class ConvOp(GpuOp):
     op_types = ("Conv",)
@@ -114,15 +143,21 @@ class ConvOp(GpuOp):
             self.gws = (-(-ow // (vw * pb)), -(-oh // rb), n * c)
             self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
             return
-        self.pad = PadStep(self, n, c, h, wd, pads) if any(pads) else None
+        self.im2col = None
         hp, wp = h + pads[0] + pads[2], wd + pads[1] + pads[3]
         pointwise = kh == kw == 1 and sh == sw == 1 and not any(pads)
         if pointwise:  # GEMM over flattened pixels
             self.variant = "pointwise"
             hp, wp, ohk, owk = 1, h * wd, 1, oh * ow
+        elif use_im2col(cg, kh, kw, sw, ow):  # GEMM over the im2col columns
+            self.variant = "im2col"
+            self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
+            hp, wp, ohk, owk = 1, oh * ow, 1, oh * ow
         else:
             self.variant = "direct"
+            self.pad = PadStep(self, n, c, h, wd, pads) if any(pads) else None
             ohk, owk = oh, ow
+        kgeo = geo if self.variant == "direct" else ["-DKH=1", "-DKW=1", "-DSH=1", "-DSW=1", "-DDH=1", "-DDW=1"]
         ocb = 8 if mg > 4 else 4
         vw, pb = pick_vw(owk)
         mb = -(-mg // ocb)
@@ -131,12 +166,13 @@ class ConvOp(GpuOp):
         packed = packed.reshape(group, mb, ocb, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
         bpk = np.zeros((group, mb * ocb), np.float32)
         bpk[:, :mg] = bias.reshape(group, mg)
-        self.k, self.key = self.kernel("conv", "conv2d", geo + act + [f"-DOCB={ocb}", f"-DVW={vw}", f"-DPB={pb}"])
+        self.k, self.key = self.kernel("conv", "conv2d", kgeo + act + [f"-DOCB={ocb}", f"-DVW={vw}", f"-DPB={pb}"])
         self.w = rt.upload(np.ascontiguousarray(packed), dtype=np.float32)
         self.b = rt.upload(bpk, dtype=np.float32)
         nz = n * group * mb
         self.gws = (-(-owk // (vw * pb)), ohk, nz)
-        self.args = [i32(cg), i32(hp), i32(wp), i32(ohk), i32(owk), i32(group), i32(mb), i32(mg), i32(nz)]
+        cgk = cg * kh * kw if self.variant == "im2col" else cg
+        self.args = [i32(cgk), i32(hp), i32(wp), i32(ohk), i32(owk), i32(group), i32(mb), i32(mg), i32(nz)]
 
     def bind(self, inputs, outputs):
         name = f"{self.node.name}:{self.node.op_type}"
@@ -145,6 +181,9 @@ class ConvOp(GpuOp):
         if self.pad is not None:
             launches.append(self.pad.launch(src, self.node.name))
             src = self.pad.buf
+        if self.im2col is not None:
+            launches.append(self.im2col.launch(src, self.node.name))
+            src = self.im2col.buf
         self.k.set_args(src, self.w, self.b, outputs[0], *self.args)
         launches.append(Launch(self.k, self.gws, TILE_LWS, name=name, program_key=self.key, flops=self.flops,
                                tune_key_extra={"variant": self.variant}))

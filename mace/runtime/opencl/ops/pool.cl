@@ -1,10 +1,10 @@
 /* Pooling, NCHW.
  *
- * pool2d: MaxPool / AveragePool (-DPOOL_MAX or -DPOOL_AVG), one output pixel per work-item;
- * the window (KH KW SH SW DH DW compile-time) unrolls completely so the body is loop-free and
- * PoCL vectorizes it across work-items. Taps outside the input are skipped (max) or not summed;
- * the average divides by the taps inside the input, or (-DCOUNT_PAD) inside input + pads.
- * gws = (round_up(OW, 16), OH, N*C).
+ * pool2d: MaxPool / AveragePool (-DPOOL_MAX or average), one output row of one plane per
+ * work-item; the window (KH KW SH SW DH DW compile-time) unrolls inside the loop over the row,
+ * which LLVM vectorizes. Taps outside the input are skipped (max) or not summed; the average
+ * divides by the taps inside the input, or (-DCOUNT_PAD) inside input + pads (a window is a
+ * rectangle, so the count is rows x columns). gws = (OH, N*C).
  *
  * global_pool: GlobalAveragePool / GlobalMaxPool, one (n, c) plane per work-item with 16-wide
  * vector loads; gws = (N*C).
@@ -14,45 +14,64 @@
 
 #ifdef POOL2D
 __kernel void pool2d(__global const store_t* restrict in, __global store_t* restrict out,
-                     int H, int W, int OH, int OW, int PT, int PL, int HE, int WE) {
+                     int H, int W, int OH, int OW, int PT, int PL, int HE, int WE, int NC) {
     /* HE, WE: end of the padded extent (H + pad_bottom, W + pad_right) for COUNT_PAD */
-    const int ow = get_global_id(0);
-    const int oh = get_global_id(1);
-    const int nc = get_global_id(2);
-    if (ow >= OW) return;
-    const int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+    const int oh = get_global_id(0);
+    const int nc = get_global_id(1);
+    if (oh >= OH || nc >= NC) return;
+    const int ih0 = oh * SH - PT;
     const __global store_t* ip = in + (size_t)nc * H * W;
-#ifdef POOL_MAX
-    float acc = -INFINITY;
-#else
-    float acc = 0.0f;
-    float cnt = 0.0f;
-#endif
+    __global store_t* op = out + ((size_t)nc * OH + oh) * OW;
+#ifndef POOL_MAX
+    float rcnt = 0.0f;   /* taps of the window rows inside the input (or the padded extent) */
 #pragma unroll
     for (int kh = 0; kh < KH; kh++) {
         const int ih = ih0 + kh * DH;
-        const bool rok = ih >= 0 && ih < H;
-#pragma unroll
-        for (int kw = 0; kw < KW; kw++) {
-            const int iw = iw0 + kw * DW;
-            const bool ok = rok && iw >= 0 && iw < W;
-            const float v = ok ? LOAD(ip, ih * W + iw) : 0.0f;
-#ifdef POOL_MAX
-            acc = ok ? fmax(acc, v) : acc;
-#else
-            acc += v;
 #ifdef COUNT_PAD
-            cnt += (ih < HE && iw < WE) ? 1.0f : 0.0f;
+        rcnt += (ih < HE) ? 1.0f : 0.0f;
 #else
-            cnt += ok ? 1.0f : 0.0f;
+        rcnt += (ih >= 0 && ih < H) ? 1.0f : 0.0f;
 #endif
-#endif
-        }
     }
-#ifndef POOL_MAX
-    acc = acc / fmax(cnt, 1.0f);
 #endif
-    STORE(out, ((size_t)nc * OH + oh) * OW + ow, acc);
+    for (int ow = 0; ow < OW; ow++) {
+        const int iw0 = ow * SW - PL;
+#ifdef POOL_MAX
+        float acc = -INFINITY;
+#else
+        float acc = 0.0f;
+        float ccnt = 0.0f;
+#endif
+#pragma unroll
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = ih0 + kh * DH;
+            const bool rok = ih >= 0 && ih < H;
+            const __global store_t* rp = ip + (rok ? ih : 0) * W;
+#pragma unroll
+            for (int kw = 0; kw < KW; kw++) {
+                const int iw = iw0 + kw * DW;
+                const bool ok = rok && iw >= 0 && iw < W;
+                const bool cok = iw >= 0 && iw < W;
+#ifdef POOL_MAX
+                const float v = ok ? LOAD(rp, iw) : -INFINITY;
+                acc = v > acc ? v : acc;
+#else
+                acc += ok ? LOAD(rp, iw) : 0.0f;
+                if (kh == 0) {
+#ifdef COUNT_PAD
+                    ccnt += (iw < WE) ? 1.0f : 0.0f;
+#else
+                    ccnt += cok ? 1.0f : 0.0f;
+#endif
+                }
+#endif
+            }
+        }
+#ifndef POOL_MAX
+        acc = acc / (rcnt * ccnt > 0.0f ? rcnt * ccnt : 1.0f);
+#endif
+        STORE(op, ow, acc);
+    }
 }
 #endif
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
-from mace.runtime.opencl.ops.conv import round_up
 
 
 @gpu_op
 class PoolOp(GpuOp):
-    """`pool2d`: every MaxPool / AveragePool, one output pixel per work-item."""
+    """`pool2d`: every MaxPool / AveragePool, one output row of one plane per work-item."""
 
     op_types = ("MaxPool", "AveragePool")
 
@@ -39,9 +38,8 @@ class PoolOp(GpuOp):
         elif a.get("count_include_pad", 0):
             opts.append("-DCOUNT_PAD")
         self.k, self.key = self.kernel("pool", "pool2d", opts)
-        self.args = [i32(h), i32(w), i32(oh), i32(ow), i32(p[0]), i32(p[1]), i32(h + p[2]), i32(w + p[3])]
-        lx = 16 if ow >= 16 else (8 if ow >= 8 else 1)
-        self.gws, self.lws = (round_up(ow, lx), oh, n * c), (lx, 1, 1)
+        self.args = [i32(h), i32(w), i32(oh), i32(ow), i32(p[0]), i32(p[1]), i32(h + p[2]), i32(w + p[3]), i32(n * c)]
+        self.gws, self.lws = (oh, n * c), (1, 1)
         self.flops = float(n * c * oh * ow * k[0] * k[1])
 
     def bind(self, inputs, outputs):

@@ -1,6 +1,7 @@
-"""GPU Resize: nearest (any rank <= 6, any axis) and linear / cubic on the last two axes (leading
-axes unscaled, any rank). Sampling tables come from the CPU runtime's `axis_taps` (float32
-coordinates like onnxruntime), uploaded once at init; the kernels only gather and weigh."""
+"""GPU Resize: nearest (any rank <= 6, any axes) and linear / cubic on at most two resampled
+axes (NCHW's H and W, NHWC's, a 2-D or 3-D tensor's last two, ...; more axes: CPU fallback).
+Sampling tables come from the CPU runtime's `axis_taps` (float32 coordinates like onnxruntime),
+uploaded once at init; the kernels only gather and weigh."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,12 +11,13 @@ from mace.runtime.opencl.ops.base import gpu_op, i32
 from mace.runtime.opencl.ops.movement import MAX_DIMS, FamilyOp, contiguous_strides, numel
 
 
-def _leading_identity(node, in_shape, out_shape) -> bool:
-    for ax in range(len(in_shape) - 2):
+def _tables(node, in_shape, out_shape):
+    """Per axis (indices, weights, resampled?)."""
+    out = []
+    for ax in range(len(in_shape)):
         idx, w = axis_taps(in_shape[ax], out_shape[ax], node.attrs["scales"][ax], node.attrs)
-        if not is_identity(idx, w, in_shape[ax]):
-            return False
-    return True
+        out.append((idx, w, not is_identity(idx, w, in_shape[ax])))
+    return out
 
 
 @gpu_op
@@ -30,41 +32,57 @@ class Resize(FamilyOp):
         mode = a.get("mode", "nearest")
         if mode == "nearest":
             return len(in_shapes[0]) <= MAX_DIMS and a.get("nearest_mode", "round_prefer_floor") in NEAREST_MODES
-        return mode in ("linear", "cubic") and _leading_identity(node, in_shapes[0], out_shapes[0])
+        if mode not in ("linear", "cubic"):
+            return False
+        out_shape = list(out_shapes[0]) if out_shapes else output_shape(node, in_shapes[0])
+        return sum(t[2] for t in _tables(node, list(in_shapes[0]), out_shape)) <= 2
 
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
-        a = node.attrs
         in_shape = list(in_shapes[0])
         out_shape = list(out_shapes[0]) if out_shapes else output_shape(node, in_shape)
         self.out_total = numel(out_shape)
-        self.nearest = a.get("mode", "nearest") == "nearest"
+        tables = _tables(node, in_shape, out_shape)
+        strides = contiguous_strides(in_shape)
+        self.nearest = node.attrs.get("mode", "nearest") == "nearest"
         if self.nearest:
-            strides = contiguous_strides(in_shape)
             front = MAX_DIMS - len(in_shape)
-            tab, offs = [np.zeros(1, np.int32)], [0] * front
-            pos = 1
-            for ax in range(len(in_shape)):
-                idx, _ = axis_taps(in_shape[ax], out_shape[ax], a["scales"][ax], a)
+            tab, offs, pos = [np.zeros(1, np.int32)], [0] * front, 1
+            for ax, (idx, _, _) in enumerate(tables):
                 tab.append((idx[:, 0] * strides[ax]).astype(np.int32))
                 offs.append(pos)
                 pos += out_shape[ax]
-            self.dims = [1] * front + out_shape
-            self.offs = offs
+            self.dims, self.offs = [1] * front + out_shape, offs
             self.tab = rt.upload(np.concatenate(tab), dtype=np.int32)
             self.kern, self.key = self.kernel("resize", "resize_nearest", [])
             return
-        shp_in = [1, 1] + in_shape
-        shp_out = [1, 1] + out_shape
-        h, w, oh, ow = shp_in[-2], shp_in[-1], shp_out[-2], shp_out[-1]
-        sc = [1.0, 1.0] + list(a["scales"])
-        yi, yw = axis_taps(h, oh, sc[-2], a)
-        xi, xw = axis_taps(w, ow, sc[-1], a)
-        self.taps = yi.shape[1]
-        self.rows, self.oh, self.ow, self.in_hw = numel(out_shape[:-2]), oh, ow, h * w
-        self.yi = rt.upload((yi * w).astype(np.int32), dtype=np.int32)
+        scaled = [ax for ax, t in enumerate(tables) if t[2]]
+        # the view [A, H, B, W, C]: W the last resampled axis, H the other (or a size-1 dummy)
+        ax_w = scaled[-1] if scaled else len(in_shape) - 1
+        ax_h = scaled[0] if len(scaled) == 2 else None
+        taps = max(t[0].shape[1] for t in tables)
+        w_len, w_out = (in_shape[ax_w], out_shape[ax_w]) if in_shape else (1, 1)
+        inner = numel(in_shape[ax_w + 1:])
+        if ax_h is None:
+            outer, mid, h_len, h_out = numel(in_shape[:ax_w]), 1, 1, 1
+            yi, yw = np.zeros((1, taps), np.int64), np.zeros((1, taps), np.float32)
+            yw[0, 0] = 1.0
+        else:
+            outer, mid = numel(in_shape[:ax_h]), numel(in_shape[ax_h + 1:ax_w])
+            h_len, h_out = in_shape[ax_h], out_shape[ax_h]
+            yi, yw = tables[ax_h][0], tables[ax_h][1]
+        if in_shape:
+            xi, xw = tables[ax_w][0], tables[ax_w][1]
+        else:
+            xi, xw = np.zeros((1, 1), np.int64), np.ones((1, 1), np.float32)
+        yi, yw, xi, xw = (np.pad(t, ((0, 0), (0, taps - t.shape[1]))) for t in (yi, yw, xi, xw))
+        self.taps, self.h_out, self.w_out, self.mid, self.inner = taps, h_out, w_out, mid, inner
+        self.outer = outer
+        self.in_b = w_len * inner
+        self.in_a = h_len * mid * self.in_b
+        self.yi = rt.upload((yi * (mid * w_len * inner)).astype(np.int32), dtype=np.int32)
         self.yw = rt.upload(yw, dtype=np.float32)
-        self.xi = rt.upload(xi.astype(np.int32), dtype=np.int32)
+        self.xi = rt.upload((xi * inner).astype(np.int32), dtype=np.int32)
         self.xw = rt.upload(xw, dtype=np.float32)
         self.kern, self.key = self.kernel("resize", "resize_taps", [])
 
@@ -76,6 +94,6 @@ class Resize(FamilyOp):
             self.kern.set_args(x, outputs[0], self.tab, *map(i32, self.dims[1:]), *map(i32, self.offs))
             d = self.dims
             return [self.launch(self.kern, self.key, (d[5], int(np.prod(d[:5]))))]
-        self.kern.set_args(x, outputs[0], self.yi, self.yw, self.xi, self.xw, i32(self.taps), i32(self.oh),
-                           i32(self.ow), i32(self.in_hw))
-        return [self.launch(self.kern, self.key, (self.ow, self.oh, self.rows))]
+        self.kern.set_args(x, outputs[0], self.yi, self.yw, self.xi, self.xw, i32(self.taps), i32(self.h_out),
+                           i32(self.w_out), i32(self.mid), i32(self.inner), i32(self.in_a), i32(self.in_b))
+        return [self.launch(self.kern, self.key, (self.w_out * self.inner, self.h_out * self.mid, self.outer))]

@@ -1,0 +1,200 @@
+"""Conv and ConvTranspose on both runtimes against onnxruntime.
+
+Shapes and values are random (the `rng` fixture: a fresh seed per test, printed on failure);
+the kernel geometry of each case is fixed so that the GPU compiles few distinct programs.
+Covered: pointwise 1x1 (GEMM variant), 1x1 strided, 3x3 / 5x5 / 7x7 direct, strided, dilated,
+asymmetric pads, auto_pad SAME_UPPER / SAME_LOWER / VALID, grouped, depthwise (stride 1 and 2,
+dilated, channel multiplier), tiny spatial sizes (vector width 1 paths), batch > 1, with and
+without bias, 1-D conv, fused activations (Conv -> Relu / Clip(0, 6) / LeakyRelu converted into one
+node), fp16 storage; ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
+
+Tolerances: fp32 rtol 1e-4 / atol 1e-4 * max(1, sqrt(K) / 4) where K = Cg*KH*KW terms in a sum of
+products of values in [-1, 1] (float32 accumulation order differs from onnxruntime);
+fp16 storage (data_type fp16_fp32, GPU only): rtol 1e-2 / atol 1e-2 * max(1, sqrt(K) / 4).
+Every GPU check asserts that no node fell back to the CPU runtime.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import mace
+from mace.convert import convert
+from tests.ophelpers import OPSET, make_model, rand, reference
+
+
+def _tol(k_terms: int, base: float) -> float:
+    return base * max(1.0, math.sqrt(k_terms) / 4)
+
+
+def check_graph(model, feeds, runtimes=("cpu", "gpu"), rtol=1e-4, atol=1e-4, data_type="fp32_fp32"):
+    """Convert once, run on each runtime, compare with onnxruntime; no GPU fallback allowed."""
+    want = reference(model, feeds)
+    graph = convert(model, data_type=data_type)
+    for rt in runtimes:
+        engine = mace.Engine(graph, runtime=rt, use_program_cache=False)
+        if rt == "gpu":
+            assert not engine.executor.fallback_nodes, f"fell back to the CPU: {engine.executor.fallback_nodes}"
+        outs = engine.run(feeds)
+        got = [outs[o] for o in graph.outputs]
+        for g, w in zip(got, want):
+            assert g.shape == w.shape, f"{rt}: shape {g.shape} != {w.shape}"
+            np.testing.assert_allclose(g, w.astype(np.float32), rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
+    return graph
+
+
+def conv_case(rng, x_shape, w_shape, attrs, bias=True, op="Conv", runtimes=("cpu", "gpu"), **kw):
+    x = rand(rng, *x_shape)
+    inits = {"W": rand(rng, *w_shape)}
+    if bias:
+        m = w_shape[0] if op == "Conv" else w_shape[1] * attrs.get("group", 1)
+        inits["B"] = rand(rng, m)
+    k_terms = int(np.prod(w_shape[1:])) if op == "Conv" else int(np.prod(w_shape[2:])) * w_shape[0]
+    model = make_model(op, {"X": x}, attrs, inits)
+    tol = dict(rtol=1e-4, atol=_tol(k_terms, 1e-4))
+    tol.update(kw)
+    return check_graph(model, {"X": x}, runtimes, **tol)
+
+
+def _r(rng, lo, hi):
+    return int(rng.integers(lo, hi + 1))
+
+
+CONV_CASES = {
+    # name: (x shape (lambda rng), w shape (lambda c), attrs, bias)
+    "pointwise": (lambda r: (1, _r(r, 3, 24), _r(r, 5, 20), _r(r, 5, 20)), lambda c: (12, c, 1, 1), {}, True),
+    "pointwise_nobias_batch2": (lambda r: (2, _r(r, 3, 16), _r(r, 4, 12), _r(r, 4, 12)), lambda c: (5, c, 1, 1), {}, False),
+    "1x1_stride2": (lambda r: (1, 8, _r(r, 6, 20), _r(r, 6, 20)), lambda c: (10, c, 1, 1), {"strides": [2, 2]}, True),
+    "3x3_pad1": (lambda r: (1, _r(r, 2, 12), _r(r, 5, 20), _r(r, 5, 40)), lambda c: (16, c, 3, 3), {"pads": [1, 1, 1, 1]}, True),
+    "3x3_s2_asym": (lambda r: (2, 5, _r(r, 6, 20), _r(r, 6, 40)), lambda c: (7, c, 3, 3),
+                    {"strides": [2, 2], "pads": [0, 1, 2, 0]}, False),
+    "3x3_dilated": (lambda r: (1, 4, _r(r, 8, 16), _r(r, 8, 24)), lambda c: (9, c, 3, 3),
+                    {"dilations": [2, 3], "pads": [2, 3, 1, 2]}, True),
+    "5x5_s1": (lambda r: (1, 3, _r(r, 5, 18), _r(r, 5, 18)), lambda c: (6, c, 5, 5), {"pads": [2, 2, 2, 2]}, True),
+    "7x7_s2": (lambda r: (1, 3, _r(r, 16, 40), _r(r, 16, 40)), lambda c: (8, c, 7, 7),
+               {"strides": [2, 2], "pads": [3, 3, 3, 3]}, True),
+    "3x3_s3_gather": (lambda r: (1, 4, _r(r, 9, 30), _r(r, 9, 30)), lambda c: (6, c, 3, 3), {"strides": [3, 3]}, True),
+    "grouped": (lambda r: (1, 12, _r(r, 5, 14), _r(r, 5, 30)), lambda c: (18, 4, 3, 3),
+                {"group": 3, "pads": [1, 1, 1, 1]}, True),
+    "grouped_1x1": (lambda r: (1, 8, _r(r, 4, 10), _r(r, 4, 20)), lambda c: (6, 4, 1, 1), {"group": 2}, True),
+    "depthwise_s1": (lambda r: (1, 10, _r(r, 4, 20), _r(r, 4, 40)), lambda c: (10, 1, 3, 3),
+                     {"group": 10, "pads": [1, 1, 1, 1]}, True),
+    "depthwise_s2_asym_batch2": (lambda r: (2, 6, _r(r, 7, 20), _r(r, 7, 40)), lambda c: (6, 1, 3, 3),
+                                 {"group": 6, "strides": [2, 2], "pads": [0, 0, 1, 1]}, False),
+    "depthwise_5x5_dilated": (lambda r: (1, 5, _r(r, 10, 20), _r(r, 10, 30)), lambda c: (5, 1, 5, 5),
+                              {"group": 5, "dilations": [2, 2], "pads": [4, 4, 4, 4]}, True),
+    "depthwise_multiplier2": (lambda r: (1, 4, _r(r, 5, 12), _r(r, 5, 20)), lambda c: (8, 1, 3, 3),
+                              {"group": 4, "pads": [1, 1, 1, 1]}, True),
+    "depthwise_tiny": (lambda r: (1, 3, _r(r, 1, 3), _r(r, 1, 3)), lambda c: (3, 1, 3, 3),
+                       {"group": 3, "pads": [1, 1, 1, 1]}, True),
+    "tiny_spatial": (lambda r: (1, 6, _r(r, 1, 3), _r(r, 1, 3)), lambda c: (5, c, 3, 3), {"pads": [1, 1, 1, 1]}, True),
+    "same_upper": (lambda r: (1, 4, _r(r, 5, 17), _r(r, 5, 17)), lambda c: (6, c, 4, 4),
+                   {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, True),
+    "same_lower": (lambda r: (1, 4, _r(r, 5, 17), _r(r, 5, 17)), lambda c: (6, c, 4, 4),
+                   {"auto_pad": "SAME_LOWER", "strides": [2, 2]}, True),
+    "valid": (lambda r: (1, 4, _r(r, 5, 17), _r(r, 5, 17)), lambda c: (6, c, 3, 3), {"auto_pad": "VALID"}, True),
+    "conv1d": (lambda r: (2, 4, _r(r, 8, 40)), lambda c: (6, c, 3), {"pads": [1, 2], "strides": [2]}, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONV_CASES))
+def test_conv(rng, case):
+    xs, ws, attrs, bias = CONV_CASES[case]
+    x_shape = xs(rng)
+    conv_case(rng, x_shape, ws(x_shape[1]), attrs, bias)
+
+
+def test_conv_depthwise_gpu_variant(rng):
+    """The GPU runtime picks the depthwise kernel for group == C == M, the GEMM one for 1x1."""
+    from mace.runtime.opencl.ops.conv import ConvOp
+    x = rand(rng, 1, 6, 9, 9)
+    for w_shape, attrs, want in (((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}, "depthwise"),
+                                 ((4, 6, 1, 1), {}, "pointwise"), ((4, 6, 3, 3), {}, "direct")):
+        model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape)})
+        eng = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
+        ops = [op for op in eng.executor.ops.values() if isinstance(op, ConvOp)]
+        assert [op.variant for op in ops] == [want]
+
+
+def _conv_act_model(rng, x, w_shape, attrs, act_nodes):
+    """Conv -> activation node(s) as a 2-node ONNX model."""
+    inits = [numpy_helper.from_array(rand(rng, *w_shape), "W"), numpy_helper.from_array(rand(rng, w_shape[0]), "B")]
+    nodes = [helper.make_node("Conv", ["X", "W", "B"], ["c"], **attrs)]
+    nodes += act_nodes("c", "Y", inits)
+    g = helper.make_graph(nodes, "conv_act", [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    return m
+
+
+def _relu(i, o, inits):
+    return [helper.make_node("Relu", [i], [o])]
+
+
+def _relu6(i, o, inits):
+    inits += [numpy_helper.from_array(np.array(0.0, np.float32), "lo"), numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    return [helper.make_node("Clip", [i, "lo", "hi"], [o])]
+
+
+def _leaky(i, o, inits):
+    return [helper.make_node("LeakyRelu", [i], [o], alpha=0.1)]
+
+
+@pytest.mark.parametrize("act,attrs,w_shape", [
+    (_relu, {"pads": [1, 1, 1, 1]}, (8, 5, 3, 3)),
+    (_relu6, {"group": 5, "pads": [1, 1, 1, 1]}, (5, 1, 3, 3)),
+    (_relu6, {}, (8, 5, 1, 1)),
+    (_leaky, {"strides": [2, 2]}, (4, 5, 3, 3)),
+])
+def test_conv_fused_activation(rng, act, attrs, w_shape):
+    x = rand(rng, 1, 5, _r(rng, 6, 14), _r(rng, 6, 30), lo=-3, hi=3)
+    model = _conv_act_model(rng, x, w_shape, attrs, act)
+    graph = check_graph(model, {"X": x}, atol=_tol(int(np.prod(w_shape[1:])), 3e-4))
+    assert [n.op_type for n in graph.nodes] == ["Conv"]
+    assert graph.nodes[0].attrs["activation"] in ("Relu", "Clip", "LeakyRelu")
+
+
+@pytest.mark.parametrize("w_shape,attrs", [
+    ((16, 6, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((12, 6, 1, 1), {}),
+])
+def test_conv_fp16(rng, w_shape, attrs):
+    x = rand(rng, 1, 6, _r(rng, 5, 20), _r(rng, 5, 40))
+    k = int(np.prod(w_shape[1:]))
+    conv_case(rng, x.shape, w_shape, attrs, runtimes=("gpu",), data_type="fp16_fp32",
+              rtol=1e-2, atol=_tol(k, 1e-2))
+
+
+DECONV_CASES = {
+    "s2_outpad_groups": ((1, 6, 5, 7), (6, 2, 3, 3), {"strides": [2, 2], "output_padding": [1, 1], "group": 3,
+                                                       "pads": [1, 1, 1, 1]}),
+    "s1_pads": ((2, 4, 6, 5), (4, 5, 3, 3), {"pads": [1, 0, 0, 1]}),
+    "s2_dilated": ((1, 3, 4, 6), (3, 4, 3, 2), {"strides": [2, 3], "dilations": [2, 1], "pads": [0, 1, 1, 0]}),
+    "k4_s2": ((1, 8, 5, 5), (8, 4, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "deconv1d": ((1, 4, 9), (4, 3, 3), {"strides": [2], "output_padding": [1]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DECONV_CASES))
+def test_conv_transpose(rng, case):
+    x_shape, w_shape, attrs = DECONV_CASES[case]
+    conv_case(rng, x_shape, w_shape, attrs, bias=bool(rng.integers(0, 2)), op="ConvTranspose")
+
+
+def test_conv_transpose_fp16_relu(rng):
+    x = rand(rng, 1, 4, 6, 6)
+    inits = [numpy_helper.from_array(rand(rng, 4, 3, 3, 3), "W")]
+    nodes = [helper.make_node("ConvTranspose", ["X", "W"], ["c"], strides=[2, 2], output_padding=[1, 1]),
+             helper.make_node("Relu", ["c"], ["Y"])]
+    g = helper.make_graph(nodes, "deconv_relu", [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    graph = check_graph(m, {"X": x}, atol=2e-4)
+    assert [n.op_type for n in graph.nodes] == ["ConvTranspose"]
+    check_graph(m, {"X": x}, runtimes=("gpu",), data_type="fp16_fp32", rtol=1e-2, atol=1e-2)

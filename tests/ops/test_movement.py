@@ -1,0 +1,245 @@
+"""Data-movement ops on both runtimes against onnxruntime: Transpose, Slice, Pad, Concat, Split,
+the shape aliases (Reshape / Flatten / Squeeze / Unsqueeze / Identity), and the conversion error
+for an op neither runtime has.
+
+Tolerances: these ops copy values, so fp32 storage is compared exactly (rtol 0, atol 0); fp16
+storage (data_type fp16_fp32, GPU only) within rtol 1e-2 / atol 1e-2 (one half rounding). Every
+GPU check also asserts the node ran as a GPU kernel (no CPU fallback).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import mace
+from mace.convert import convert
+from mace.errors import ConversionError
+from tests.ophelpers import OPSET, make_model, rand, reference
+
+EXACT = dict(rtol=0.0, atol=0.0)
+FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
+
+
+def check_graph(model, feeds, runtimes=("cpu", "gpu"), rtol=0.0, atol=0.0, data_type="fp32_fp32",
+                gpu_native=True):
+    """ophelpers.check_model, converting once, plus: no GPU node falls back to the CPU."""
+    want = reference(model, feeds)
+    graph = convert(model, data_type=data_type)
+    for rt in runtimes:
+        engine = mace.Engine(graph, runtime=rt, use_program_cache=False)
+        if rt == "gpu" and gpu_native:
+            assert not engine.executor.fallback_nodes, f"fell back to the CPU: {engine.executor.fallback_nodes}"
+        outs = engine.run(feeds)
+        got = [outs[o] for o in graph.outputs]
+        assert len(got) == len(want), rt
+        for g, w in zip(got, want):
+            assert g.shape == w.shape, f"{rt}: shape {g.shape} != {w.shape}"
+            np.testing.assert_allclose(g, w.astype(np.float32), rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
+    return graph
+
+
+def check(op_type, inputs, attrs=None, initializers=None, n_outputs=1, input_order=None, opset=OPSET, **kw):
+    model = make_model(op_type, inputs, attrs, initializers, n_outputs, input_order, opset)
+    return check_graph(model, inputs, **kw)
+
+
+def rshape(rng, lo_rank=1, hi_rank=5, lo=1, hi=6):
+    return tuple(int(d) for d in rng.integers(lo, hi + 1, size=int(rng.integers(lo_rank, hi_rank + 1))))
+
+
+def i64(*v):
+    return np.array(v, dtype=np.int64)
+
+
+# -- Transpose -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rank", [1, 2, 3, 4, 5, 6])
+def test_transpose(rng, rank):
+    for _ in range(2):
+        shape = rshape(rng, rank, rank, hi=5)
+        check("Transpose", {"x": rand(rng, *shape)}, {"perm": [int(p) for p in rng.permutation(rank)]})
+
+
+def test_transpose_default_perm_and_fp16(rng):
+    x = rand(rng, 2, 3, 4)
+    check("Transpose", {"x": x})
+    check("Transpose", {"x": rand(rng, 2, 3, 4, 5)}, {"perm": [0, 2, 3, 1]}, **FP16)
+
+
+# -- Slice ---------------------------------------------------------------------------------------------
+def random_slice(rng, shape):
+    """(starts, ends, axes, steps) over a random subset of axes, negative values included; the
+    output is never empty."""
+    rank = len(shape)
+    while True:
+        axes = [int(a) for a in rng.choice(rank, size=int(rng.integers(1, rank + 1)), replace=False)]
+        starts, ends, steps = [], [], []
+        for a in axes:
+            d = shape[a]
+            st = int(rng.choice([-3, -2, -1, 1, 2, 3]))
+            starts.append(int(rng.integers(-d - 2, d + 3)))
+            ends.append(int(rng.choice([rng.integers(-d - 2, d + 3), 2**31 - 1 if st > 0 else -2**31])))
+            steps.append(st)
+        if all(len(range(shape[a])[slice(s, e, st)]) for a, s, e, st in zip(axes, starts, ends, steps)):
+            return starts, ends, [a - rank if rng.random() < 0.5 else a for a in axes], steps
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3, 4, 5])
+def test_slice_random(rng, rank):
+    for _ in range(4):
+        shape = rshape(rng, rank, rank, hi=7)
+        starts, ends, axes, steps = random_slice(rng, shape)
+        check("Slice", {"x": rand(rng, *shape)},
+              initializers={"s": i64(*starts), "e": i64(*ends), "a": i64(*axes), "st": i64(*steps)})
+
+
+def test_slice_negative_steps(rng):
+    x = rand(rng, 2, 5, 6, 7)
+    check("Slice", {"x": x}, initializers={"s": i64(-1, 4), "e": i64(-100, 0), "a": i64(-1, 1), "st": i64(-1, -2)})
+    check("Slice", {"x": x}, initializers={"s": i64(5, 2), "e": i64(-8, 9), "a": i64(2, 3), "st": i64(-3, 2)})
+
+
+def test_slice_without_axes_and_steps(rng):
+    x = rand(rng, 4, 6, 5)
+    check("Slice", {"x": x}, initializers={"s": i64(1, -4), "e": i64(3, 100)})
+    check("Slice", {"x": x}, {"starts": [1, -3], "ends": [4, 1000], "axes": [0, 2]}, opset=9)
+
+
+def test_slice_fp16(rng):
+    check("Slice", {"x": rand(rng, 3, 8, 9)},
+          initializers={"s": i64(7, 1), "e": i64(0, 9), "a": i64(1, 2), "st": i64(-2, 3)}, **FP16)
+
+
+# -- Pad ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+@pytest.mark.parametrize("rank", [1, 2, 3, 4, 5])
+def test_pad_modes(rng, mode, rank):
+    shape = rshape(rng, rank, rank, lo=2, hi=5)
+    hi = [d - 1 for d in shape] if mode == "reflect" else [3] * rank  # reflect needs pad < dim
+    pads = [int(rng.integers(0, h + 1)) for h in hi] + [int(rng.integers(0, h + 1)) for h in hi]
+    inits = {"p": i64(*pads)}
+    if mode == "constant":
+        inits["v"] = np.float32(rng.uniform(-2, 2))
+    check("Pad", {"x": rand(rng, *shape)}, {"mode": mode}, initializers=inits)
+
+
+def test_pad_default_value_and_negative_pads(rng):
+    x = rand(rng, 2, 5, 6, 4)
+    check("Pad", {"x": x}, initializers={"p": i64(0, 1, 2, 0, 0, 0, 3, 1)})
+    check("Pad", {"x": x}, initializers={"p": i64(0, -1, 2, -2, 1, 0, -3, 3)})  # negative pads crop
+
+
+def test_pad_axes_input(rng):  # opset 18: pads for the listed axes only (negative axes allowed)
+    check("Pad", {"x": rand(rng, 3, 4, 5)}, {"mode": "edge"}, initializers={"p": i64(1, 2, 3, 0), "ax": i64(-1, 1)},
+          input_order=["x", "p", "", "ax"], opset=18)
+
+
+def test_pad_rank6_and_fp16(rng):
+    x = rand(rng, 2, 3, 2, 3, 2, 3)
+    check("Pad", {"x": x}, {"mode": "reflect"}, initializers={"p": i64(1, 0, 1, 2, 0, 1, 0, 1, 1, 1, 1, 2)})
+    check("Pad", {"x": rand(rng, 2, 3, 4, 5)}, {"mode": "constant"},
+          initializers={"p": i64(0, 0, 1, 2, 0, 0, 2, 1), "v": np.float32(0.5)}, **FP16)
+    check("Pad", {"x": rand(rng, 2, 3, 4, 5)}, {"mode": "reflect"}, initializers={"p": i64(0, 0, 1, 2, 0, 0, 2, 1)},
+          **FP16)
+
+
+# -- Concat ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rank", [1, 2, 3, 4, 5])
+def test_concat(rng, rank):
+    shape = rshape(rng, rank, rank, hi=5)
+    axis = int(rng.integers(-rank, rank))
+    inputs = {}
+    for k in range(int(rng.integers(1, 5))):
+        s = list(shape)
+        s[axis] = int(rng.integers(1, 5))
+        inputs[f"x{k}"] = rand(rng, *s)
+    check("Concat", inputs, {"axis": axis})
+
+
+def test_concat_with_constant_input(rng):
+    a, c = rand(rng, 2, 3, 4), rand(rng, 2, 2, 4)
+    check("Concat", {"a": a}, {"axis": 1}, initializers={"c": c}, input_order=["c", "a"])
+    check("Concat", {"a": a, "b": rand(rng, 2, 3, 3)}, {"axis": -1}, **FP16)
+    check("Concat", {"a": rand(rng, 4, 3), "b": rand(rng, 4, 3)}, {"axis": 0})  # contiguous: vec4 copies
+
+
+# -- Split ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rank", [1, 2, 3, 4])
+def test_split_sizes(rng, rank):
+    shape = list(rshape(rng, rank, rank, lo=2, hi=6))
+    axis = int(rng.integers(-rank, rank))
+    n = shape[axis]
+    cuts = sorted(rng.choice(np.arange(1, n), size=int(rng.integers(1, n)), replace=False))
+    sizes = np.diff([0, *cuts, n]).astype(np.int64)
+    check("Split", {"x": rand(rng, *shape)}, {"axis": axis}, initializers={"split": sizes}, n_outputs=len(sizes))
+
+
+def test_split_equal_and_num_outputs(rng):
+    check("Split", {"x": rand(rng, 2, 6, 5)}, {"axis": 1}, n_outputs=3)
+    check("Split", {"x": rand(rng, 2, 7, 5)}, {"axis": -2, "num_outputs": 3}, n_outputs=3, opset=18)
+    check("Split", {"x": rand(rng, 8, 3)}, {"axis": 0}, initializers={"s": i64(4, 4)}, n_outputs=2, **FP16)
+
+
+# -- shape aliases ----------------------------------------------------------------------------------------
+ALIASES = [
+    ("Reshape", {}, {"shape": i64(3, -1, 0)}, (3, 4, 5), ["x", "shape"]),
+    ("Flatten", {"axis": 2}, {}, (2, 3, 4, 5), ["x"]),
+    ("Flatten", {"axis": -1}, {}, (2, 3, 4), ["x"]),
+    ("Squeeze", {}, {"axes": i64(1, -1)}, (3, 1, 4, 1), ["x", "axes"]),
+    ("Squeeze", {}, {}, (1, 3, 1, 4), ["x"]),
+    ("Unsqueeze", {}, {"axes": i64(0, -1)}, (3, 4), ["x", "axes"]),
+    ("Identity", {}, {}, (2, 3), ["x"]),
+]
+
+
+@pytest.mark.parametrize("op,attrs,inits,shape,order", ALIASES, ids=[a[0] + str(i) for i, a in enumerate(ALIASES)])
+def test_shape_alias(rng, op, attrs, inits, shape, order):
+    model = make_model(op, {"x": rand(rng, *shape)}, attrs, inits, 1, order)
+    x = rand(rng, *shape)
+    graph = check_graph(model, {"x": x})
+    engine = mace.Engine(graph, runtime="gpu", use_program_cache=False)
+    assert engine.executor.launches == []  # an alias: no kernel
+    # the canonical form: only the static output shape (an input -> output Identity kept by the
+    # converter as a copy node has none)
+    want = {} if op == "Identity" else {"shape": list(reference(model, {"x": x})[0].shape)}
+    assert graph.nodes[0].attrs == want
+    if op == "Identity":  # the converter keeps it as a copy so the output never aliases the input
+        assert not np.shares_memory(mace.Engine(graph, runtime="cpu").run({"x": x})["out0"], x)
+
+
+def test_alias_between_kernels(rng):
+    """Transpose -> Reshape -> Softmax -> Flatten: the aliases share buffers with kernels around them."""
+    x = rand(rng, 2, 3, 4, 5)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "shape"], ["r"]),
+             helper.make_node("Softmax", ["r"], ["s"], axis=-1),
+             helper.make_node("Flatten", ["s"], ["y"], axis=1)]
+    g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    graph = check_graph(m, {"x": x}, rtol=1e-5, atol=1e-6)
+    engine = mace.Engine(graph, runtime="gpu", use_program_cache=False)
+    assert len(engine.executor.launches) == 2
+    check_graph(m, {"x": x}, **FP16)
+
+
+# -- an op neither runtime has --------------------------------------------------------------------------
+def test_unsupported_op_is_a_conversion_error(rng):
+    model = make_model("Einsum", {"a": rand(rng, 2, 3), "b": rand(rng, 3, 4)}, {"equation": "ij,jk->ik"})
+    model.graph.node[0].name = "my_einsum"
+    with pytest.raises(ConversionError) as exc:
+        convert(model)
+    assert "Einsum" in str(exc.value) and "my_einsum" in str(exc.value)
+
+
+def test_custom_domain_op_is_a_conversion_error(rng):
+    node = helper.make_node("FancyWarp", ["x"], ["y"], name="warp1", domain="com.example")
+    g = helper.make_graph([node], "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.example", 1)])
+    m.ir_version = 8
+    with pytest.raises(ConversionError) as exc:
+        convert(m)
+    assert "FancyWarp" in str(exc.value) and "warp1" in str(exc.value)
