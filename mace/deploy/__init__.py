@@ -10,7 +10,14 @@ work as they do in a shell; host key checking stays on. The remote device needs 
 """
 from __future__ import annotations
 
-from mace.deploy.devices import DeviceConf, DeviceSpec, load_devices
-from mace.deploy.remote import deploy, run_remote
-
 __all__ = ["DeviceConf", "DeviceSpec", "load_devices", "deploy", "run_remote"]
+
+
+def __getattr__(name):  # lazy: the CLI registers `deploy` without paying for pydantic
+    if name in ("DeviceConf", "DeviceSpec", "load_devices"):
+        from mace.deploy import devices
+        return getattr(devices, name)
+    if name in ("deploy", "run_remote"):
+        from mace.deploy import remote
+        return getattr(remote, name)
+    raise AttributeError(name)
