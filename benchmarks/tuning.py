@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# honest: neither PoCL's nor PyOpenCL's hidden cache may answer for candidates already compiled
+os.environ.setdefault("POCL_KERNEL_CACHE", "0")
+os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
 import numpy as np  # noqa: E402
 

@@ -53,8 +53,8 @@ def _same_pad_chain_model(rng):
         helper.make_node("Shape", ["x"], ["s"]),
         c("i2", 2), helper.make_node("Gather", ["s", "i2"], ["h"], axis=0),
         c("stride", 2), c("k", 3), c("one", 1), c("zero", 0),
-        helper.make_node("Add", ["h", "one"], ["h1"]),
-        helper.make_node("Sub", ["h1", "one"], ["h2"]),
+        helper.make_node("Add", ["h", "stride"], ["h1"]),          # ceil(h / stride) =
+        helper.make_node("Sub", ["h1", "one"], ["h2"]),             # (h + stride - 1) / stride
         helper.make_node("Div", ["h2", "stride"], ["oh"]),
         helper.make_node("Sub", ["oh", "one"], ["oh1"]),
         helper.make_node("Mul", ["oh1", "stride"], ["t1"]),

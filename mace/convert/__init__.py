@@ -26,6 +26,9 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
     missing = [(n, o) for n in graph.nodes for o in n.outputs if o and o not in graph.shapes]
     if missing:
         n, o = missing[0]
+        if n.op_type not in cpu_registry.supported_ops():  # onnx cannot infer shapes of ops it does not know
+            raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
+                                  f"(neither the CPU nor the GPU runtime has it)")
         raise ConversionError(f"{source}: cannot infer the shape of {o} (output of {n.name}, {n.op_type}): "
                               f"set static input_shapes in the deployment file")
     normalize.normalize(graph)

@@ -101,6 +101,7 @@ class ProgramCache:
         self._lock = threading.RLock()
         self._dirty = False
         self._puts: set[Key] = set()             # put in this process since the last save
+        self._discards: set[Key] = set()         # dropped on purpose since the last save
         self._hits: dict[Key, int] = {}          # hits since the last save (added on merge)
         self._written_last_used: dict[Key, int] = {}
         self._warned: set[str] = set()
@@ -276,6 +277,16 @@ class ProgramCache:
             self._dirty = True
             return True
 
+    def discard_binary(self, fp: DeviceFingerprint, key: str) -> None:
+        """Drop a binary this process no longer wants (a variant the tuner did not keep); the
+        next save removes it from the file too, even if another process wrote it meanwhile."""
+        with self._lock:
+            k = (fp.id, key)
+            if self._data.programs.pop(k, None) is not None or k not in self._discards:
+                self._discards.add(k)
+                self._puts.discard(k)
+                self._dirty = True
+
     def quarantine(self, fp: DeviceFingerprint, key: str, reason: str) -> None:
         """The driver refused this binary on `fp`: never offer it there again (kept on save)."""
         with self._lock:
@@ -391,6 +402,7 @@ class ProgramCache:
         self._data = merged
         self._dirty = False
         self._puts.clear()
+        self._discards.clear()
         self._hits.clear()
         self._written_last_used = {k: e.last_used_ns for k, e in merged.programs.items()}
         log.debug("saved program cache %s: %d programs, %s", path, len(merged.programs),
@@ -445,6 +457,9 @@ class ProgramCache:
                 base.quarantine[k] = q
         for k in base.quarantine:
             base.programs.pop(k, None)
+        for k in self._discards:
+            if k not in self._puts:
+                base.programs.pop(k, None)
         for k, t in ours.tuning.items():
             if k not in base.tuning or t.updated_ns >= base.tuning[k].updated_ns:
                 base.tuning[k] = t

@@ -76,7 +76,7 @@ class Engine:
             if msg:
                 log.info("%s", msg)
 
-    def _new_executor(self, force_source: bool = False):
+    def _new_executor(self, force_source: set[str] | None = None):
         from mace.runtime.opencl.executor import OpenCLExecutor
         lookup = None
         if self.program_cache is not None:
@@ -85,16 +85,20 @@ class Engine:
         return OpenCLExecutor(self.graph, self.device, self.data_type, self.program_cache, self._fingerprint,
                               allow_cpu_fallback=True, tuning_lookup=lookup, force_source=force_source)
 
-    def rebuild_after_tuning(self) -> None:
-        """Rebuild the kept programs from source with the tuned records applied, launch once and
-        save: the stored binaries then hold only the chosen variants and local sizes (PoCL keeps
-        a compiled work-group function per local size it has launched)."""
+    def rebuild_after_tuning(self, changed_keys: set[str]) -> None:
+        """Rebuild the programs whose launch configuration tuning changed from source with the
+        records applied, launch once and save: stored binaries then hold only the chosen
+        variants and local sizes (PoCL keeps a work-group function per local size it launched;
+        programs whose defaults were kept keep their first-run binaries)."""
         if self.device is None:
             return
-        self.executor = self._new_executor(force_source=True)
+        before = set(self.executor.builder.keys)
+        self.executor = self._new_executor(force_source=changed_keys)
         self.executor.run(self._dummy_inputs())
         if self.program_cache is not None:
             self.executor.builder.harvest()
+            for key in before - set(self.executor.builder.keys):  # variants not kept
+                self.program_cache.discard_binary(self._fingerprint, key)
             self.program_cache.save()
 
     # -- running ---------------------------------------------------------------------------

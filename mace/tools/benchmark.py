@@ -177,7 +177,7 @@ def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int 
                     mace.Engine(model, runtime=runtime, device=device, program=str(warm_path), warmup=True)
             t_warm = bars.add("warm init (fresh processes)", init_runs)
             warm = []
-            for i in range(init_runs):
+            for _ in range(init_runs):
                 warm.append(run_child(model, runtime, device, warm_path))
                 bars.advance(t_warm)
             t_run = bars.add("latency + profile (this process)", 1 + warmup_runs + runs + profile_runs)

@@ -348,6 +348,8 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
         doc: dict = {"config": str(loaded.path), "library_name": cfg.library_name,
                      "target_abi": target_abi or (cfg.target_abis[0] if cfg.target_abis else "host"),
                      "enable_opencl": bool(enable_opencl), "build_dir": str(lib_dir),
+                     "target_socs": socs, "tune": bool(tune), "embed": bool(embed_bundles),
+                     "device_conf": str(device_conf) if device_conf else None,
                      "models": [{"model": r.name, "onnx": str(r.onnx_path), "output": str(r.output),
                                  "nodes": r.nodes, "sha256": r.sha256, "runtime": r.runtime,
                                  "data_type": r.data_type, "obfuscated": cfg.models[r.name].obfuscate}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html as _html
-import io
 import json
 import logging
 import os
@@ -88,7 +87,7 @@ def load_saved(paths: list, results: dict) -> None:
             results["commands"] += doc.get("commands", [])
         elif kind == "convert":
             results["convert"] = doc
-            results["commands"].append({"command": f"mace convert --config {doc['config']} --json",
+            results["commands"].append({"command": convert_command(doc),
                                         "source": str(p), "note": "read from saved --json"})
         elif kind == "benchmark":
             results["benchmarks"][_model_key(doc.get("model"))] = doc
@@ -102,6 +101,24 @@ def load_saved(paths: list, results: dict) -> None:
         else:
             raise ConfigError(f"--from-json {p}: not a saved result of mace convert, benchmark, validate "
                               f"or report (results.json)")
+
+
+def convert_command(doc: dict) -> str:
+    """The `mace convert` command line that produced a convert --json document."""
+    cmd = f"mace convert --config {doc['config']}"
+    if doc.get("target_socs"):
+        cmd += f" --target-socs {','.join(doc['target_socs'])}"
+    elif doc.get("enable_opencl"):
+        cmd += " --enable-opencl"
+    if doc.get("device_conf"):
+        cmd += f" --device-conf {doc['device_conf']}"
+    if doc.get("tune"):
+        cmd += " --tune"
+    if doc.get("embed"):
+        cmd += " --embed"
+    if doc.get("build_dir") and Path(doc["build_dir"]).parent != Path(doc["config"]).parent / "build":
+        cmd += f" --build-dir {Path(doc['build_dir']).parent}"
+    return cmd + " --json"
 
 
 def _config_summary(loaded) -> dict:
@@ -136,8 +153,7 @@ def collect(config=None, from_json=(), target_socs=None, build_dir=None, runtime
         socs = target_socs if target_socs is not None else (",".join(loaded.config.target_socs)
                                                             if loaded.config.target_socs else "all")
         results["convert"] = build(config, target_socs=socs, enable_opencl=True, build_dir=build_dir)
-        results["commands"].append({"command": f"mace convert --config {config} --target-socs {socs}"
-                                    + (f" --build-dir {build_dir}" if build_dir else "") + " --json"})
+        results["commands"].append({"command": convert_command(results["convert"])})
     conv = results["convert"]
     if conv is None:
         if not results["benchmarks"] and not results["validations"]:
@@ -315,7 +331,7 @@ def plot_validation(vals: dict, path: Path) -> Path | None:
     ax = fig.add_subplot(1, 2, 1)
     dist = [max(1 - m["cosine"], 1e-12) for _, _, m, _ in rows]
     ax.bar(labels, dist, color=[WARM if rt != "cpu" else GREY for rt, *_ in rows])
-    for i, (rt, out, m, thr) in enumerate(rows):
+    for i, (_, _, _, thr) in enumerate(rows):
         ax.hlines(1 - thr, i - 0.4, i + 0.4, colors=COLD, linestyles="--")
         ax.text(i, dist[i] * 1.5, ("<=1e-12" if dist[i] <= 1e-12 else f"{dist[i]:.1e}"), ha="center",
                 va="bottom", fontsize=8)

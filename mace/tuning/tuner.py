@@ -60,6 +60,8 @@ class TuneResult:
     model_before_s: float = 0.0
     model_after_s: float = 0.0
     launches_timed: int = 0
+    #: program keys whose launches tuning changed (variant or local size): rebuilt afterwards
+    changed_keys: set = field(default_factory=set)
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "budget_s": self.budget_s, "seconds": self.seconds,
@@ -85,7 +87,7 @@ def _time(queue, launches, lws_list, candidate_s: float, min_samples: int) -> tu
     return float(np.median(a)), float(np.percentile(a, 90) - np.percentile(a, 10)), len(a)
 
 
-def _model_latency(engine, runs: int = 7) -> float:
+def _model_latency(engine, runs: int = 5) -> float:
     inputs = engine._dummy_inputs()
     engine.executor.run(inputs)
     ts = []
@@ -136,7 +138,7 @@ def tune(engine, mode: str = "normal", budget: float | None = None, progress=Non
         log.info("tuned model measured %.2f ms vs %.2f ms before (within noise of per-op gains)",
                  result.model_after_s * 1e3, result.model_before_s * 1e3)
     result.seconds = time.perf_counter() - t_start
-    engine.rebuild_after_tuning()
+    engine.rebuild_after_tuning(result.changed_keys)
     return result
 
 
@@ -146,7 +148,7 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     launches = ex.segments[name]
     if not launches:
         return None
-    base_lws = [None] * len(launches)
+    base_lws = [l.lws for l in launches]  # the op's own choice is the default to beat
     default_s, _, _ = _time(ex.queue, launches, base_lws, cfg["candidate_s"], cfg["min_samples"])
     result.launches_timed += 1
     best = (default_s, default_variant, base_lws, launches)
@@ -162,12 +164,13 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
             log.debug("variant %s of %s failed: %s", variant, name, exc)
             continue
         # coordinate search: each launch's local size in turn, the others fixed
-        chosen = [None] * len(cand_launches)
+        chosen = [l.lws for l in cand_launches]
         for li, l in enumerate(cand_launches):
             kmax = l.kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, dev)
             best_l = None
             best_t = None
-            for lws in space.local_sizes(tuple(l.gws), kmax, dev_dims, mode):
+            for lws in space.local_sizes(tuple(l.gws), kmax, dev_dims, mode, default=l.lws,
+                                         cpu_device=bool(dev.type & cl.device_type.CPU)):
                 trial = list(chosen)
                 trial[li] = lws
                 tried += 1
@@ -194,8 +197,10 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     ex.set_segment(name, chosen_launches)
     med, spread, n = _time(ex.queue, chosen_launches, [l.lws for l in chosen_launches],
                            cfg["candidate_s"], cfg["min_samples"])
-    if variant == default_variant and all(w is None for w in lws):
+    if variant == default_variant and list(lws) == list(base_lws):
         med = min(med, default_s)  # the default kept: same configuration, two measurements
+    else:
+        result.changed_keys.update(l.program_key for l in chosen_launches)
     res = OpResult(name, op.node.op_type, key, default_s, med, variant,
                    [list(w) if w else None for w in lws], tried, failed)
     res._spread, res._samples = spread, n

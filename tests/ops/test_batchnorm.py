@@ -7,7 +7,6 @@ No GPU node may fall back to the CPU.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 

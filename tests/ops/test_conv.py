@@ -107,16 +107,25 @@ def test_conv(rng, case):
     conv_case(rng, x_shape, ws(x_shape[1]), attrs, bias)
 
 
-def test_conv_depthwise_gpu_variant(rng):
-    """The GPU runtime picks the depthwise kernel for group == C == M, the GEMM one for 1x1."""
+def test_conv_gpu_variants(rng):
+    """Depthwise convs get the depthwise kernel, 1x1 the GEMM one; other convs offer the tuner
+    `direct` and `im2col`, and both are right."""
     from mace.runtime.opencl.ops.conv import ConvOp
-    x = rand(rng, 1, 6, 9, 9)
-    for w_shape, attrs, want in (((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}, "depthwise"),
-                                 ((4, 6, 1, 1), {}, "pointwise"), ((4, 6, 3, 3), {}, "direct")):
-        model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape)})
+    x = rand(rng, 1, 6, _r(rng, 5, 12), _r(rng, 5, 40))
+    cases = (((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}, ["depthwise"]),
+             ((4, 6, 1, 1), {}, ["pointwise"]),
+             ((9, 6, 3, 3), {"pads": [1, 0, 1, 2], "strides": [1, 2]}, ["direct", "im2col"]))
+    for w_shape, attrs, want in cases:
+        model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape), "B": rand(rng, w_shape[0])})
+        ref = reference(model, {"X": x})[0]
         eng = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
-        ops = [op for op in eng.executor.ops.values() if isinstance(op, ConvOp)]
-        assert [op.variant for op in ops] == [want]
+        (name, op), = [(k, v) for k, v in eng.executor.ops.items() if isinstance(v, ConvOp)]
+        assert sorted(op.variants()) == sorted(want)
+        for variant in want:
+            op.use_variant(variant)
+            eng.executor.set_segment(name, eng.executor.bind_op(name))
+            got = eng.run({"X": x})[eng.graph.outputs[0]]
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=_tol(54, 1e-4), err_msg=variant)
 
 
 def _conv_act_model(rng, x, w_shape, attrs, act_nodes):

@@ -95,6 +95,8 @@ PATTERNS = {  # name: (a shape, b shape, GPU kernel variant)
     "same": ((2, 3, 4, 5), (2, 3, 4, 5), "binary_same4"),
     "same_odd": ((3, 5, 7), (3, 5, 7), "binary_same"),
     "scalar_b": ((2, 3, 5), (), "binary_scalar"),
+    "scalar4": ((2, 4, 3), (1,), "binary_scalar4"),
+    "channel4": ((2, 6, 4, 4), (6, 1, 1), "binary_channel4"),
     "scalar_a": ((1,), (2, 3, 5), "binary_scalar"),
     "channel_b": ((2, 6, 3, 5), (6, 1, 1), "binary_channel"),
     "channel_a": ((1, 6, 1, 1), (2, 6, 3, 5), "binary_channel"),
@@ -131,6 +133,47 @@ def test_binary_constant_operand(rng, op, const_side):
         check(op, {"b": b}, initializers={"a": a}, input_order=["a", "b"])
     else:
         check(op, {"a": a}, initializers={"b": b})
+
+
+def run_with(engine, feeds, variant=None, lws_cap=None):
+    """Run after switching every op to `variant` (where offered) and/or giving every launch a
+    local size of at most `lws_cap` per dim (as the tuner does); returns the outputs."""
+    ex = engine.executor
+    for name, op in ex.ops.items():
+        if op is None or op.alias:
+            continue
+        if variant is not None and variant in op.variants() and op.variant != variant:
+            op.use_variant(variant)
+        launches = ex.bind_op(name)
+        if lws_cap is not None:
+            for ln in launches:
+                ln.lws = tuple(max(d for d in range(1, min(g, lws_cap) + 1) if g % d == 0) for g in ln.gws)
+        ex.set_segment(name, launches)
+    return engine.run(feeds)
+
+
+@pytest.mark.parametrize("pattern", ["same", "scalar4", "channel4", "two_sided"])
+def test_binary_tuning_variants_and_local_sizes(rng, pattern):
+    sa, sb, kernel = PATTERNS[pattern]
+    feeds = {"a": rand(rng, *sa), "b": rand(rng, *sb)}
+    model = make_model("Mul", feeds)
+    want = reference(model, feeds)[0]
+    engine = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
+    op = next(iter(engine.executor.ops.values()))
+    assert op.variants() == (["vec4", "scalar"] if kernel.endswith("4") else ["scalar"])
+    for variant, cap in (("scalar", None), ("scalar", 7), (op.variants()[0], 3)):
+        np.testing.assert_allclose(run_with(engine, feeds, variant, cap)["out0"], want, rtol=1e-5, atol=1e-6)
+        assert engine.executor.launches[0].kernel.function_name == kernel.rstrip("4") + \
+            ("4" if variant == "vec4" else "")
+
+
+def test_activation_variants(rng):
+    x = rand(rng, 2, 4, 6, lo=-3, hi=3)
+    model = make_model("HardSwish", {"x": x})
+    engine = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
+    want = reference(model, {"x": x})[0]
+    for variant, cap in (("vec4", None), ("scalar", 5), ("vec4", 4)):
+        np.testing.assert_allclose(run_with(engine, {"x": x}, variant, cap)["out0"], want, rtol=1e-5, atol=1e-6)
 
 
 def test_binary_rank7_falls_back_to_cpu(rng):
@@ -212,7 +255,8 @@ def test_other_binary_fused_relu(rng, op):
 
 
 # -- fp16 storage ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("pattern", ["same", "same_odd", "scalar_a", "channel_b", "two_sided", "rank6"])
+@pytest.mark.parametrize("pattern", ["same", "same_odd", "scalar_a", "scalar4", "channel_b", "channel4",
+                                     "two_sided", "rank6"])
 def test_binary_fp16(rng, pattern):
     sa, sb, _ = PATTERNS[pattern]
     check("Div", {"a": operand(rng, sa, "Div", "a"), "b": operand(rng, sb, "Div", "b")}, **FP16)

@@ -51,6 +51,22 @@ def gpu_engine(model, data_type="fp32_fp32"):
     return mace.Engine(convert(model, data_type=data_type), runtime="gpu", use_program_cache=False)
 
 
+def run_with_local_sizes(model, feeds, cap):
+    """Run on the GPU with every launch given a local size of at most `cap` per dim that divides
+    its global size (as the tuner does): the kernels must not depend on their local size."""
+    engine = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
+    ex = engine.executor
+    for name, op in ex.ops.items():
+        if op is None or op.alias:
+            continue
+        launches = ex.bind_op(name)
+        for ln in launches:
+            ln.lws = tuple(max(d for d in range(1, min(g, cap) + 1) if g % d == 0) for g in ln.gws)
+        ex.set_segment(name, launches)
+    assert ex.launches and all(ln.lws for ln in ex.launches)
+    return engine.run(feeds)
+
+
 # -- Softmax ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("rank", [1, 2, 3, 4, 5])
 def test_softmax_every_axis(rng, rank):
@@ -206,3 +222,18 @@ def test_resize_after_conv_like_chain(rng):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
     m.ir_version = 8
     check_graph(m, {"x": x, "skip": skip})
+
+
+@pytest.mark.parametrize("cap", [1, 3, 8])
+def test_any_local_size(rng, cap):
+    s = lambda *v: np.array(v, np.float32)
+    cases = [("Softmax", {"x": rand(rng, 2, 5, 6)}, {"axis": 1}, None, None),
+             ("ReduceMean", {"x": rand(rng, 2, 3, 4, 5)}, {"axes": [1, 3]}, None, None),
+             ("ReduceMean", {"x": rand(rng, 2, 8, 40, 40)}, {"axes": [1, 2, 3]}, None, None),  # split
+             ("Resize", {"x": rand(rng, 1, 2, 5, 6)}, {"mode": "nearest"}, {"s": s(1, 1, 2, 1.5)}, ["x", "", "s"]),
+             ("Resize", {"x": rand(rng, 1, 2, 5, 6)}, {"mode": "cubic"}, {"s": s(1, 1, 2, 1.5)}, ["x", "", "s"]),
+             ("Resize", {"x": rand(rng, 1, 5, 6, 4)}, {"mode": "linear"}, {"s": s(1, 2, 1.5, 1)}, ["x", "", "s"])]
+    for op, feeds, attrs, inits, order in cases:
+        model = make_model(op, feeds, attrs, inits, 1, order)
+        np.testing.assert_allclose(run_with_local_sizes(model, feeds, cap)["out0"], reference(model, feeds)[0],
+                                   rtol=1e-4, atol=1e-5, err_msg=op)

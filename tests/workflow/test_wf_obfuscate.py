@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 from wf_helpers import EXAMPLE, copy_example, invoke_json

@@ -48,7 +48,7 @@ class HostStep:
 class OpenCLExecutor:
     def __init__(self, graph: Graph, device: cl.Device, data_type: str = "fp32_fp32",
                  cache=None, fingerprint=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
-                 force_source: bool = False):
+                 force_source: set[str] | None = None):
         self.graph, self.device = graph, device
         self.ctx = cl.Context([device])
         self.queue = cl.CommandQueue(self.ctx, device,

@@ -33,9 +33,11 @@ class ProgramBuilder:
     """One per engine: builds each (program, options) once, from the cache when possible."""
 
     def __init__(self, ctx: cl.Context, device: cl.Device, cache=None, fingerprint=None,
-                 force_source: bool = False):
+                 force_source: set[str] | None = None):
         self.ctx, self.device = ctx, device
-        self.force_source = force_source  # rebuild from source (after tuning: clean binaries)
+        # keys to rebuild from source even when cached (after tuning: binaries without the
+        # work-group functions of discarded local sizes)
+        self.force_source = set(force_source or ())
         self.cache, self.fingerprint = cache, fingerprint
         self._built: dict[str, cl.Program] = {}
         self._from_source: dict[str, cl.Program] = {}
@@ -54,7 +56,7 @@ class ProgramBuilder:
         opts = options + BASE_OPTIONS
         prog = None
         t0 = time.perf_counter()
-        if self.cache is not None and not self.force_source:
+        if self.cache is not None and key not in self.force_source:
             blob = self.cache.get_binary(self.fingerprint, key)
             if blob is not None:
                 try:

@@ -1,4 +1,6 @@
-"""Data movement: Transpose, Slice, Pad, Concat, Split (normalized attributes, see normalize.py)."""
+"""Data movement: Transpose, Slice, Pad, Concat, Split (normalized attributes, see normalize.py).
+
+Outputs are fresh contiguous arrays (never views of an input)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +10,15 @@ from mace.runtime.cpu.registry import cpu_op
 PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
 
 
+def _arr(x) -> np.ndarray:
+    """The input as an array: floats as float32, integer tensors (shape math) keep their type."""
+    x = np.asarray(x)
+    return x.astype(np.float32) if x.dtype.kind == "f" and x.dtype != np.float32 else x
+
+
 @cpu_op("Transpose")
 def transpose(node, inputs):
-    x = np.asarray(inputs[0])
+    x = _arr(inputs[0])
     return [np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))]
 
 
@@ -24,7 +32,7 @@ def slice_index(starts, steps, out_shape) -> tuple:
 
 @cpu_op("Slice")
 def slice_(node, inputs):
-    x = np.asarray(inputs[0])
+    x = _arr(inputs[0])
     a = node.attrs
     if "shape" not in a:
         raise ValueError(f"node {node.name}: Slice needs its static output `shape` attribute (re-convert the model)")
@@ -33,7 +41,7 @@ def slice_(node, inputs):
 
 @cpu_op("Pad")
 def pad(node, inputs):
-    x = np.asarray(inputs[0])
+    x = _arr(inputs[0])
     a = node.attrs
     rank = x.ndim
     pads = [int(p) for p in a["pads"]]
@@ -53,13 +61,13 @@ def pad(node, inputs):
 
 @cpu_op("Concat")
 def concat(node, inputs):
-    arrs = [np.asarray(x) for x in inputs if x is not None]
+    arrs = [_arr(x) for x in inputs if x is not None]
     return [np.concatenate(arrs, axis=int(node.attrs["axis"]))]
 
 
 @cpu_op("Split")
 def split(node, inputs):
-    x = np.asarray(inputs[0])
+    x = _arr(inputs[0])
     axis = int(node.attrs["axis"])
     cuts = np.cumsum(node.attrs["split"])[:-1]
     return [np.ascontiguousarray(p) for p in np.split(x, cuts, axis=axis)]

@@ -83,7 +83,8 @@ class GpuOp:
         if act == "HardSigmoid":
             params = params or [0.2, 0.5]
         for name, value in zip(("ACT_A", "ACT_B"), params):
-            opts.append(f"-D{name}={float(value)!r}f")
+            value = min(max(float(value), -3.4028234663852886e38), 3.4028234663852886e38)  # no "inff"
+            opts.append(f"-D{name}={value!r}f")
         return opts
 
     def kernel(self, program: str, kernel_name: str, options: list[str]) -> tuple[cl.Kernel, str]:

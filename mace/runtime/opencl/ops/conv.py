@@ -2,14 +2,18 @@
 
 Variants (`conv.cl`, `depthwise.cl`):
 - `conv2d` pointwise: 1x1, stride 1, no pads -> a blocked GEMM over the flattened H*W pixels
-  (each work-item: OCB output channels x VW*PB pixels).
-- `im2col` + `conv2d` pointwise: non-depthwise convs with short output rows (OW < 16) or strided
-  with Cg >= 16 (ResNet's 14x14 / 7x7 stages, stride-2 3x3 and 1x1 downsamples): GEMM over columns.
+  (each work-item: 8 output channels x 32 pixels; `pointwise_oc16`, offered to the tuner when
+  M >= 16: 16 channels x 16 pixels).
+- `im2col` + `conv2d` pointwise: non-depthwise convs with short output rows (OW < 16: ResNet's
+  14x14 / 7x7 stages) and strided 1x1 convs (downsamples), when Cg*KH*KW >= 32: GEMM over columns.
 - `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped),
   same register tile over an output row of the zero-padded input.
-- `depthwise`: group == C == M; each work-item computes RB output rows x VW*PB pixels of a channel.
-Padded convs first copy the input into a zero-padded scratch buffer (`pad_input`, one launch)
-so the conv kernels never test bounds. Bias and the fused activation are applied in the kernel.
+- `depthwise`: group == C == M; each work-item computes RB output rows x VW*PB pixels of a channel,
+  pads handled by lane masks (no copy).
+Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one
+launch) so the conv kernel never tests bounds; im2col writes the zeros itself. Bias and the fused
+activation are applied in the conv kernel. Kernels run with explicit local size (1, 1, 1): PoCL's
+default (lws None) makes one huge work-group, i.e. one CPU thread.
 """
 from __future__ import annotations
 
@@ -100,9 +104,11 @@ class Im2colStep:
 
 
 def use_im2col(cg, kh, kw, sw, ow) -> bool:
-    """Row tiles waste SIMD lanes on short rows (OW < 16) and need shuffles when strided:
-    there a (cheap) im2col + the pointwise GEMM kernel is faster, unless Cg is tiny."""
-    return cg * kh * kw >= 32 and (ow < 16 or (sw > 1 and cg >= 16))
+    """Default variant choice for non-depthwise, non-pointwise convs: row tiles waste SIMD lanes
+    on short rows (OW < 16), and a strided 1x1 conv is a cheap subsampling copy + GEMM; there
+    im2col + the pointwise GEMM kernel is faster (measured on PoCL), unless Cg*KH*KW is tiny.
+    The tuner times both."""
+    return cg * kh * kw >= 32 and (ow < 16 or (kh == kw == 1 and sw > 1))
 
 
 @gpu_op
@@ -123,55 +129,71 @@ class ConvOp(GpuOp):
         group = int(a.get("group", 1))
         m = w.shape[0]
         cg, mg = c // group, m // group
-        w4 = np.asarray(w, np.float32).reshape(m, cg, kh, kw)
+        self.w4 = np.asarray(w, np.float32).reshape(m, cg, kh, kw)
         bias = consts[2] if len(consts) > 2 and consts[2] is not None else None
         if bias is None and len(node.inputs) > 2 and node.inputs[2]:
             raise NotImplementedError("Conv with a non-constant bias")  # pragma: no cover
-        bias = np.zeros(m, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(m)
-        self.geom = (n, c, h, wd, oh, ow, m, group)
+        self.bias = np.zeros(m, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(m)
+        self.g = dict(n=n, c=c, h=h, w=wd, oh=oh, ow=ow, m=m, group=group, cg=cg, mg=mg, k=(kh, kw),
+                      s=(sh, sw), d=(dh, dw), pads=tuple(pads))
         self.flops = 2.0 * n * m * oh * ow * cg * kh * kw
-        act = self.activation_options()
-        self.pad = None
-        geo = [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
         if cg == 1 and mg == 1 and group > 1:
-            self.variant = "depthwise"
+            self._variants = ["depthwise"]
+        elif kh == kw == 1 and sh == sw == 1 and not any(pads):
+            self._variants = ["pointwise", "pointwise_oc16"] if mg >= 16 else ["pointwise"]
+        else:
+            both = ["direct", "im2col"]
+            self._variants = both[::-1] if use_im2col(cg, kh, kw, sw, ow) else both
+        self.use_variant(self._variants[0])
+
+    def variants(self) -> list[str]:
+        return list(self._variants)
+
+    def use_variant(self, name: str) -> None:
+        super().use_variant(name)
+        self._build(name)
+
+    def _build(self, variant: str) -> None:
+        rt, G = self.rt, self.g
+        n, c, h, wd, oh, ow, m, group, cg, mg = (G[k] for k in ("n", "c", "h", "w", "oh", "ow", "m", "group", "cg", "mg"))
+        (kh, kw), (sh, sw), (dh, dw), pads = G["k"], G["s"], G["d"], G["pads"]
+        act = self.activation_options()
+        self.pad = self.im2col = None
+        geo = [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
+        if variant == "depthwise":
             vw, pb = pick_vw(ow)
             rb = min(4, oh)
             self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"])
-            self.w = rt.upload(w4.reshape(m, kh * kw), dtype=np.float32)
-            self.b = rt.upload(bias, dtype=np.float32)
+            self.w = rt.upload(self.w4.reshape(m, kh * kw), dtype=np.float32)
+            self.b = rt.upload(self.bias, dtype=np.float32)
             self.gws = (-(-ow // (vw * pb)), -(-oh // rb), n * c)
             self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
             return
-        self.im2col = None
         hp, wp = h + pads[0] + pads[2], wd + pads[1] + pads[3]
-        pointwise = kh == kw == 1 and sh == sw == 1 and not any(pads)
-        if pointwise:  # GEMM over flattened pixels
-            self.variant = "pointwise"
+        if variant.startswith("pointwise"):  # GEMM over flattened pixels
             hp, wp, ohk, owk = 1, h * wd, 1, oh * ow
-        elif use_im2col(cg, kh, kw, sw, ow):  # GEMM over the im2col columns
-            self.variant = "im2col"
+        elif variant == "im2col":  # GEMM over the im2col columns
             self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
             hp, wp, ohk, owk = 1, oh * ow, 1, oh * ow
         else:
-            self.variant = "direct"
             self.pad = PadStep(self, n, c, h, wd, pads) if any(pads) else None
             ohk, owk = oh, ow
-        kgeo = geo if self.variant == "direct" else ["-DKH=1", "-DKW=1", "-DSH=1", "-DSW=1", "-DDH=1", "-DDW=1"]
-        ocb = 8 if mg > 4 else 4
-        vw, pb = pick_vw(owk)
+        kgeo = geo if variant == "direct" else ["-DKH=1", "-DKW=1", "-DSH=1", "-DSW=1", "-DDH=1", "-DDW=1"]
+        ocb = 16 if variant == "pointwise_oc16" else (8 if mg > 4 else 4)
+        vw, pb = pick_vw(owk, max_pb=1 if ocb == 16 else 2)
         mb = -(-mg // ocb)
+        # [group][Mg/OCB][Cg][KH][KW][OCB], zero-filled past Mg (the im2col row order is (c, kh, kw) too)
         packed = np.zeros((group, mb * ocb, cg, kh, kw), np.float32)
-        packed[:, :mg] = w4.reshape(group, mg, cg, kh, kw)
+        packed[:, :mg] = self.w4.reshape(group, mg, cg, kh, kw)
         packed = packed.reshape(group, mb, ocb, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
         bpk = np.zeros((group, mb * ocb), np.float32)
-        bpk[:, :mg] = bias.reshape(group, mg)
+        bpk[:, :mg] = self.bias.reshape(group, mg)
         self.k, self.key = self.kernel("conv", "conv2d", kgeo + act + [f"-DOCB={ocb}", f"-DVW={vw}", f"-DPB={pb}"])
         self.w = rt.upload(np.ascontiguousarray(packed), dtype=np.float32)
         self.b = rt.upload(bpk, dtype=np.float32)
         nz = n * group * mb
         self.gws = (-(-owk // (vw * pb)), ohk, nz)
-        cgk = cg * kh * kw if self.variant == "im2col" else cg
+        cgk = cg * kh * kw if variant == "im2col" else cg
         self.args = [i32(cgk), i32(hp), i32(wp), i32(ohk), i32(owk), i32(group), i32(mb), i32(mg), i32(nz)]
 
     def bind(self, inputs, outputs):

@@ -3,11 +3,11 @@
  * unary / unary4: a standalone activation, y = ACTIVATE(x) (-DACT=<id>, -DACT_A/B parameters).
  * binary_*: Add / Sub / Mul / Div / PRelu, chosen by the `op` argument (one build for all five),
  * followed by the fused activation (ACTIVATE). Variants by broadcast pattern:
- *   binary_same(4)   both operands have the output's shape
- *   binary_scalar    one operand is a single element
- *   binary_channel   one operand varies along one run of dims: index (i / inner) % channels
- *   binary_bcast     general: output dims (6, padded) and per-operand strides (0: broadcast)
- * In scalar / channel the "full" operand is `a`; `swap` = 1 when it is the op's second operand.
+ *   binary_same(4)     both operands have the output's shape
+ *   binary_scalar(4)   one operand is a single element
+ *   binary_channel(4)  one operand varies along one run of dims: index (i / inner) % channels
+ *   binary_bcast       general: output dims (6, padded) and per-operand strides (0: broadcast)
+ * The ...4 kernels handle 4 elements per work item, used when the sizes allow. In scalar / channel the "full" operand is `a`; `swap` = 1 when it is the op's second operand.
  */
 #define OP_ADD 0
 #define OP_SUB 1
@@ -63,12 +63,29 @@ kernel void binary_scalar(global const store_t* a, global const store_t* b, glob
     STORE(out, i, ACTIVATE(v));
 }
 
+kernel void binary_scalar4(global const store_t* a, global const store_t* b, global store_t* out, int op,
+                           int swap) {
+    int i = get_global_id(0);
+    float4 x = LOAD4(a, i), s = (float4)(LOAD(b, 0));
+    float4 v = swap ? binop4(s, x, op) : binop4(x, s, op);
+    STORE4(out, i, ACTIVATE(v));
+}
+
 kernel void binary_channel(global const store_t* a, global const store_t* b, global store_t* out, int op,
                            int swap, int inner, int channels) {
     int i = get_global_id(0);
     float x = LOAD(a, i), s = LOAD(b, (i / inner) % channels);
     float v = swap ? binop(s, x, op) : binop(x, s, op);
     STORE(out, i, ACTIVATE(v));
+}
+
+/* inner % 4 == 0: the 4 elements of an item share their channel. */
+kernel void binary_channel4(global const store_t* a, global const store_t* b, global store_t* out, int op,
+                            int swap, int inner, int channels) {
+    int i = get_global_id(0);
+    float4 x = LOAD4(a, i), s = (float4)(LOAD(b, ((i << 2) / inner) % channels));
+    float4 v = swap ? binop4(s, x, op) : binop4(x, s, op);
+    STORE4(out, i, ACTIVATE(v));
 }
 
 /* gws = (d5, d0*d1*d2*d3*d4); the output is dense in d0..d5. */

@@ -1,9 +1,11 @@
 """GPU element-wise ops: standalone activations and broadcasting binary ops (+ PRelu).
 
-Binary ops pick a kernel variant from the (static) broadcast pattern after merging adjacent dims
-that broadcast alike: same shape (4 elements per work item when the size allows), one scalar
-operand, one per-channel operand, or the general strided kernel (up to 6 merged dims). The op
-itself is a kernel argument, so Add/Sub/Mul/Div/PRelu share one build per fused activation.
+Binary ops pick a kernel from the (static) broadcast pattern after merging adjacent dims that
+broadcast alike: same shape, one scalar operand, one per-channel operand, or the general strided
+kernel (up to 6 merged dims; more: CPU fallback). The op itself is a kernel argument, so
+Add/Sub/Mul/Div/PRelu share one build per fused activation. Tuning variants: "vec4" (4 elements
+per work item; the default where the sizes allow) and "scalar". No kernel depends on its local
+size, so any local size the tuner picks is valid.
 """
 from __future__ import annotations
 
@@ -37,9 +39,20 @@ class Activation(FamilyOp):
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         self.total = numel(out_shapes[0])
-        self.vec4 = self.total % 4 == 0
+        self.variant = self.variants()[0]
+        self._build()
+
+    def variants(self) -> list[str]:
+        return ["vec4", "scalar"] if self.total % 4 == 0 else ["scalar"]
+
+    def use_variant(self, name: str) -> None:
+        super().use_variant(name)
+        self._build()
+
+    def _build(self):
+        self.vec4 = self.variant == "vec4"
         self.kern, self.key = self.kernel("elementwise", "unary4" if self.vec4 else "unary",
-                                          standalone_activation_options(node))
+                                          standalone_activation_options(self.node))
 
     def bind(self, inputs, outputs):
         if self.total == 0:
@@ -90,10 +103,24 @@ class Binary(FamilyOp):
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         self.op = OPS[node.op_type]
-        self.plan = p = broadcast_plan(out_shapes[0], in_shapes[0], in_shapes[1])
-        name = {"same": "binary_same4" if p["total"] % 4 == 0 else "binary_same", "scalar": "binary_scalar",
-                "channel": "binary_channel", "bcast": "binary_bcast"}[p["kind"]]
-        self.vec4 = name == "binary_same4"
+        self.plan = broadcast_plan(out_shapes[0], in_shapes[0], in_shapes[1])
+        self.variant = self.variants()[0]
+        self._build()
+
+    def variants(self) -> list[str]:
+        """"vec4" (4 elements per work item) where the broadcast pattern allows it, "scalar"."""
+        p = self.plan
+        can4 = p["total"] % 4 == 0 and (p["kind"] in ("same", "scalar")
+                                        or (p["kind"] == "channel" and p["inner"] % 4 == 0))
+        return ["vec4", "scalar"] if can4 else ["scalar"]
+
+    def use_variant(self, name: str) -> None:
+        super().use_variant(name)
+        self._build()
+
+    def _build(self):
+        self.vec4 = self.variant == "vec4"
+        name = "binary_" + self.plan["kind"] + ("4" if self.vec4 else "")
         self.kern, self.key = self.kernel("elementwise", name, self.activation_options())
 
     def bind(self, inputs, outputs):
@@ -102,13 +129,14 @@ class Binary(FamilyOp):
             return []
         a, b = self.with_consts(inputs)[:2]
         out, op = outputs[0], i32(self.op)
+        n = p["total"] // 4 if self.vec4 else p["total"]
         if p["kind"] == "same":
             self.kern.set_args(a, b, out, op)
-            return [self.launch(self.kern, self.key, (p["total"] // 4 if self.vec4 else p["total"],))]
+            return [self.launch(self.kern, self.key, (n,))]
         if p["kind"] in ("scalar", "channel"):
             full, small = (b, a) if p["swap"] else (a, b)
             extra = (i32(p["inner"]), i32(p["channels"])) if p["kind"] == "channel" else ()
             self.kern.set_args(full, small, out, op, i32(p["swap"]), *extra)
-            return [self.launch(self.kern, self.key, (p["total"],))]
+            return [self.launch(self.kern, self.key, (n,))]
         self.kern.set_args(a, b, out, op, *map(i32, p["dims"][1:]), *map(i32, p["sa"]), *map(i32, p["sb"]))
         return [self.launch(self.kern, self.key, gws_of(p["dims"]))]

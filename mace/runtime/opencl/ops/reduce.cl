@@ -4,8 +4,9 @@
  *
  * reduce_mean:    one work item per output element, gws = (outputs): y = scale * sum.
  * reduce_partial: first pass of a split reduction (few outputs, long reductions, e.g. a global
- *                 mean): item (p, o) sums every `parts`-th reduced element from p into
- *                 part[o * parts + p], gws = (parts, outputs); reduce_finish sums them.
+ *                 mean): item (p, o) sums the p-th of `parts` contiguous chunks of the reduced
+ *                 elements into part[o * parts + p], gws = (parts, outputs); reduce_finish
+ *                 adds them up.
  * Neither uses local memory or a fixed local size, so any local size the tuner picks is valid.
  */
 kernel void reduce_mean(global const store_t* x, global store_t* y, int k1, int k2, int ks0, int ks1, int ks2,
@@ -31,11 +32,19 @@ kernel void reduce_partial(global const store_t* x, global float* part, int k1, 
     int c1 = t % k1, c0 = t / k1;
     int base = c0 * ks0 + c1 * ks1 + c2 * ks2;
     int total = r0 * r1 * r2;
+    int chunk = (total + parts - 1) / parts;
+    int j = p * chunk;
+    int end = min(j + chunk, total);
+    /* decompose the chunk's start once, then step the (a, b, c) counter */
+    int c = j % r2, u = j / r2;
+    int b = u % r1, a = u / r1;
     float acc = 0.0f;
-    for (int j = p; j < total; j += parts) {
-        int c = j % r2, u = j / r2;
-        int b = u % r1, a = u / r1;
+    for (; j < end; ++j) {
         acc += LOAD(x, base + a * rs0 + b * rs1 + c * rs2);
+        if (++c == r2) {
+            c = 0;
+            if (++b == r1) { b = 0; ++a; }
+        }
     }
     part[o * parts + p] = acc;
 }

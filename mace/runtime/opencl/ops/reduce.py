@@ -4,7 +4,6 @@ few outputs over long reductions (a global mean), a split reduction: `parts` par
 output into a float scratch buffer, then a second launch adds them up."""
 from __future__ import annotations
 
-import numpy as np
 import pyopencl as cl
 
 from mace.runtime.opencl.ops.base import f32, gpu_op, i32

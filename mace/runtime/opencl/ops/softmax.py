@@ -31,4 +31,4 @@ class Softmax(FamilyOp):
         if self.outer * self.n * self.inner == 0:
             return []
         self.kern.set_args(self.with_consts(inputs)[0], outputs[0], i32(self.n), i32(self.inner))
-        return [self.launch(self.kern, self.key, (self.inner, self.outer))]
+        return [self.launch(self.kern, self.key, (self.outer * self.inner,))]
