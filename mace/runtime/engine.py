@@ -59,6 +59,14 @@ class Engine:
             log.info("MACE_TUNING=1: tuning %d ops (mode normal)", len(self.executor.segments))
             self.tuning_result = tune(self, mode="normal")
 
+    @classmethod
+    def from_bundle(cls, source, runtime: str = "gpu", device=None, program=None, warmup: bool = False,
+                    **kwargs) -> "Engine":
+        """An Engine on a `mace convert --embed` bundle (path, bytes or generated module); its
+        programs are a read-only in-memory cache."""
+        from mace.bundle import engine_from_bundle
+        return engine_from_bundle(source, runtime=runtime, device=device, program=program, warmup=warmup, **kwargs)
+
     # -- GPU init ------------------------------------------------------------------------
     def _init_gpu(self, device, program, use_program_cache: bool) -> None:
         from mace.runtime.opencl.device import select_device
