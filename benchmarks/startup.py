@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import converted, machine, stats  # noqa: E402
 
-ENV = {**os.environ, "PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0"}
+# the hidden caches off: PyOpenCL's, PoCL's, and NVIDIA's PTX->SASS compute cache
+ENV = {**os.environ, "PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
 
 
 def _proc(cmd: list[str]) -> tuple[float, dict | None]:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmarks on an NVIDIA GPU through NVIDIA's OpenCL driver, PoCL beside it.
+#   bash benchmarks/run_nvidia.sh [startup|tuning|torch|cross|all]   (results in $OUT or ./out)
+# The NVIDIA ICD is installed but not registered on the lent machine: register it (and PoCL)
+# in a private vendors directory.
+set -u
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT" /tmp/icd
+echo libnvidia-opencl.so.1 > /tmp/icd/nvidia.icd
+cp /etc/OpenCL/vendors/*.icd /tmp/icd/ 2>/dev/null
+export OCL_ICD_VENDORS=/tmp/icd
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+what=${1:-all}
+$PY -m mace devices --json > "$OUT/devices.json" 2>> "$OUT/log.txt"
+cat "$OUT/devices.json"
+run() { echo "== $*" >> "$OUT/log.txt"; "$@" 2>> "$OUT/log.txt"; }
+case $what in startup|all)
+  run $PY benchmarks/startup.py --device NVIDIA --models mobilenet_v2,resnet18 > "$OUT/startup_nvidia.json" ;; esac
+case $what in cross|all)
+  run $PY benchmarks/cross_device.py --a Portable --b NVIDIA > "$OUT/cross_device.json" ;; esac
+case $what in tuning|all)
+  run $PY benchmarks/tuning.py --device NVIDIA --models mobilenet_v2,resnet18,efficientnet_lite0 > "$OUT/tuning_nvidia.json" ;; esac
+case $what in torch|all)
+  run $PY benchmarks/torch_gpu.py --device NVIDIA > "$OUT/torch_gpu.json" ;; esac
+tail -40 "$OUT/log.txt"
