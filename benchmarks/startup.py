@@ -46,17 +46,19 @@ def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict
     cmd = [sys.executable, "-m", "mace", "-q", "run", str(mace_path), "--runtime", "gpu", "--program", str(prog), "--json"]
     if device is not None:
         cmd += ["--device", device]
-    cold, cold_reports = [], []
+    cold, cold_reports, cold_parts = [], [], []
     for _ in range(cold_runs):
         prog.unlink(missing_ok=True)
         wall, res = _proc(cmd)
         cold.append(wall)
         cold_reports.append(res["summary"].get("program_cache") if res else None)
-    warm, warm_reports = [], []
+        cold_parts.append(_parts(res))
+    warm, warm_reports, warm_parts = [], [], []
     for _ in range(warm_runs):
         wall, res = _proc(cmd)
         warm.append(wall)
         warm_reports.append(res["summary"].get("program_cache") if res else None)
+        warm_parts.append(_parts(res))
     ort_code = ("import numpy as np, onnxruntime as ort; "
                 f"s = ort.InferenceSession(r'{onnx_path}', providers=['CPUExecutionProvider']); "
                 "s.run(None, {'input': np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)})")
@@ -65,7 +67,16 @@ def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict
     return {"model": name, "cold": c, "warm": w, "onnxruntime_process": o,
             "cold_over_warm": c["median_ms"] / w["median_ms"], "warm_over_onnxruntime": w["median_ms"] / o["median_ms"],
             "program_file_bytes": prog.stat().st_size if prog.exists() else 0,
+            "cold_parts_ms": cold_parts[-1], "warm_parts_ms": warm_parts[-1],
             "cold_cache_report": cold_reports[-1], "warm_cache_report": warm_reports[-1]}
+
+
+def _parts(res: dict | None) -> dict | None:
+    """Where a process's time went: engine init, first run, start of the process to first result."""
+    if not res:
+        return None
+    return {"engine_init": res["summary"]["init_seconds"] * 1e3, "first_run": res["first_run_ms"],
+            "process_to_first_result": res["process_to_first_result_s"] * 1e3}
 
 
 def main() -> None:

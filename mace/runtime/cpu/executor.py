@@ -1,5 +1,17 @@
-"""The CPU executor: runs the graph node by node with the NumPy kernels."""
+"""The CPU executor: runs the graph node by node with the NumPy kernels.
+
+Kernels with a `prepare(node, weights, graph)` attribute get a per-node step built once here
+(prepacked weights, persistent output / scratch buffers sized from the graph's static shapes);
+the step has the kernel's signature and falls back to the plain kernel on unexpected inputs.
+A prepared producer whose only reader is a prepared step with a padded input buffer writes into
+that buffer directly (`set_target`). Persistent buffers are overwritten by the next run, so
+graph outputs are copied before they are returned; one run at a time (a lock).
+"""
 from __future__ import annotations
+
+import logging
+import threading
+import time
 
 import numpy as np
 
@@ -7,16 +19,27 @@ from mace.errors import MaceError
 from mace.ir.graph import Graph
 from mace.runtime.cpu import registry
 
+log = logging.getLogger("mace")
+
 
 class CpuExecutor:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, prepare: bool = True):
         self.graph = graph
         kernels = registry.kernels()
         missing = sorted({n.op_type for n in graph.nodes if n.op_type not in kernels})
         if missing:
             raise MaceError(f"the CPU runtime has no kernel for {', '.join(missing)}")
-        self._steps = [(kernels[n.op_type], n) for n in graph.nodes]
         self._weights = {k: np.asarray(v) for k, v in graph.weights.items()}
+        self._steps = []
+        self.prepared = {}
+        for n in graph.nodes:
+            fn = kernels[n.op_type]
+            step = self._prepare(fn, n) if prepare else None
+            if step is not None:
+                self.prepared[n.name] = step
+            self._steps.append((step or fn, n))
+        if prepare:
+            self._link_targets()
         last = {}
         for i, n in enumerate(graph.nodes):
             for v in n.inputs:
@@ -24,22 +47,56 @@ class CpuExecutor:
         keep = set(graph.outputs)
         self._free_after = [[v for v in set(n.inputs) if v and last.get(v) == i and v not in keep
                              and v not in self._weights] for i, n in enumerate(graph.nodes)]
+        self._lock = threading.Lock()
+
+    def _prepare(self, fn, node):
+        prep = getattr(fn, "prepare", None)
+        if prep is None:
+            return None
+        try:
+            return prep(node, self._weights, self.graph)
+        except Exception as exc:  # noqa: BLE001 - the plain kernel still runs the node
+            log.debug("CPU: no prepared step for %s (%s): %s", node.name, node.op_type, exc)
+            return None
+
+    def _link_targets(self) -> None:
+        graph = self.graph
+        producers = {o: self.prepared.get(n.name) for n in graph.nodes for o in n.outputs}
+        consumers = graph.consumers()
+        outputs = set(graph.outputs)
+        for n in graph.nodes:
+            step = self.prepared.get(n.name)
+            view = getattr(step, "in_view", None)
+            if view is None or not n.inputs:
+                continue
+            v = n.inputs[0]
+            prod = producers.get(v)
+            if (prod is None or not hasattr(prod, "set_target") or v in outputs
+                    or len(consumers.get(v, [])) != 1 or getattr(prod, "target", None) is not None
+                    or tuple(view.shape) != tuple(getattr(prod, "out_shape", ()))):
+                continue
+            prod.set_target(view)
 
     def run(self, inputs: dict[str, np.ndarray], profile: bool = False):
-        import time
+        with self._lock:
+            return self._run(inputs, profile)
+
+    def _run(self, inputs, profile):
         values: dict[str, np.ndarray] = dict(self._weights)
         for name in self.graph.inputs:
             values[name] = np.ascontiguousarray(inputs[name], dtype=np.float32)
         times = []
+        perf = time.perf_counter
         for i, (fn, node) in enumerate(self._steps):
-            t0 = time.perf_counter() if profile else 0.0
+            t0 = perf() if profile else 0.0
             outs = fn(node, [values[v] if v else None for v in node.inputs])
             for name, arr in zip(node.outputs, outs):
                 if name:
                     values[name] = arr
             if profile:
-                times.append((node, time.perf_counter() - t0))
+                times.append((node, perf() - t0))
             for v in self._free_after[i]:
                 values.pop(v, None)
-        outs = {name: np.asarray(values[name], dtype=np.float32) for name in self.graph.outputs}
+        # copies: prepared steps reuse their buffers in the next run
+        outs = {name: np.array(values[name], dtype=np.float32, copy=True) for name in self.graph.outputs}
         return (outs, times) if profile else outs

@@ -56,6 +56,7 @@ class OpenCLExecutor:
         self.store_dtype = np.dtype(np.float16 if data_type == "fp16_fp32" else np.float32)
         self.dtype_options = ["-DSTORAGE_HALF"] if data_type == "fp16_fp32" else []
         self.data_type = data_type
+        self._cpu_device = bool(device.type & cl.device_type.CPU)
         self.tuning_lookup = tuning_lookup
         self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint, force_source=force_source)
         self.fallback_nodes: list[str] = []
@@ -120,7 +121,14 @@ class OpenCLExecutor:
         n, op = self.ops[name].node, self.ops[name]
         ins = [self.buffers.get(v) if v and v not in self.graph.weights else None for v in n.inputs]
         outs = [self.buffers[v] for v in n.outputs if v]
-        return op.bind(ins, outs)
+        launches = op.bind(ins, outs)
+        if not self._cpu_device:
+            # ops ask for one work-item per group where that suits CPU drivers (PoCL runs a
+            # work-group as one thread's task); a GPU starts from its driver's choice instead
+            for l in launches:
+                if l.lws is not None and all(x == 1 for x in l.lws):
+                    l.lws = None
+        return launches
 
     def set_segment(self, name: str, launches: list[Launch]) -> None:
         self.segments[name] = launches

@@ -195,3 +195,5 @@ def conv_transpose(node, inputs):
     if b is not None:
         out += np.asarray(b, _F32).reshape((1, m) + (1,) * nsp)
     return [activation.apply_node(out, node)]
+
+
