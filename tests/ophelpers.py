@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 import mace
 from mace.convert import convert
@@ -71,3 +71,28 @@ def check_node(op_type: str, inputs: dict[str, np.ndarray], attrs: dict | None =
 
 def rand(rng: np.random.Generator, *shape, lo=-1.0, hi=1.0) -> np.ndarray:
     return rng.uniform(lo, hi, shape).astype(np.float32)
+
+
+def check_graph(model: onnx.ModelProto, feeds: dict[str, np.ndarray], runtimes=("cpu", "gpu"),
+                rtol: float = 1e-4, atol: float = 1e-4, data_type: str = "fp32_fp32",
+                gpu_native: bool = True):
+    """`check_model`, converting once, plus: no GPU node falls back to the CPU runtime."""
+    want = reference(model, feeds)
+    graph = convert(model, data_type=data_type)
+    for rt in runtimes:
+        engine = mace.Engine(graph, runtime=rt, use_program_cache=False)
+        if rt == "gpu" and gpu_native:
+            assert not engine.executor.fallback_nodes, f"fell back to the CPU: {engine.executor.fallback_nodes}"
+        outs = engine.run(feeds)
+        got = [outs[o] for o in graph.outputs]
+        assert len(got) == len(want), rt
+        for g, w in zip(got, want):
+            assert g.shape == w.shape, f"{rt}: shape {g.shape} != {w.shape}"
+            np.testing.assert_allclose(g, w.astype(np.float32), rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
+    return graph
+
+
+def check(op_type, inputs, attrs=None, initializers=None, input_order=None, opset=OPSET, n_outputs=1, **kw):
+    """A one-node model through `check_graph`."""
+    model = make_model(op_type, inputs, attrs, initializers, n_outputs, input_order, opset)
+    return check_graph(model, inputs, **kw)

@@ -15,33 +15,21 @@ from onnx import TensorProto, helper
 import mace
 from mace.convert import convert
 from mace.errors import ConversionError
+from tests import ophelpers
 from tests.ophelpers import OPSET, make_model, rand, reference
 
 EXACT = dict(rtol=0.0, atol=0.0)
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
 
 
-def check_graph(model, feeds, runtimes=("cpu", "gpu"), rtol=0.0, atol=0.0, data_type="fp32_fp32",
-                gpu_native=True):
-    """ophelpers.check_model, converting once, plus: no GPU node falls back to the CPU."""
-    want = reference(model, feeds)
-    graph = convert(model, data_type=data_type)
-    for rt in runtimes:
-        engine = mace.Engine(graph, runtime=rt, use_program_cache=False)
-        if rt == "gpu" and gpu_native:
-            assert not engine.executor.fallback_nodes, f"fell back to the CPU: {engine.executor.fallback_nodes}"
-        outs = engine.run(feeds)
-        got = [outs[o] for o in graph.outputs]
-        assert len(got) == len(want), rt
-        for g, w in zip(got, want):
-            assert g.shape == w.shape, f"{rt}: shape {g.shape} != {w.shape}"
-            np.testing.assert_allclose(g, w.astype(np.float32), rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
-    return graph
+
+def check_graph(model, feeds, **kw):
+    """Data movement is exact: tolerance 0 unless a test says otherwise."""
+    return ophelpers.check_graph(model, feeds, **{"rtol": 0.0, "atol": 0.0, **kw})
 
 
-def check(op_type, inputs, attrs=None, initializers=None, n_outputs=1, input_order=None, opset=OPSET, **kw):
-    model = make_model(op_type, inputs, attrs, initializers, n_outputs, input_order, opset)
-    return check_graph(model, inputs, **kw)
+def check(op_type, inputs, *args, **kw):
+    return ophelpers.check(op_type, inputs, *args, **{"rtol": 0.0, "atol": 0.0, **kw})
 
 
 def rshape(rng, lo_rank=1, hi_rank=5, lo=1, hi=6):
