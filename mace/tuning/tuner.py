@@ -154,6 +154,10 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     best = (default_s, default_variant, base_lws, launches)
     tried = failed = 0
     variants = op.variants() if cfg["variants"] else [default_variant]
+    if dev.type & cl.device_type.CPU and mode != "exhaustive":
+        # "gpu_*" variants are written for GPUs (work-groups of 256, local memory); on CPU
+        # drivers they are an order of magnitude slower, so only exhaustive mode times them
+        variants = [v for v in variants if not v.startswith("gpu_") or v == default_variant]
     for variant in variants:
         try:
             if variant != op.variant:

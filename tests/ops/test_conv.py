@@ -112,9 +112,10 @@ def test_conv_gpu_variants(rng):
     `direct` and `im2col`, and both are right."""
     from mace.runtime.opencl.ops.conv import ConvOp
     x = rand(rng, 1, 6, _r(rng, 5, 12), _r(rng, 5, 40))
-    cases = (((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}, ["depthwise"]),
-             ((4, 6, 1, 1), {}, ["pointwise"]),
-             ((9, 6, 3, 3), {"pads": [1, 0, 1, 2], "strides": [1, 2]}, ["direct", "im2col"]))
+    cases = (((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}, ["depthwise", "gpu_depthwise"]),
+             ((4, 6, 1, 1), {}, ["pointwise", "gpu_gemm", "gpu_gemm_t32"]),
+             ((9, 6, 3, 3), {"pads": [1, 0, 1, 2], "strides": [1, 2]},
+              ["direct", "im2col", "gpu_direct", "gpu_direct_t32", "gpu_im2col"]))
     for w_shape, attrs, want in cases:
         model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape), "B": rand(rng, w_shape[0])})
         ref = reference(model, {"X": x})[0]
@@ -126,6 +127,64 @@ def test_conv_gpu_variants(rng):
             eng.executor.set_segment(name, eng.executor.bind_op(name))
             got = eng.run({"X": x})[eng.graph.outputs[0]]
             np.testing.assert_allclose(got, ref, rtol=1e-4, atol=_tol(54, 1e-4), err_msg=variant)
+
+
+def check_variants(model, feeds, atol, rtol=1e-4, data_type="fp32_fp32", op_type="Conv"):
+    """Run every variant the GPU op offers (on PoCL: the CPU-style defaults and the GPU-style
+    local-memory ones) against onnxruntime; returns the variant names."""
+    want = reference(model, feeds)[0].astype(np.float32)
+    eng = mace.Engine(convert(model, data_type=data_type), runtime="gpu", use_program_cache=False)
+    assert not eng.executor.fallback_nodes
+    (name, op), = [(k, v) for k, v in eng.executor.ops.items() if v.node.op_type == op_type]
+    variants = op.variants()
+    for variant in variants:
+        op.use_variant(variant)
+        eng.executor.set_segment(name, eng.executor.bind_op(name))
+        got = eng.run(feeds)[eng.graph.outputs[0]]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"variant={variant}")
+    return variants
+
+
+GPU_VARIANT_CASES = ["pointwise", "pointwise_nobias_batch2", "1x1_stride2", "3x3_s2_asym", "3x3_dilated", "7x7_s2",
+                     "3x3_s3_gather", "grouped", "grouped_1x1", "depthwise_s2_asym_batch2", "depthwise_5x5_dilated",
+                     "depthwise_multiplier2", "depthwise_tiny", "tiny_spatial", "same_lower", "conv1d"]
+
+
+@pytest.mark.parametrize("case", GPU_VARIANT_CASES)
+def test_conv_all_gpu_variants(rng, case):
+    """Every variant (gpu_gemm / gpu_gemm_t32 for 1x1, gpu_direct / gpu_direct_t32 / gpu_im2col for
+    the others, gpu_depthwise) is right on PoCL, tile edges and zero padding included."""
+    xs, ws, attrs, bias = CONV_CASES[case]
+    x = rand(rng, *xs(rng))
+    w_shape = ws(x.shape[1])
+    inits = {"W": rand(rng, *w_shape)}
+    if bias:
+        inits["B"] = rand(rng, w_shape[0])
+    model = make_model("Conv", {"X": x}, attrs, inits)
+    variants = check_variants(model, {"X": x}, atol=_tol(int(np.prod(w_shape[1:])), 1e-4))
+    assert any(v.startswith("gpu_") for v in variants), variants
+
+
+def test_conv_gpu_variants_wide(rng):
+    """Several tiles along M, P and K (Mg > 64, P > 64, K > 16 not a multiple of 16), batch 2."""
+    x = rand(rng, 2, 37, _r(rng, 9, 13), _r(rng, 9, 13))
+    for w_shape, attrs in (((70, 37, 1, 1), {}), ((67, 37, 3, 3), {"pads": [1, 1, 1, 1]})):
+        model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape), "B": rand(rng, w_shape[0])})
+        check_variants(model, {"X": x}, atol=_tol(int(np.prod(w_shape[1:])), 1e-4))
+
+
+@pytest.mark.parametrize("w_shape,attrs", [
+    ((16, 6, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((12, 6, 1, 1), {}),
+])
+def test_conv_gpu_variants_fp16_act(rng, w_shape, attrs):
+    """Every variant with fp16 storage and a fused Clip(0, 6)."""
+    x = rand(rng, 1, 6, _r(rng, 5, 20), _r(rng, 5, 40), lo=-3, hi=3)
+    model = _conv_act_model(rng, x, w_shape, attrs, _relu6)
+    k = int(np.prod(w_shape[1:]))
+    check_variants(model, {"X": x}, rtol=1e-2, atol=_tol(k, 3e-2), data_type="fp16_fp32")
 
 
 def _conv_act_model(rng, x, w_shape, attrs, act_nodes):

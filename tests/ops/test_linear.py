@@ -91,3 +91,31 @@ def test_matmul_fp16(rng):
     a, b = rand(rng, 2, 3, 9, k), rand(rng, k, 40)
     check_graph(make_model("MatMul", {"A": a}, {}, {"B": b}), {"A": a}, runtimes=("gpu",), data_type="fp16_fp32",
                 rtol=1e-2, atol=_tol(k, 1e-2))
+
+
+@pytest.mark.parametrize("case", ["gemm_tb_c", "gemm_ta_runtime", "matmul_4d", "matmul_1d", "matmul_wide"])
+def test_linear_all_gpu_variants(rng, case):
+    """Every variant (default, gpu_gemm, gpu_gemm_t32) of Gemm / MatMul is right on PoCL."""
+    from tests.ops.test_conv import check_variants
+    if case == "gemm_tb_c":
+        a = rand(rng, _r(rng, 1, 20), 37)
+        model = make_model("Gemm", {"A": a}, {"transB": 1, "alpha": 1.5, "beta": 0.5},
+                           {"B": rand(rng, _r(rng, 30, 80), 37), "C": rand(rng, 1)})
+        feeds, op, k = {"A": a}, "Gemm", 37
+    elif case == "gemm_ta_runtime":
+        k = _r(rng, 1, 40)
+        feeds = {"A": rand(rng, k, 13), "B": rand(rng, k, 20), "C": rand(rng, 13, 1)}
+        model, op = make_model("Gemm", feeds, {"transA": 1, "beta": 2.0}), "Gemm"
+    elif case == "matmul_4d":
+        feeds = {"A": rand(rng, 2, 1, 4, 6), "B": rand(rng, 3, 6, 5)}
+        model, op, k = make_model("MatMul", feeds), "MatMul", 6
+    elif case == "matmul_1d":
+        feeds = {"A": rand(rng, 10)}
+        model, op, k = make_model("MatMul", feeds, {}, {"B": rand(rng, 2, 10, 19)}), "MatMul", 10
+    else:
+        k = _r(rng, 17, 70)
+        feeds = {"A": rand(rng, 2, _r(rng, 65, 90), k)}
+        model, op = make_model("MatMul", feeds, {}, {"B": rand(rng, k, _r(rng, 65, 90))}), "MatMul"
+    variants = check_variants(model, feeds, atol=_tol(k, 2e-4), op_type=op)
+    assert "default" in variants and "gpu_gemm" in variants
+    check_variants(model, feeds, rtol=1e-2, atol=_tol(k, 1e-2), data_type="fp16_fp32", op_type=op)

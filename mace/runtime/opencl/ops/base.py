@@ -60,7 +60,9 @@ class GpuOp:
     variant: str = "default"
 
     def variants(self) -> list[str]:
-        """Names of the kernel variants this op can run; the tuner times each one."""
+        """Names of the kernel variants this op can run; the tuner times each one. Names that
+        start with "gpu_" are written for GPUs and are timed on CPU devices only in exhaustive
+        mode."""
         return [self.variant]
 
     def use_variant(self, name: str) -> None:

@@ -10,6 +10,16 @@ Variants (`conv.cl`, `depthwise.cl`):
   same register tile over an output row of the zero-padded input.
 - `depthwise`: group == C == M; each work-item computes RB output rows x VW*PB pixels of a channel,
   pads handled by lane masks (no copy).
+GPU-style variants (`gpu_conv.cl`; the default on non-CPU devices, offered to the tuner on CPU
+devices too, and only where the device's work-group size (256) and local memory fit):
+- `gpu_gemm` / `gpu_gemm_t32` (1x1 stride-1 unpadded convs): tiled SGEMM, 16x16 work-groups, each
+  work-item a 4x4 (64x64 tiles) / 2x2 (32x32 tiles) micro-tile, K tiles of 16 in local memory.
+- `gpu_direct` / `gpu_direct_t32` (other non-depthwise convs): the same kernel as an implicit GEMM
+  (-DIMPLICIT): the B tile is gathered from the NCHW input with bounds checks (zero padding).
+- `gpu_im2col`: im2col + the tiled GEMM (tile picked like the default below).
+- `gpu_depthwise`: one work-item per output element, lws (16, 4, 1).
+On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
+compute unit (small maps: ResNet's 7x7 / 14x14 stages).
 Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one
 launch) so the conv kernel never tests bounds; im2col writes the zeros itself. Bias and the fused
 activation are applied in the conv kernel. Kernels run with explicit local size (1, 1, 1): PoCL's
@@ -103,6 +113,30 @@ class Im2colStep:
                       name=f"{name}/im2col:{self.op.node.op_type}", program_key=self.key)
 
 
+#: GPU variants: the tiled GEMM's work-group (GEMM_WG x GEMM_WG, fixed by reqd_work_group_size in
+#: gpu_conv.cl) and the per-pixel depthwise kernel's local size
+GEMM_WG = 16
+DW_LWS = (16, 4, 1)
+
+
+def gemm_tile(variant: str, wgs=None, device=None) -> int:
+    """Micro-tile (TM = TN) of a tiled-GEMM variant: `*_t32` 2 (32x32 tiles), else 4 (64x64);
+    `gpu_im2col` picks 2 when 64x64 tiles would not give the device two work-groups per unit."""
+    if variant.endswith("_t32"):
+        return 2
+    if variant == "gpu_im2col" and wgs is not None and device is not None \
+            and not (device.type & cl.device_type.CPU) and wgs(4) < 2 * device.max_compute_units:
+        return 2
+    return 4
+
+
+def gemm_fits(device, t: int) -> bool:
+    """The device can run a 16x16 work-group with the (16 x 16t) A and B tiles in local memory."""
+    local = 2 * 16 * GEMM_WG * t * 4
+    return device.max_work_group_size >= GEMM_WG * GEMM_WG and device.local_mem_size >= local \
+        and device.max_work_item_sizes[0] >= GEMM_WG and device.max_work_item_sizes[1] >= GEMM_WG
+
+
 def use_im2col(cg, kh, kw, sw, ow) -> bool:
     """Default variant choice for non-depthwise, non-pointwise convs: row tiles waste SIMD lanes
     on short rows (OW < 16), and a strided 1x1 conv is a cheap subsampling copy + GEMM; there
@@ -137,14 +171,32 @@ class ConvOp(GpuOp):
         self.g = dict(n=n, c=c, h=h, w=wd, oh=oh, ow=ow, m=m, group=group, cg=cg, mg=mg, k=(kh, kw),
                       s=(sh, sw), d=(dh, dw), pads=tuple(pads))
         self.flops = 2.0 * n * m * oh * ow * cg * kh * kw
+        cpu = bool(rt.device.type & cl.device_type.CPU)
         if cg == 1 and mg == 1 and group > 1:
-            self._variants = ["depthwise"]
-        elif kh == kw == 1 and sh == sw == 1 and not any(pads):
-            self._variants = ["pointwise", "pointwise_oc16"] if mg >= 16 else ["pointwise"]
+            gpu = ["gpu_depthwise"] if rt.device.max_work_group_size >= DW_LWS[0] * DW_LWS[1] else []
+            self._variants = ["depthwise"] + gpu if cpu else gpu + ["depthwise"]
         else:
-            both = ["direct", "im2col"]
-            self._variants = both[::-1] if use_im2col(cg, kh, kw, sw, ow) else both
+            pointwise = kh == kw == 1 and sh == sw == 1 and not any(pads)
+            if pointwise:
+                tiled = ["pointwise", "pointwise_oc16"] if mg >= 16 else ["pointwise"]
+                gpu = ["gpu_gemm", "gpu_gemm_t32"]
+            else:
+                both = ["direct", "im2col"]
+                tiled = both[::-1] if use_im2col(cg, kh, kw, sw, ow) else both
+                gpu = ["gpu_direct", "gpu_direct_t32", "gpu_im2col"]
+            gpu = [v for v in gpu if gemm_fits(rt.device, gemm_tile(v, self._gemm_wgs, rt.device))]
+            if not cpu and len(gpu) > 1 and gemm_tile(gpu[0], self._gemm_wgs, rt.device) == 4 \
+                    and gemm_tile(gpu[1], self._gemm_wgs, rt.device) == 2 \
+                    and self._gemm_wgs(4) < 2 * rt.device.max_compute_units:
+                gpu[0], gpu[1] = gpu[1], gpu[0]  # too few 64x64 tiles to fill the device: 32x32 tiles
+            self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
         self.use_variant(self._variants[0])
+
+    def _gemm_wgs(self, t: int) -> int:
+        """Work-groups of the tiled GEMM with a t x t micro-tile per work-item (16t x 16t tiles)."""
+        G = self.g
+        b = 16 * t
+        return -(-(G["oh"] * G["ow"]) // b) * -(-G["mg"] // b) * G["n"] * G["group"]
 
     def variants(self) -> list[str]:
         return list(self._variants)
@@ -159,7 +211,35 @@ class ConvOp(GpuOp):
         (kh, kw), (sh, sw), (dh, dw), pads = G["k"], G["s"], G["d"], G["pads"]
         act = self.activation_options()
         self.pad = self.im2col = None
+        self.lws = TILE_LWS
         geo = [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
+        if variant == "gpu_depthwise":  # one work-item per output element
+            self.k, self.key = self.kernel("gpu_conv", "depthwise_px", geo + act + ["-DDEPTHWISE"])
+            self.w = rt.upload(self.w4.reshape(m, kh * kw), dtype=np.float32)
+            self.b = rt.upload(self.bias, dtype=np.float32)
+            self.lws = DW_LWS
+            self.gws = (round_up(ow, DW_LWS[0]), round_up(oh, DW_LWS[1]), n * c)
+            self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
+            return
+        if variant.startswith("gpu_"):  # tiled SGEMM with local memory (gpu_conv.cl)
+            t = gemm_tile(variant, self._gemm_wgs, rt.device)
+            kk = cg * kh * kw
+            opts = act + [f"-DTM={t}", f"-DTN={t}"]
+            if variant.startswith("gpu_direct"):
+                opts += geo + ["-DIMPLICIT"]
+            elif variant == "gpu_im2col":
+                self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
+            self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
+            # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
+            wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
+            self.w = rt.upload(np.ascontiguousarray(wt), dtype=np.float32)
+            self.b = rt.upload(self.bias, dtype=np.float32)
+            b = GEMM_WG * t
+            self.lws = (GEMM_WG, GEMM_WG, 1)
+            self.gws = (-(-(oh * ow) // b) * GEMM_WG, -(-mg // b) * GEMM_WG, n * group)
+            self.args = [i32(kk), i32(oh * ow), i32(mg), i32(group), i32(h), i32(wd), i32(ow), i32(pads[0]),
+                         i32(pads[1])]
+            return
         if variant == "depthwise":
             vw, pb = pick_vw(ow)
             rb = min(4, oh)
@@ -207,6 +287,6 @@ class ConvOp(GpuOp):
             launches.append(self.im2col.launch(src, self.node.name))
             src = self.im2col.buf
         self.k.set_args(src, self.w, self.b, outputs[0], *self.args)
-        launches.append(Launch(self.k, self.gws, TILE_LWS, name=name, program_key=self.key, flops=self.flops,
+        launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,
                                tune_key_extra={"variant": self.variant}))
         return launches

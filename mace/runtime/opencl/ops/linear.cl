@@ -8,6 +8,7 @@
  * added as beta * C through broadcast strides (a constant C is pre-broadcast to (M, N)).
  * gws = (ceil(N / (VW*PB)), ceil(M / MR), batch).
  */
+#ifndef TILED
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 
@@ -95,3 +96,91 @@ __kernel void gemm(__global const store_t* restrict A, __global const store_t* r
             VSTORE(ACTIVATE(v), yp + r * N + b * VW);
         }
 }
+
+#else /* TILED */
+/* gemm_tiled (variant `gpu_gemm`): classic local-memory SGEMM for GPUs, same arguments and
+ * semantics as gemm. Work-group 16x16 (reqd_work_group_size); each work-item computes TM rows x TN
+ * columns: rows m0 + ly + 16*i, columns n0 + lx + 16*j (coalesced stores along N). K tiles of 16
+ * staged in local memory (As[16][16*TM], Bs[16][16*TN]); loads and stores bounds-guarded.
+ * gws = (ceil(N / (16*TN)) * 16, ceil(M / (16*TM)) * 16, batch). */
+#define TK 16
+#define WG 16
+#define BM (WG * TM)
+#define BN (WG * TN)
+#if TK != WG
+#error "the tile loads assume TK == WG"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, WG, 1)))
+void gemm_tiled(__global const store_t* restrict A, __global const store_t* restrict B,
+                __global const store_t* restrict Cm, __global store_t* restrict Y,
+                __global const int* restrict offA, __global const int* restrict offB,
+                int M, int N, int K, int sam, int sak, int sbk, int sbn, float alpha,
+                float beta, int scm, int scn, int NB) {
+    __local float As[TK][BM];
+    __local float Bs[TK][BN];
+    const int lx = get_local_id(0), ly = get_local_id(1);
+    const int tid = ly * WG + lx;
+    const int n0 = get_group_id(0) * BN;
+    const int m0 = get_group_id(1) * BM;
+    const int bi = get_global_id(2);
+    const __global store_t* ap = A + offA[bi];
+    const __global store_t* bp = B + offB[bi];
+
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += TK) {
+#pragma unroll
+        for (int r = 0; r < TM; r++) {  /* TK * BM = TM * WG * WG elements */
+            const int e = tid + r * (WG * WG);
+            const int kk = e / BM, mm = e % BM;
+            const int k = k0 + kk, m = m0 + mm;
+            As[kk][mm] = (k < K && m < M) ? LOAD(ap, (size_t)m * sam + (size_t)k * sak) : 0.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < TN; r++) {
+            const int e = tid + r * (WG * WG);
+            const int kk = e / BN, nn = e % BN;
+            const int k = k0 + kk, n = n0 + nn;
+            Bs[kk][nn] = (k < K && n < N) ? LOAD(bp, (size_t)k * sbk + (size_t)n * sbn) : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (int kk = 0; kk < TK; kk++) {
+            float a[TM], b[TN];
+#pragma unroll
+            for (int i = 0; i < TM; i++) a[i] = As[kk][ly + WG * i];
+#pragma unroll
+            for (int j = 0; j < TN; j++) b[j] = Bs[kk][lx + WG * j];
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int m = m0 + ly + WG * i;
+        if (m < M) {
+            __global store_t* yp = Y + ((size_t)bi * M + m) * N;
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const int n = n0 + lx + WG * j;
+                if (n < N) {
+                    float v = acc[i][j] * alpha;
+#ifdef HAS_C
+                    v += beta * LOAD(Cm, m * scm + n * scn);
+#endif
+                    STORE(yp, n, ACTIVATE(v));
+                }
+            }
+        }
+    }
+}
+#endif /* TILED */

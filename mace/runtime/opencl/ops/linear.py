@@ -1,4 +1,10 @@
-"""Gemm and MatMul on the GPU runtime (`linear.cl`, kernel `gemm`, the only variant).
+"""Gemm and MatMul on the GPU runtime (`linear.cl`).
+
+Variants: `default` (kernel `gemm`, register tiles for PoCL's CPU device, work-groups of one
+work-item; the default on CPU devices) and `gpu_gemm` / `gpu_gemm_t32` (kernel `gemm_tiled`, a
+local-memory SGEMM with 16x16 work-groups and 4x4 / 2x2 micro-tiles, i.e. 64x64 / 32x32 output
+tiles; the default on other devices, 32x32 first when 64x64 tiles would not give every compute
+unit two work-groups). Offered only where the device's work-group and local memory limits fit.
 
 Gemm: alpha, beta, transA, transB; B constant or not (a constant B is re-laid (K, N) at init);
 C constant (pre-broadcast to (M, N) at init) or not (read through broadcast strides). MatMul: N-d with NumPy broadcasting of the batch dims (per-batch
@@ -7,9 +13,10 @@ offsets computed at init), 1-D operands promoted as NumPy does, B constant or no
 from __future__ import annotations
 
 import numpy as np
+import pyopencl as cl
 
 from mace.runtime.opencl.ops.base import GpuOp, Launch, f32, gpu_op, i32
-from mace.runtime.opencl.ops.conv import pick_vw
+from mace.runtime.opencl.ops.conv import GEMM_WG, gemm_fits, gemm_tile, pick_vw
 
 
 def _mr(m: int) -> int:
@@ -23,12 +30,8 @@ class _Linear(GpuOp):
     def _setup(self, m, n, k, nb, off_a, off_b, sam, sak, sbk, sbn, alpha, b_const, c=None):
         """c: None, or (constant array or None for the runtime input 2, beta, scm, scn)."""
         rt = self.rt
-        vw, pb = pick_vw(n) if sbn == 1 else (1, 1)
-        mr = _mr(m)
-        opts = [f"-DVW={vw}", f"-DPB={pb}", f"-DMR={mr}"] + self.activation_options()
-        if c is not None:
-            opts.append("-DHAS_C")
-        self.k, self.key = self.kernel("linear", "gemm", opts)
+        self.dims = (m, n, k, nb, sbn)
+        self.has_c = c is not None
         self.b_const = rt.upload(b_const) if b_const is not None else None
         c_arr, beta, scm, scn = c if c is not None else (np.zeros(1, np.float32), 0.0, 0, 0)
         self.c = rt.upload(c_arr) if c_arr is not None else None
@@ -36,15 +39,44 @@ class _Linear(GpuOp):
                      rt.upload(np.asarray(off_b, np.int32), dtype=np.int32))
         self.args = [i32(m), i32(n), i32(k), i32(sam), i32(sak), i32(sbk), i32(sbn), f32(alpha),
                      f32(beta), i32(scm), i32(scn), i32(nb)]
-        self.gws = (-(-n // (vw * pb)), -(-m // mr), nb)
         self.flops = 2.0 * nb * m * n * k
+        dev = rt.device
+        gpu = [v for v in ("gpu_gemm", "gpu_gemm_t32") if gemm_fits(dev, gemm_tile(v))]
+        if len(gpu) == 2 and self._tiles(4) < 2 * dev.max_compute_units:
+            gpu = gpu[::-1]  # too few 64x64 tiles to fill the device: 32x32 tiles first
+        cpu = bool(dev.type & cl.device_type.CPU)
+        self._variants = ["default"] + gpu if cpu or not gpu else gpu + ["default"]
+        self.use_variant(self._variants[0])
+
+    def _tiles(self, t: int) -> int:
+        m, n, _, nb, _ = self.dims
+        return -(-m // (16 * t)) * -(-n // (16 * t)) * nb
+
+    def variants(self) -> list[str]:
+        return list(self._variants)
+
+    def use_variant(self, name: str) -> None:
+        super().use_variant(name)
+        m, n, k, nb, sbn = self.dims
+        opts = self.activation_options() + (["-DHAS_C"] if self.has_c else [])
+        if name.startswith("gpu_gemm"):  # local-memory tiled SGEMM, 16x16 work-groups
+            t = gemm_tile(name)
+            self.k, self.key = self.kernel("linear", "gemm_tiled", opts + ["-DTILED", f"-DTM={t}", f"-DTN={t}"])
+            self.gws = (-(-n // (16 * t)) * GEMM_WG, -(-m // (16 * t)) * GEMM_WG, nb)
+            self.lws = (GEMM_WG, GEMM_WG, 1)
+            return
+        vw, pb = pick_vw(n) if sbn == 1 else (1, 1)
+        mr = _mr(m)
+        self.k, self.key = self.kernel("linear", "gemm", opts + [f"-DVW={vw}", f"-DPB={pb}", f"-DMR={mr}"])
+        self.gws = (-(-n // (vw * pb)), -(-m // mr), nb)
+        self.lws = (1, 1, 1)
 
     def bind(self, inputs, outputs):
         b = self.b_const if self.b_const is not None else inputs[1]
         c = self.c if self.c is not None else inputs[2]
         self.k.set_args(inputs[0], b, c, outputs[0], *self.offs, *self.args)
-        return [Launch(self.k, self.gws, (1, 1, 1), name=f"{self.node.name}:{self.node.op_type}",
-                       program_key=self.key, flops=self.flops)]
+        return [Launch(self.k, self.gws, self.lws, name=f"{self.node.name}:{self.node.op_type}",
+                       program_key=self.key, flops=self.flops, tune_key_extra={"variant": self.variant})]
 
 
 @gpu_op

@@ -1,0 +1,149 @@
+/* GPU-style convolution as a tiled SGEMM with __local memory (variants `gpu_gemm`, `gpu_im2col`,
+ * `gpu_direct` of Conv; the CPU-oriented register-tile kernels live in conv.cl).
+ *
+ * Per (batch, group) ng = n * G + g:   out[ng][m][p] = ACTIVATE(sum_k W[g][k][m] * X[ng][k][p] + bias[g*Mg + m])
+ *   m < Mg (output channel of the group), p < P = OH*OW (output pixel), k < K = Cg*KH*KW.
+ * W is float, laid out [G][K][Mg] at init (K-major: a K-tile row of the M block is contiguous).
+ * X is either a dense (K, P) matrix per ng (pointwise conv: the input itself; im2col: the column
+ * buffer) or, with -DIMPLICIT, gathered on the fly from the NCHW input with zero padding
+ * (implicit GEMM, k = (c*KH + kh)*KW + kw; no im2col buffer).
+ *
+ * Work-group 16x16 (reqd_work_group_size: the tuner's other local sizes fail and are skipped);
+ * each work-item computes a TM x TN micro-tile: output channels m0 + ly + 16*i (i < TM) and
+ * pixels p0 + lx + 16*j (j < TN), so stores are coalesced along pixels and local reads are
+ * broadcast (A) / conflict-free (B). Tiles of TK = 16 along K are staged in local memory
+ * (As[TK][BM], Bs[TK][BN], BM = 16*TM, BN = 16*TN), two barriers per K tile.
+ * gws = (ceil(P / BN) * 16, ceil(Mg / BM) * 16, N*G); every load and store is bounds-guarded.
+ *
+ * Compile-time constants: TM, TN; with IMPLICIT also KH KW SH SW DH DW; ACT.
+ */
+#ifndef DEPTHWISE
+#define TK 16
+#define WG 16
+#define BM (WG * TM)
+#define BN (WG * TN)
+#if TK != WG
+#error "the tile loads assume TK == WG"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, WG, 1)))
+void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NCHW input with IMPLICIT */
+               __global const float* restrict W,     /* [G][K][Mg] */
+               __global const float* restrict bias,  /* (G*Mg) */
+               __global store_t* restrict out,       /* (N, G*Mg, P) */
+               int K, int P, int Mg, int G,
+               int H, int Wd, int OW, int PT, int PL) {  /* geometry (IMPLICIT only) */
+    __local float As[TK][BM];
+    __local float Bs[TK][BN];
+    const int lx = get_local_id(0), ly = get_local_id(1);
+    const int tid = ly * WG + lx;
+    const int p0 = get_group_id(0) * BN;
+    const int m0 = get_group_id(1) * BM;
+    const int ng = get_global_id(2);
+    const int g = ng % G;
+#ifdef IMPLICIT
+    const int Cg = K / (KH * KW);
+    const __global store_t* xp = X + (size_t)ng * Cg * H * Wd;
+#else
+    const __global store_t* xp = X + (size_t)ng * K * P;
+#endif
+    const __global float* wp = W + (size_t)g * K * Mg;
+
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += TK) {
+        /* stage the A tile (TK x BM weights) and the B tile (TK x BN inputs) */
+#pragma unroll
+        for (int r = 0; r < TM; r++) {  /* TK * BM = TM * WG * WG elements */
+            const int e = tid + r * (WG * WG);
+            const int kk = e / BM, mm = e % BM;
+            const int k = k0 + kk, m = m0 + mm;
+            As[kk][mm] = (k < K && m < Mg) ? wp[(size_t)k * Mg + m] : 0.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < TN; r++) {
+            const int e = tid + r * (WG * WG);
+            const int kk = e / BN, pp = e % BN;
+            const int k = k0 + kk, p = p0 + pp;
+            float v = 0.0f;
+#ifdef IMPLICIT
+            if (k < K && p < P) {
+                const int c = k / (KH * KW), r = k % (KH * KW);
+                const int kh = r / KW, kw = r % KW;
+                const int oh = p / OW, ow = p % OW;
+                const int ih = oh * SH - PT + kh * DH, iw = ow * SW - PL + kw * DW;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < Wd) v = LOAD(xp, ((size_t)c * H + ih) * Wd + iw);
+            }
+#else
+            if (k < K && p < P) v = LOAD(xp, (size_t)k * P + p);
+#endif
+            Bs[kk][pp] = v;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (int kk = 0; kk < TK; kk++) {
+            float a[TM], b[TN];
+#pragma unroll
+            for (int i = 0; i < TM; i++) a[i] = As[kk][ly + WG * i];
+#pragma unroll
+            for (int j = 0; j < TN; j++) b[j] = Bs[kk][lx + WG * j];
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    /* epilogue: bias + fused activation, bounds-guarded stores */
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int m = m0 + ly + WG * i;
+        if (m < Mg) {
+            const float bv = bias[g * Mg + m];
+            __global store_t* op = out + ((size_t)ng * Mg + m) * P;
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const int p = p0 + lx + WG * j;
+                if (p < P) {
+                    const float v = acc[i][j] + bv;
+                    STORE(op, p, ACTIVATE(v));
+                }
+            }
+        }
+    }
+}
+#endif /* !DEPTHWISE */
+
+#ifdef DEPTHWISE
+/* depthwise_px (variant `gpu_depthwise`): one work-item per output element, x fastest.
+ * gws = (round_up(OW, lws0), round_up(OH, lws1), N*C); taps bounds-checked (zero padding);
+ * weights float (C, KH*KW). Compile-time constants: KH KW SH SW DH DW, ACT. */
+__kernel void depthwise_px(__global const store_t* restrict in, __global const float* restrict w,
+                           __global const float* restrict bias, __global store_t* restrict out,
+                           int C, int H, int Wd, int OH, int OW, int NC, int PT, int PL) {
+    const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC) return;
+    const int c = nc % C;
+    const __global store_t* ip = in + (size_t)nc * H * Wd;
+    const __global float* wp = w + c * (KH * KW);
+    const int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+    float acc = bias[c];
+#pragma unroll
+    for (int kh = 0; kh < KH; kh++) {
+        const int ih = ih0 + kh * DH;
+        if (ih >= 0 && ih < H) {
+#pragma unroll
+            for (int kw = 0; kw < KW; kw++) {
+                const int iw = iw0 + kw * DW;
+                if (iw >= 0 && iw < Wd) acc = fma(wp[kh * KW + kw], LOAD(ip, (size_t)ih * Wd + iw), acc);
+            }
+        }
+    }
+    STORE(out, ((size_t)nc * OH + oh) * OW + ow, ACTIVATE(acc));
+}
+#endif
