@@ -2,8 +2,8 @@
 
     PYTHONPATH=. python benchmarks/cpu_profile.py [--models mobilenet_v2 resnet18] [--runs 30]
 
-For each model: end-to-end latency (median of --runs, both engines timed in the same process,
-interleaved in blocks so a noisy neighbour hits both), then the per-op-type breakdown of
+For each model: end-to-end latency (median of --runs, both engines timed in the same process in
+alternating blocks, the better of two blocks each, so a noisy neighbour hits both), then the per-op-type breakdown of
 `Engine.profile` (summed over nodes, median over --profile-runs runs) next to onnxruntime's own
 node profile (`SessionOptions.enable_profiling`), and the slowest nodes of the CPU runtime.
 """
@@ -43,7 +43,6 @@ def _ort_op_profile(onnx_path, feed, threads: int, runs: int) -> dict[str, float
         sess = _ort_session(onnx_path, threads, os.path.join(d, "ort"))
         for _ in range(3):
             sess.run(None, feed)
-        t_mark = None
         for _ in range(runs):
             sess.run(None, feed)
         path = sess.end_profiling()
@@ -59,7 +58,6 @@ def _ort_op_profile(onnx_path, feed, threads: int, runs: int) -> dict[str, float
             if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and lo <= e["ts"] <= hi:
                 acc[e["args"].get("op_name", "?")] += e["dur"] * 1e-6
         per_run.append(acc)
-    del t_mark
     keys = sorted({k for r in per_run for k in r})
     return {k: float(np.median([r.get(k, 0.0) for r in per_run])) for k in keys}
 
@@ -84,6 +82,15 @@ def _mace_op_profile(engine, feed, runs: int):
     return by_type, dict(counts), nodes
 
 
+def _timed(fn, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def bench(name: str, runs: int, profile_runs: int, threads: int, top: int) -> dict:
     import mace
     onnx_path, mace_path = converted(name)
@@ -95,13 +102,18 @@ def bench(name: str, runs: int, profile_runs: int, threads: int, top: int) -> di
     for _ in range(3):
         engine.run(x)
         sess.run(None, ort_in)
-    # interleave in blocks of 5 so both see the same machine load
-    t_m, t_o = [], []
-    while len(t_m) < runs:
-        for _ in range(5):
-            t0 = time.perf_counter(); engine.run(x); t_m.append(time.perf_counter() - t0)
-        for _ in range(5):
-            t0 = time.perf_counter(); sess.run(None, ort_in); t_o.append(time.perf_counter() - t0)
+    # alternate whole blocks of `runs` (each engine warm, its threads hot), twice, so both see
+    # about the same machine load; keep the better block of each (a neighbour's burst hits one)
+    blocks_m, blocks_o = [], []
+    for _ in range(2):
+        for _ in range(3):
+            engine.run(x)
+        blocks_m.append(_timed(lambda: engine.run(x), runs))
+        for _ in range(3):
+            sess.run(None, ort_in)
+        blocks_o.append(_timed(lambda: sess.run(None, ort_in), runs))
+    t_m = min(blocks_m, key=np.median)
+    t_o = min(blocks_o, key=np.median)
     ref = sess.run(None, ort_in)[0]
     got = engine.run(x)[engine.output_names[0]]
     err = float(np.max(np.abs(ref - got)))

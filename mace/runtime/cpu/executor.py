@@ -76,6 +76,14 @@ class CpuExecutor:
                     or tuple(view.shape) != tuple(getattr(prod, "out_shape", ()))):
                 continue
             prod.set_target(view)
+        # pointwise convs read a prepared producer's ones-augmented buffer (bias inside the sgemm)
+        for n in graph.nodes:
+            step = self.prepared.get(n.name)
+            if not hasattr(step, "use_aug_input") or not n.inputs:
+                continue
+            prod = producers.get(n.inputs[0])
+            if getattr(prod, "aug", None) is not None and getattr(prod, "target", None) is None:
+                step.use_aug_input(prod.out, prod.aug)
 
     def run(self, inputs: dict[str, np.ndarray], profile: bool = False):
         with self._lock:

@@ -197,3 +197,352 @@ def conv_transpose(node, inputs):
     return [activation.apply_node(out, node)]
 
 
+# -- prepared steps (CpuExecutor): prepacked weights, persistent buffers, no per-run allocation ---
+#
+# `conv.prepare(node, weights, graph)` returns a step with the kernel's signature, or None where the
+# generic kernel above runs (dynamic weights, not 2-D). Buffers live as long as the executor and
+# are overwritten by the next run: the executor copies graph outputs before handing them out.
+#
+# "Flat" input layout (FlatInput): the zero-padded input of a batch-1 layer is split into
+# stride_h * stride_w phase planes (one plane for stride 1), each a per-channel buffer of row pitch
+# Wq. Output position q = oh * Wq + ow of tap (i, j) reads plane (i*dh % sh, j*dw % sw) at
+# q + off(i, j), so the im2col block of one tap is ONE contiguous run of L = OH * Wq elements per
+# channel: long inner loops instead of OW-long rows. Results carry Wq - OW garbage columns that the
+# final (activation) pass drops.
+#
+# Bias rides in the GEMM: an im2col buffer has a constant ones row and the weight matrix a bias
+# column; a pointwise conv reading a prepared producer's output uses the producer's ones-augmented
+# buffer (`aug`: (C + 1, H * W), last row ones) the same way. The only pass left after the sgemm
+# is the activation, which writes straight into the consumer's padded buffer when the consumer is
+# the only reader (`set_target`).
+
+_FLAT_MAX_WASTE = 1.15  # a dense conv uses the flat layout when Wq / OW stays below this
+_ROW_GEMMS = True  # stride-1 dense convs: KH sgemms over a KW x im2col (see _init_rows)
+_TOEPLITZ_MAX_OW = 16  # depthwise outputs at most this wide run as a banded sgemm (below)
+
+
+class FlatInput:
+    """The padded, phase-split, flat copy of one (1, C, H, W) input; see above."""
+
+    def __init__(self, c, h, w, kernel, strides, dilations, pads, ends=None, fill=0.0):
+        kh, kw = kernel
+        sh, sw = strides
+        dh, dw = dilations
+        pt, pl, pb, pr = pads
+        if ends is not None:
+            pb, pr = ends
+        self.c, self.h, self.w = c, h, w
+        self.oh = out_size(h, kh, sh, dh, pt, pb)
+        self.ow = out_size(w, kw, sw, dw, pl, pr)
+        hp, wp = h + pt + pb, w + pl + pr
+        self.hq, self.wq = -(-hp // sh), -(-wp // sw)
+        self.L = self.oh * self.wq
+        self.taps = []  # (phase a, phase b, offset)
+        for i in range(kh):
+            for j in range(kw):
+                ri, cj = i * dh, j * dw
+                self.taps.append((ri % sh, cj % sw, (ri // sh) * self.wq + cj // sw))
+        pitch = max(self.hq * self.wq, self.L + max(t[2] for t in self.taps))
+        self.planes = np.full((sh, sw, c, pitch), fill, _F32)
+        self.strides = (sh, sw)
+        # where x lands in each plane
+        self.loads = []
+        for a in range(sh):
+            for b in range(sw):
+                h0, w0 = (a - pt) % sh, (b - pl) % sw
+                nh, nw = len(range(h0, h, sh)), len(range(w0, w, sw))
+                if nh and nw:
+                    u0, v0 = (h0 + pt) // sh, (w0 + pl) // sw
+                    dst = self.planes[a, b, :, :self.hq * self.wq].reshape(c, self.hq, self.wq)
+                    self.loads.append((dst[:, u0:u0 + nh, v0:v0 + nw], (slice(None), slice(h0, None, sh),
+                                                                       slice(w0, None, sw))))
+        # stride 1: the interior of the single plane, a view a producer can write into
+        self.in_view = self.loads[0][0][None] if sh == sw == 1 else None
+        if sh == sw == 1:
+            st = self.planes.strides
+            self.all_taps = as_strided(self.planes[0, 0], (c, kh, kw, self.L),
+                                       (st[2], st[3] * dh * self.wq, st[3] * dw, st[3]), writeable=False)
+        else:
+            self.all_taps = None
+
+    def load(self, x):
+        """x: (1, C, H, W) or (C, H, W)."""
+        if self.in_view is not None and x is self.in_view:
+            return  # a producer wrote it in place
+        x = x.reshape(self.c, self.h, self.w)
+        for dst, sl in self.loads:
+            np.copyto(dst, x[sl])
+
+    def tap(self, k, lo=0, hi=None):
+        a, b, off = self.taps[k]
+        return self.planes[a, b, lo:hi, off:off + self.L]
+
+    def crop(self, acc):
+        """(C', L) -> the valid (1, C', OH, OW) view."""
+        return acc.reshape(-1, self.oh, self.wq)[None, :, :, :self.ow]
+
+
+class WindowInput:
+    """The padded (1, C, Hp, Wp) copy of one input with a strided (C, KH, KW, OH, OW) window view:
+    im2col rows are OW long (used where the flat layout would waste too many GEMM columns)."""
+
+    def __init__(self, c, h, w, kernel, strides, dilations, pads):
+        pt, pl, pb, pr = pads
+        self.c, self.h, self.w = c, h, w
+        self.oh = out_size(h, kernel[0], strides[0], dilations[0], pt, pb)
+        self.ow = out_size(w, kernel[1], strides[1], dilations[1], pl, pr)
+        self.L = self.oh * self.ow
+        self.xbuf = np.zeros((1, c, h + pt + pb, w + pl + pr), _F32)
+        self.in_view = self.xbuf[:, :, pt:pt + h, pl:pl + w]
+        self.all_taps = window_view(self.xbuf, kernel, strides, dilations, (self.oh, self.ow))[0]
+
+    def load(self, x):
+        if x is not self.in_view:
+            np.copyto(self.in_view, x.reshape(self.in_view.shape))
+
+    def crop(self, acc):
+        return acc.reshape(1, -1, self.oh, self.ow)
+
+
+def _act_into(acc, act, params, target):
+    """target = act(acc) in one pass (acc may be a strided view)."""
+    if not act:
+        if target is not acc:
+            np.copyto(target, acc)
+        return target
+    if act == "Relu":
+        return np.maximum(acc, _F32(0), out=target)
+    if act == "Clip":
+        lo, hi = params
+        return np.clip(acc, _F32(lo), _F32(hi), out=target)
+    res = activation.apply(np.array(acc, _F32), act, params)
+    np.copyto(target, res)
+    return target
+
+
+class _Prepared:
+    """Shared plumbing: persistent ones-augmented output, optional write target."""
+
+    def _alloc_out(self, out_shape):
+        self.out_shape = tuple(out_shape)
+        n, m = out_shape[:2]
+        p = int(np.prod(out_shape[2:]))
+        if n == 1:
+            self.aug = np.empty((m + 1, p), _F32)
+            self.aug[m] = 1.0
+            self.out = self.aug[:m].reshape(self.out_shape)
+        else:
+            self.aug = None
+            self.out = np.empty(self.out_shape, _F32)
+        self.target = None
+        self.in_view = None
+
+    def set_target(self, view) -> None:
+        self.target = view
+        self.aug = None  # its output no longer lands in aug
+
+    def _dest(self):
+        return self.out if self.target is None else self.target
+
+
+class _PreparedConv(_Prepared):
+    def __init__(self, node, x_shape, w, b, strides, dilations, pads, group):
+        a = node.attrs
+        self.act = a.get("activation")
+        self.params = tuple(a.get("activation_params", ()))
+        self.x_shape = tuple(x_shape)
+        n, c, h, wd = x_shape
+        m, cg, kh, kw = w.shape
+        sh, sw = strides
+        if min(pads) < 0:
+            raise ValueError("negative pads")  # the generic kernel crops
+        oh = out_size(h, kh, sh, dilations[0], pads[0], pads[2])
+        ow = out_size(wd, kw, sw, dilations[1], pads[1], pads[3])
+        self._alloc_out((n, m, oh, ow))
+        mg = m // group
+        ksz = kh * kw
+        b = np.zeros(m, _F32) if b is None else np.asarray(b, _F32)
+        self.src = None  # (producer's output view, its aug buffer) for pointwise
+        if ksz == 1 and sh == sw == 1 and not any(pads) and group == 1:
+            self.mode = "pw"
+            self.w2 = np.ascontiguousarray(w.reshape(m, c), _F32)
+            self.w_aug = np.ascontiguousarray(np.concatenate([self.w2, b[:, None]], axis=1))
+            self.b3 = b.reshape(m, 1, 1)
+            self.acc = np.empty((n, m, oh * ow), _F32)
+            return
+        if n != 1:
+            raise ValueError("batch > 1")  # the generic kernel
+        depthwise = group > 1 and cg == 1 and mg == 1
+        if not depthwise and group != 1:
+            raise ValueError("grouped")  # the generic kernel
+        if depthwise and ow <= _TOEPLITZ_MAX_OW and dilations[0] == 1:
+            self._init_toeplitz(c, h, wd, w.reshape(c, kh, kw), b, strides, dilations, pads)
+            return
+        flat = FlatInput(c, h, wd, (kh, kw), strides, dilations, pads)
+        if not depthwise and flat.wq > _FLAT_MAX_WASTE * ow:
+            flat = WindowInput(c, h, wd, (kh, kw), strides, dilations, pads)
+        self.flat = flat
+        self.in_view = flat.in_view
+        L = flat.L
+        if depthwise:
+            self.mode = "dw"
+            # channel chunks of ~1 MiB of columns (stay in L2 between the copy and the GEMV); one
+            # chunk-sized column buffer per parallel_chunks slice, not a whole-layer im2col
+            self.chunk = max(1, (1 << 20) // (4 * (ksz + 1) * L))
+            k = min(_THREADS, c)
+            starts = sorted({0} | {c * i // k for i in range(k)})
+            self.slots = {}
+            for lo in starts:
+                buf = np.empty((min(self.chunk, c), ksz + 1, L), _F32)
+                buf[:, ksz] = 1.0
+                cs = buf.strides
+                dst = as_strided(buf, (buf.shape[0], kh, kw, L), (cs[0], kw * cs[1], cs[1], cs[2])) \
+                    if flat.all_taps is not None else None
+                self.slots[lo] = (buf, dst)
+            wb = np.empty((c, 1, ksz + 1), _F32)
+            wb[:, 0, :ksz] = w.reshape(c, ksz)
+            wb[:, 0, ksz] = b
+            self.wb = wb
+            self.acc = np.empty((c, 1, L), _F32)
+        elif isinstance(flat, FlatInput) and sh == sw == 1 and kh > 1 and _ROW_GEMMS:
+            self._init_rows(c, w, b, dilations)
+        else:
+            self.mode = "gen"
+            k = c * ksz
+            self.cols = np.empty((k + 1, L), _F32)
+            self.cols[k] = 1.0
+            self.w_aug = np.ascontiguousarray(np.concatenate([w.reshape(m, k), b[:, None]], axis=1), _F32)
+            self.acc = np.empty((m, L), _F32)
+        self.ksz = ksz
+
+    def _init_toeplitz(self, c, h, wd, w, b, strides, dilations, pads):
+        """Depthwise on small maps as one batched sgemm per layer: out[c] (OH, OW) =
+        Xc[c] (OH, KH * Wp + 1) @ T[c] (KH * Wp + 1, OW), where row oh of Xc is the KH padded input
+        rows under output row oh (contiguous in the padded buffer, copied once: KH x the input)
+        plus a ones column, and T[c] the banded (Toeplitz) matrix of the channel's taps plus the
+        bias row. More flops than direct, but BLAS-speed instead of ~20 memory-bound passes."""
+        self.mode = "dwt"
+        kh, kw = w.shape[1:]
+        sh, sw = strides
+        dw = dilations[1]
+        win = WindowInput(c, h, wd, (kh, kw), strides, dilations, pads)
+        self.flat = win
+        self.in_view = win.in_view
+        oh, ow = win.oh, win.ow
+        wp = win.xbuf.shape[3]
+        kk = kh * wp
+        st = win.xbuf.strides
+        self.rows_view = as_strided(win.xbuf, (c, oh, kk), (st[1], sh * st[2], st[3]), writeable=False)
+        self.xc = np.empty((c, oh, kk + 1), _F32)
+        self.xc[:, :, kk] = 1.0
+        t = np.zeros((c, kk + 1, ow), _F32)
+        cols = np.arange(ow)
+        for i in range(kh):
+            for j in range(kw):
+                t[:, i * wp + sw * cols + j * dw, cols] = w[:, i, j][:, None]
+        t[:, kk, :] = b[:, None]
+        self.T = t
+        self.acc = np.empty((c, oh, ow), _F32)
+
+    def _init_rows(self, c, w, b, dilations):
+        """Stride-1 dense conv as KH accumulated sgemms over a KW x (not KH*KW x) im2col:
+        cols3[(j, ch), q'] = x_flat[ch, j*dw + q'] for q' < L + (KH-1)*dh*Wq, then tap row i is
+        the BLAS-legal strided submatrix cols3[:, i*dh*Wq : i*dh*Wq + L] and
+        out = sum_i W_i (M, KW*C + 1) @ that (the last row of cols3 is ones: bias in W_0)."""
+        self.mode = "rows"
+        fl = self.flat
+        m, _, kh, kw = w.shape
+        dh, dw = dilations
+        step = dh * fl.wq
+        lr = fl.L + (kh - 1) * step
+        self.cols = np.empty((kw * c + 1, lr), _F32)
+        self.cols[-1] = 1.0
+        st = fl.planes.strides
+        self.rows_src = as_strided(fl.planes[0, 0], (kw, c, lr), (dw * st[3], st[2], st[3]), writeable=False)
+        self.rows_dst = self.cols[:-1].reshape(kw, c, lr)
+        self.w_rows = []
+        for i in range(kh):
+            wi = np.zeros((m, kw * c + 1), _F32)
+            wi[:, :-1] = w[:, :, i, :].transpose(0, 2, 1).reshape(m, kw * c)
+            if i == 0:
+                wi[:, -1] = b
+            self.w_rows.append((wi, self.cols[:, i * step:i * step + fl.L]))
+        self.acc = np.empty((m, fl.L), _F32)
+        self.tmp = np.empty((m, fl.L), _F32)
+
+    def use_aug_input(self, view, aug) -> bool:
+        if self.mode != "pw" or aug.shape != (self.x_shape[1] + 1, int(np.prod(self.x_shape[2:]))):
+            return False
+        self.src = (view, aug)
+        return True
+
+    def _dw_chunk(self, lo, hi):
+        fl = self.flat
+        buf, dst = self.slots[lo]
+        for s in range(lo, hi, self.chunk):
+            e = min(hi, s + self.chunk)
+            cols = buf[:e - s]
+            if dst is not None:
+                np.copyto(dst[:e - s], fl.all_taps[s:e])
+            else:
+                for k in range(self.ksz):
+                    np.copyto(cols[:, k], fl.tap(k, s, e))
+            np.matmul(self.wb[s:e], cols, out=self.acc[s:e])
+
+    def __call__(self, node, inputs):
+        x = inputs[0]
+        if x.shape != self.x_shape or x.dtype != _F32:
+            return conv(node, inputs)
+        dest = self._dest()
+        if self.mode == "pw":
+            if self.src is not None and x is self.src[0]:
+                np.matmul(self.w_aug, self.src[1], out=self.acc[0])
+            else:
+                np.matmul(self.w2, x.reshape(self.x_shape[0], self.x_shape[1], -1), out=self.acc)
+                np.add(self.acc.reshape(self.out_shape), self.b3, out=self.acc.reshape(self.out_shape))
+            return [_act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest)]
+        fl = self.flat
+        fl.load(x)
+        if self.mode == "dwt":
+            np.copyto(self.xc[:, :, :-1], self.rows_view)
+            np.matmul(self.xc, self.T, out=self.acc)
+            return [_act_into(self.acc[None], self.act, self.params, dest)]
+        if self.mode == "rows":
+            np.copyto(self.rows_dst, self.rows_src)
+            for i, (wi, src) in enumerate(self.w_rows):
+                np.matmul(wi, src, out=self.acc if i == 0 else self.tmp)
+                if i:
+                    np.add(self.acc, self.tmp, out=self.acc)
+            return [_act_into(fl.crop(self.acc), self.act, self.params, dest)]
+        if self.mode == "dw":
+            parallel_chunks(self.x_shape[1], self._dw_chunk, self.out.size * (self.ksz + 2))
+            return [_act_into(fl.crop(self.acc.reshape(-1, fl.L)), self.act, self.params, dest)]
+        if fl.all_taps is not None:
+            np.copyto(self.cols[:-1].reshape(fl.all_taps.shape), fl.all_taps)
+        else:
+            cv = self.cols[:-1].reshape(self.x_shape[1], self.ksz, fl.L)
+            for k in range(self.ksz):
+                np.copyto(cv[:, k], fl.tap(k))
+        np.matmul(self.w_aug, self.cols, out=self.acc)
+        return [_act_into(fl.crop(self.acc), self.act, self.params, dest)]
+
+
+def _prepare_conv(node, weights, graph):
+    ins = node.inputs
+    if len(ins) < 2 or ins[1] not in weights or (len(ins) > 2 and ins[2] and ins[2] not in weights):
+        return None
+    x_shape = graph.shape(ins[0])
+    w = np.asarray(weights[ins[1]])
+    if len(x_shape) != 4 or w.ndim != 4 or w.dtype != _F32:
+        return None
+    b = np.asarray(weights[ins[2]], _F32) if len(ins) > 2 and ins[2] else None
+    a = node.attrs
+    try:
+        return _PreparedConv(node, x_shape, w, b, list(a.get("strides", [1, 1])),
+                             list(a.get("dilations", [1, 1])), list(a.get("pads", [0] * 4)),
+                             int(a.get("group", 1)))
+    except ValueError:
+        return None
+
+
+conv.prepare = _prepare_conv

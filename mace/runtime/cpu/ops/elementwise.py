@@ -39,3 +39,48 @@ def prelu(node, inputs):
     if out.shape != x.shape:  # unidirectional broadcasting: the output has x's shape
         out = np.broadcast_to(out, x.shape).copy()
     return [out]
+
+
+class _PreparedBinary:
+    """Float Add/Sub/Mul/Div of static shapes into a persistent output (ones-augmented for batch 1,
+    see conv.py), fused activation in place; the executor copies graph outputs."""
+
+    def __init__(self, node, a_shape, b_shape, out_shape):
+        from mace.runtime.cpu.ops.conv import _Prepared
+        self.ufunc = _BINARY[node.op_type]
+        self.shapes = (tuple(a_shape), tuple(b_shape))
+        _Prepared._alloc_out(self, out_shape)
+        self.act = node.attrs.get("activation")
+        self.params = tuple(node.attrs.get("activation_params", ()))
+
+    def set_target(self, view) -> None:
+        self.target = view
+        self.aug = None
+
+    def __call__(self, node, inputs):
+        a, b = inputs[0], inputs[1]
+        if (a.dtype != np.float32 or b.dtype != np.float32 or a.shape != self.shapes[0]
+                or b.shape != self.shapes[1]):
+            return binary(node, inputs)
+        dest = self.out if self.target is None else self.target
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            self.ufunc(a, b, out=dest)
+        if self.act:
+            from mace.runtime.cpu.ops.conv import _act_into
+            _act_into(dest, self.act, self.params, dest)
+        return [dest]
+
+
+def _prepare_binary(node, weights, graph):
+    if len(node.inputs) != 2 or not all(node.inputs) or len(node.outputs) != 1:
+        return None
+    if any(graph.dtypes.get(v, "float32") != "float32" for v in (*node.inputs, node.outputs[0])):
+        return None
+    shapes = [graph.shape(v) for v in node.inputs]
+    out_shape = graph.shape(node.outputs[0])
+    if tuple(np.broadcast_shapes(*shapes)) != tuple(out_shape) or len(out_shape) < 2:
+        return None
+    return _PreparedBinary(node, shapes[0], shapes[1], out_shape)
+
+
+binary.prepare = _prepare_binary

@@ -104,3 +104,61 @@ def global_max_pool(node, inputs):
     x = np.asarray(inputs[0], _F32)
     n, c = x.shape[:2]
     return [x.reshape(n, c, -1).max(axis=2).reshape((n, c) + (1,) * (x.ndim - 2))]
+
+
+class _PreparedMaxPool:
+    """Batch-1 2-D MaxPool on the flat phase-split layout of conv.py (FlatInput, -inf padding):
+    one maximum per tap over (C, OH * Wq) contiguous runs; the last tap writes the cropped result."""
+
+    def __init__(self, node, x_shape):
+        from mace.runtime.cpu.ops.conv import FlatInput, _Prepared
+        x = np.empty(x_shape, _F32)
+        kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
+        n, c, h, w = x_shape
+        self.x_shape = tuple(x_shape)
+        self.flat = FlatInput(c, h, w, kernel, strides, dil, pads, ends=ends, fill=-np.inf)
+        if (self.flat.oh, self.flat.ow) != tuple(out_sp):
+            raise ValueError("geometry")
+        _Prepared._alloc_out(self, (n, c) + tuple(out_sp))
+        self.in_view = self.flat.in_view
+        self.acc = np.empty((c, self.flat.L), _F32)
+
+    def set_target(self, view) -> None:
+        self.target = view
+        self.aug = None
+
+    def _run(self, lo, hi, dest):
+        fl = self.flat
+        nt = len(fl.taps)
+        acc = self.acc[lo:hi]
+        if nt == 1:
+            np.copyto(dest[:, lo:hi], fl.crop(fl.tap(0, lo, hi)))
+            return
+        for k in range(1, nt - 1):
+            np.maximum(fl.tap(0, lo, hi) if k == 1 else acc, fl.tap(k, lo, hi), out=acc)
+        last = fl.crop(fl.tap(nt - 1, lo, hi))
+        np.maximum(fl.crop(acc) if nt > 2 else fl.crop(fl.tap(0, lo, hi)), last, out=dest[:, lo:hi])
+
+    def __call__(self, node, inputs):
+        x = inputs[0]
+        if x.shape != self.x_shape or x.dtype != _F32:
+            return max_pool(node, inputs)
+        dest = self.out if self.target is None else self.target
+        self.flat.load(x)
+        parallel_chunks(self.x_shape[1], lambda lo, hi: self._run(lo, hi, dest), self.out.size * 4)
+        return [dest]
+
+
+def _prepare_max_pool(node, weights, graph):
+    shape = graph.shape(node.inputs[0])
+    if len(shape) != 4 or shape[0] != 1 or len(node.outputs) != 1:
+        return None
+    if any(p < 0 for p in node.attrs.get("pads", [0] * 4)):
+        return None
+    try:
+        return _PreparedMaxPool(node, shape)
+    except ValueError:
+        return None
+
+
+max_pool.prepare = _prepare_max_pool
