@@ -9,6 +9,7 @@ generation at the first launch; `harvest()` puts them in the cache and `save()` 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -21,11 +22,16 @@ BASE_OPTIONS = ["-cl-mad-enable"]
 _SOURCES: dict[str, str] = {}
 
 
+_INCLUDE = re.compile(r'^#include "(\w+\.h)"$', re.M)
+
+
 def program_source(name: str) -> str:
-    """The source of `ops/<name>.cl`, prefixed by `ops/common.h` (both are part of the key)."""
+    """The source of `ops/<name>.cl`, prefixed by `ops/common.h`, with `#include "x.h"` lines
+    replaced by `ops/x.h` (so every header is part of the source hash, hence of the key)."""
     if name not in _SOURCES:
         common = (OPS_DIR / "common.h").read_text()
-        _SOURCES[name] = common + "\n#line 1\n" + (OPS_DIR / f"{name}.cl").read_text()
+        body = _INCLUDE.sub(lambda m: (OPS_DIR / m.group(1)).read_text(), (OPS_DIR / f"{name}.cl").read_text())
+        _SOURCES[name] = common + "\n#line 1\n" + body
     return _SOURCES[name]
 
 

@@ -9,28 +9,7 @@
  * gws = (ceil(N / (VW*PB)), ceil(M / MR), batch).
  */
 #ifndef TILED
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-
-#if VW == 1
-#define vf float
-#else
-#define vf CAT(float, VW)
-#endif
-typedef vf vf_u __attribute__((aligned(4)));
-
-#ifdef STORAGE_HALF
-#if VW == 1
-#define VLOAD(p) vload_half(0, (p))
-#define VSTORE(v, p) vstore_half((v), 0, (p))
-#else
-#define VLOAD(p) CAT(vload_half, VW)(0, (p))
-#define VSTORE(v, p) CAT(vstore_half, VW)((v), 0, (p))
-#endif
-#else
-#define VLOAD(p) (*(const __global vf_u*)(p))
-#define VSTORE(v, p) (*(__global vf_u*)(p) = (v))
-#endif
+#include "vector.h"
 
 /* C term: beta * C[m * scm + n * scn] (broadcast dims have stride 0) */
 inline vf load_c(const __global store_t* p, int scn) {
