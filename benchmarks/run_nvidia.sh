@@ -23,4 +23,7 @@ case $what in tuning|all)
   run $PY benchmarks/tuning.py --device NVIDIA --models mobilenet_v2,resnet18,efficientnet_lite0 > "$OUT/tuning_nvidia.json" ;; esac
 case $what in torch|all)
   run $PY benchmarks/torch_gpu.py --device NVIDIA > "$OUT/torch_gpu.json" ;; esac
+case $what in workflow|all)
+  run $PY benchmarks/workflow_mobilenet.py /tmp/mbv2-workflow --target-socs nvidia --run > "$OUT/workflow.txt"
+  cp /tmp/mbv2-workflow/report/report.md /tmp/mbv2-workflow/report/report.html "$OUT/" 2>/dev/null ;; esac
 tail -40 "$OUT/log.txt"
