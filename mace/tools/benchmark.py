@@ -1,7 +1,7 @@
 """`mace benchmark model.mace`: what a deployment costs at start-up and per inference.
 
 - cold initialization: a fresh process (`python -m mace run MODEL --program <absent file> --json`)
-  with every hidden cache off (PYOPENCL_NO_CACHE=1, POCL_KERNEL_CACHE=0), so every program is
+  with every hidden cache off (PYOPENCL_NO_CACHE=1, POCL_KERNEL_CACHE=0, CUDA_CACHE_DISABLE=1), so every program is
   compiled from source; several processes, median;
 - warm initialization: the same with the program file present (written by the first cold run,
   or --program), so programs come from our cache;
@@ -28,7 +28,8 @@ import numpy as np
 
 from mace.errors import MaceError
 
-NO_HIDDEN_CACHES = {"PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0"}
+#: PyOpenCL's, PoCL's and NVIDIA's (PTX -> SASS compute cache) hidden caches, all off
+NO_HIDDEN_CACHES = {"PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
 
 
 def _child_env() -> dict:
