@@ -8,6 +8,7 @@ are skipped and counted. A global budget in seconds stops the search; untuned op
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -62,12 +63,15 @@ class TuneResult:
     launches_timed: int = 0
     #: program keys whose launches tuning changed (variant or local size): rebuilt afterwards
     changed_keys: set = field(default_factory=set)
+    #: the whole-model check found the tuned configuration no faster: defaults kept
+    reverted: bool = False
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "budget_s": self.budget_s, "seconds": self.seconds,
                 "model_before_ms": self.model_before_s * 1e3, "model_after_ms": self.model_after_s * 1e3,
                 "gain": 1.0 - self.model_after_s / self.model_before_s if self.model_before_s else 0.0,
                 "untuned_ops": self.untuned_ops, "launches_timed": self.launches_timed,
+                "reverted_to_defaults": self.reverted,
                 "candidates": sum(o.candidates for o in self.ops), "failed": sum(o.failed for o in self.ops),
                 "ops": [o.to_dict() for o in self.ops]}
 
@@ -115,31 +119,83 @@ def tune(engine, mode: str = "normal", budget: float | None = None, progress=Non
     result.model_before_s = _model_latency(engine)
     names = [n for n in ex._order if isinstance(n, str)]
     dev_dims = tuple(dev.max_work_item_sizes)
+    done: dict[str, OpResult] = {}
     for idx, name in enumerate(names):
         if budget is not None and time.perf_counter() - t_start > budget:
             result.untuned_ops = len(names) - idx
             log.info("tuning budget of %.0f s spent: %d ops keep their defaults", budget, result.untuned_ops)
             break
         op = ex.ops[name]
+        twin = done.get(records.op_key(op, ex.data_type))
+        if twin is not None:  # same op, shapes and attributes: the same search, done once
+            res = copy.copy(twin)
+            res.name, res.candidates, res.failed = name, 0, 0
+            if twin.variant != twin._default_variant or twin.lws != twin._base_lws:
+                result.changed_keys.update(l.program_key for l in _apply(ex, name, op, twin.variant, twin.lws))
+            result.ops.append(res)
+            if progress:
+                progress(idx + 1, len(names), name)
+            continue
         res = _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result)
         if res is not None:
             result.ops.append(res)
-            if engine.program_cache is not None:
-                engine.program_cache.put_tuning(engine.executor.builder.fingerprint, res.key, {
-                    "variant": res.variant, "lws": res.lws, "median_s": res.tuned_s,
-                    "spread_s": res._spread, "samples": res._samples, "default_s": res.default_s,
-                    "driver": dev.driver_version, "device": dev.name.strip(), "mode": mode,
-                    "source_hashes": res._sources, "tuned_at": time.time(),
-                })
+            done[res.key] = res
         if progress:
             progress(idx + 1, len(names), name)
-    result.model_after_s = _model_latency(engine)
-    if result.model_after_s > result.model_before_s * (1 + MIN_GAIN):
-        log.info("tuned model measured %.2f ms vs %.2f ms before (within noise of per-op gains)",
-                 result.model_after_s * 1e3, result.model_before_s * 1e3)
+    _whole_model_guard(engine, result)
+    if engine.program_cache is not None:
+        for res in result.ops:
+            engine.program_cache.put_tuning(engine.executor.builder.fingerprint, res.key, {
+                "variant": res.variant, "lws": res.lws, "median_s": res.tuned_s,
+                "spread_s": res._spread, "samples": res._samples, "default_s": res.default_s,
+                "driver": dev.driver_version, "device": dev.name.strip(), "mode": mode,
+                "source_hashes": res._sources, "tuned_at": time.time(),
+            })
     result.seconds = time.perf_counter() - t_start
     engine.rebuild_after_tuning(result.changed_keys)
     return result
+
+
+def _apply(ex, name: str, op, variant: str, lws: list) -> list:
+    """Put one op in a configuration (variant + local sizes) on the live executor."""
+    if op.variant != variant:
+        op.use_variant(variant)
+    launches = ex.bind_op(name)
+    for l, w in zip(launches, lws):
+        l.lws = tuple(w) if w else None
+    ex.set_segment(name, launches)
+    return launches
+
+
+def _whole_model_guard(engine, result: TuneResult) -> None:
+    """Per-op wins must add up: time the whole model with the tuned and with the default
+    configurations, interleaved; when the tuned model is not faster, keep every default
+    (tuning never makes a model slower)."""
+    ex = engine.executor
+    changed = [r for r in result.ops if r.variant != r._default_variant or r.lws != r._base_lws]
+    if not changed:
+        result.model_after_s = min(result.model_before_s, _model_latency(engine))
+        return
+    tuned_t, default_t = [], []
+    for _ in range(3):
+        for r in changed:
+            _apply(ex, r.name, ex.ops[r.name], r._default_variant, r._base_lws)
+        default_t.append(_model_latency(engine))
+        for r in changed:
+            _apply(ex, r.name, ex.ops[r.name], r.variant, r.lws)
+        tuned_t.append(_model_latency(engine))
+    result.model_before_s, result.model_after_s = min(default_t), min(tuned_t)
+    if result.model_after_s < result.model_before_s:
+        return
+    log.info("the tuned configuration ran the whole model in %.2f ms against %.2f ms with the defaults: "
+             "keeping the defaults", result.model_after_s * 1e3, result.model_before_s * 1e3)
+    for r in changed:
+        _apply(ex, r.name, ex.ops[r.name], r._default_variant, r._base_lws)
+        r.variant, r.lws, r.tuned_s = r._default_variant, r._base_lws, r.default_s
+        r._sources = records.source_hashes(ex.segments[r.name])
+    result.changed_keys.clear()
+    result.reverted = True
+    result.model_after_s = result.model_before_s
 
 
 def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
@@ -209,6 +265,8 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
                    [list(w) if w else None for w in lws], tried, failed)
     res._spread, res._samples = spread, n
     res._sources = records.source_hashes(chosen_launches)
+    res._default_variant = default_variant
+    res._base_lws = [list(w) if w else None for w in base_lws]
     return res
 
 
