@@ -31,7 +31,8 @@ def test_benchmark_json_shape(bench):
         for k in ("init_ms", "first_run_ms", "init_plus_first_run_ms", "process_to_first_result_ms", "wall_ms"):
             assert b[k] > 0, k
         assert b["maxrss_kb"] > 1000
-    assert res["init"]["hidden_caches_off"] == {"PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0"}
+    assert res["init"]["hidden_caches_off"] == {"PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0",
+                                                "CUDA_CACHE_DISABLE": "1"}
     # cold: no program file -> everything compiled; warm: the file present -> everything from it
     n = doc["targets"][0]["models"]["digits_cnn"]["compiled"]
     assert cold["compiled"] == n and cold["from_cache"] == 0
