@@ -8,7 +8,8 @@ from pathlib import Path
 from mace.programcache import DeviceFingerprint
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+#: a real Xiaomi MACE cache file from a phone (a copy of shared/fixtures, kept with the tests)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LEGACY_FIXTURE = FIXTURES / "mace_legacy_adreno.bin"
 
 
