@@ -23,6 +23,9 @@ case $what in tuning|all)
   run $PY benchmarks/tuning.py --device NVIDIA --models mobilenet_v2,resnet18,efficientnet_lite0 > "$OUT/tuning_nvidia.json" ;; esac
 case $what in torch|all)
   run $PY benchmarks/torch_gpu.py --device NVIDIA > "$OUT/torch_gpu.json" ;; esac
+case $what in profile|all)
+  run $PY benchmarks/op_profile.py --device NVIDIA --variants cpu > "$OUT/op_profile_cpu_style.json"
+  run $PY benchmarks/op_profile.py --device NVIDIA > "$OUT/op_profile_default.json" ;; esac
 case $what in workflow|all)
   run $PY benchmarks/workflow_mobilenet.py /tmp/mbv2-workflow --target-socs nvidia --run > "$OUT/workflow.txt"
   cp /tmp/mbv2-workflow/report/report.md /tmp/mbv2-workflow/report/report.html "$OUT/" 2>/dev/null ;; esac
