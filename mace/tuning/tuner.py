@@ -169,8 +169,8 @@ def _apply(ex, name: str, op, variant: str, lws: list) -> list:
 
 def _whole_model_guard(engine, result: TuneResult) -> None:
     """Per-op wins must add up: time the whole model with the tuned and with the default
-    configurations, interleaved; when the tuned model is not faster, keep every default
-    (tuning never makes a model slower)."""
+    configurations, interleaved; unless the tuned model is faster by the noise margin
+    (MIN_GAIN), keep every default (tuning never makes a model slower)."""
     ex = engine.executor
     changed = [r for r in result.ops if r.variant != r._default_variant or r.lws != r._base_lws]
     if not changed:
@@ -185,7 +185,7 @@ def _whole_model_guard(engine, result: TuneResult) -> None:
             _apply(ex, r.name, ex.ops[r.name], r.variant, r.lws)
         tuned_t.append(_model_latency(engine))
     result.model_before_s, result.model_after_s = min(default_t), min(tuned_t)
-    if result.model_after_s < result.model_before_s:
+    if result.model_after_s < result.model_before_s * (1 - MIN_GAIN):
         return
     log.info("the tuned configuration ran the whole model in %.2f ms against %.2f ms with the defaults: "
              "keeping the defaults", result.model_after_s * 1e3, result.model_before_s * 1e3)
