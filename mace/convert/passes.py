@@ -121,6 +121,54 @@ def fuse_hardswish(graph: Graph) -> int:
     return changed
 
 
+def fuse_residual_add(graph: Graph) -> int:
+    """Conv -> Add(conv_out, r) -> one Conv with a 4th input r and attr `residual: 1`:
+    y = act(conv(x) + bias + r). Only where the conv output's one reader is the Add (and it is
+    not a graph output), r is a runtime float tensor of exactly the conv output's shape (no
+    broadcasting, not a weight), and the conv has no fused activation yet; the Add's activation
+    (fused earlier by fuse_activations) moves to the conv. A missing bias becomes a zero weight.
+    The conv moves to the Add's place in the node order (r may be produced after the conv)."""
+    changed = 0
+    consumers = graph.consumers()
+    producers = graph.producers()
+    for add in list(graph.nodes):
+        if add.op_type != "Add" or len(add.inputs) != 2 or len(add.outputs) != 1:
+            continue
+        out_shape = graph.shapes.get(add.outputs[0])
+        for src, res in (add.inputs, add.inputs[::-1]):
+            conv = producers.get(src)
+            if conv is None or conv.op_type != "Conv" or len(conv.outputs) != 1 or src == res \
+                    or conv.attrs.get("activation") or conv.attrs.get("residual") \
+                    or len(consumers.get(src, [])) != 1 or src in graph.outputs \
+                    or len(conv.inputs) < 2 or conv.inputs[1] not in graph.weights \
+                    or (len(conv.inputs) > 2 and conv.inputs[2] and conv.inputs[2] not in graph.weights) \
+                    or not res or res in graph.weights or res not in graph.shapes \
+                    or graph.dtypes.get(res, "float32") != "float32" \
+                    or graph.dtypes.get(src, "float32") != "float32" \
+                    or list(graph.shapes[res]) != list(graph.shapes[src]) or list(graph.shapes[src]) != list(out_shape):
+                continue
+            if len(conv.inputs) < 3 or not conv.inputs[2]:
+                m = int(np.asarray(graph.weights[conv.inputs[1]]).shape[0])
+                b_name = conv.name + "_bias_zero"
+                graph.weights[b_name] = np.zeros(m, np.float32)
+                graph.shapes[b_name], graph.dtypes[b_name] = [m], "float32"
+                conv.inputs = conv.inputs[:2] + [b_name]
+            conv.inputs = conv.inputs[:3] + [res]
+            conv.attrs["residual"] = 1
+            if add.attrs.get("activation"):
+                conv.attrs["activation"] = add.attrs["activation"]
+                conv.attrs["activation_params"] = list(add.attrs.get("activation_params", []))
+            conv.outputs = [add.outputs[0]]
+            # the conv takes the Add's place: every input (r included) is ready there
+            graph.nodes.remove(conv)
+            graph.nodes[graph.nodes.index(add)] = conv
+            producers[add.outputs[0]] = conv
+            del producers[src]
+            changed += 1
+            break
+    return changed
+
+
 def remove_dead(graph: Graph) -> int:
     """Remove nodes whose outputs nobody reads, and weights nobody uses."""
     before = len(graph.nodes)
@@ -142,7 +190,7 @@ def choose_layout(graph: Graph) -> None:
     graph.meta["layout"] = "NCHW"
 
 
-PIPELINE = (remove_identity, fold_batchnorm, fuse_hardswish, fuse_activations, remove_dead)
+PIPELINE = (remove_identity, fold_batchnorm, fuse_hardswish, fuse_activations, fuse_residual_add, remove_dead)
 
 
 def optimize(graph: Graph) -> dict[str, int]:

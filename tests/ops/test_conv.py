@@ -6,7 +6,8 @@ Covered: pointwise 1x1 (GEMM variant), 1x1 strided, 3x3 / 5x5 / 7x7 direct, stri
 asymmetric pads, auto_pad SAME_UPPER / SAME_LOWER / VALID, grouped, depthwise (stride 1 and 2,
 dilated, channel multiplier), tiny spatial sizes (vector width 1 paths), batch > 1, with and
 without bias, 1-D conv, fused activations (Conv -> Relu / Clip(0, 6) / LeakyRelu converted into one
-node), fp16 storage; ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
+node), residual Conv -> Add (-> Relu) folded into one Conv (and the cases that must not fold),
+fp16 storage; ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
 
 Tolerances: fp32 rtol 1e-4 / atol 1e-4 * max(1, sqrt(K) / 4) where K = Cg*KH*KW terms in a sum of
 products of values in [-1, 1] (float32 accumulation order differs from onnxruntime);
@@ -266,3 +267,105 @@ def test_conv_transpose_fp16_relu(rng):
     graph = check_graph(m, {"X": x}, atol=2e-4)
     assert [n.op_type for n in graph.nodes] == ["ConvTranspose"]
     check_graph(m, {"X": x}, runtimes=("gpu",), data_type="fp16_fp32", rtol=1e-2, atol=1e-2)
+
+
+# -- residual Add folded into the producing Conv (fuse_residual_add) --------------------------
+
+def _residual_model(rng, x, w_shape, attrs, relu_after=True, bias=True, conv_relu=False, res_shape=None,
+                    conv_read_twice=False, swap=False):
+    """X -> Conv -> c;  X -> Conv(1x1 side branch, or a broadcast input R) -> r;  Add(c, r) [-> Relu] -> Y."""
+    m = w_shape[0]
+    inits = [numpy_helper.from_array(rand(rng, *w_shape), "W")]
+    conv_in = ["X", "W"]
+    if bias:
+        inits.append(numpy_helper.from_array(rand(rng, m), "B"))
+        conv_in.append("B")
+    nodes = [helper.make_node("Conv", conv_in, ["c0"], **attrs)]
+    c = "c0"
+    if conv_relu:
+        nodes.append(helper.make_node("Relu", ["c0"], ["c"]))
+        c = "c"
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)]
+    feeds = {"X": x}
+    if res_shape is not None:  # a broadcast graph input
+        feeds["R"] = rand(rng, *res_shape)
+        inputs.append(helper.make_tensor_value_info("R", TensorProto.FLOAT, res_shape))
+        r = "R"
+    else:  # a side branch of the same shape as the conv output, produced AFTER the conv
+        inits.append(numpy_helper.from_array(rand(rng, 1, x.shape[1], 1, 1), "Ws"))
+        nodes.append(helper.make_node("Mul", ["X", "Ws"], ["xs"]))
+        r = "xs"
+    add_in = [r, c] if swap else [c, r]
+    nodes.append(helper.make_node("Add", add_in, ["s"] if relu_after else ["Y"]))
+    if relu_after:
+        nodes.append(helper.make_node("Relu", ["s"], ["Y"]))
+    outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)]
+    if conv_read_twice:
+        nodes.append(helper.make_node("Sigmoid", [c], ["Z"]))
+        outputs.append(helper.make_tensor_value_info("Z", TensorProto.FLOAT, None))
+    g = helper.make_graph(nodes, "conv_residual", inputs, outputs, initializer=inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model, feeds
+
+
+RESIDUAL_CASES = [
+    # (w shape for C=6, attrs): residual shape must equal the conv output -> same spatial size
+    ((6, 6, 3, 3), {"pads": [1, 1, 1, 1]}),                     # direct / im2col / gpu_direct*
+    ((6, 6, 1, 1), {}),                                         # pointwise / gpu_gemm*
+    ((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),         # depthwise / gpu_depthwise
+    ((6, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),         # grouped
+]
+
+
+@pytest.mark.parametrize("w_shape,attrs", RESIDUAL_CASES)
+@pytest.mark.parametrize("relu_after", [True, False])
+def test_conv_residual_fused(rng, w_shape, attrs, relu_after):
+    """Conv -> Add (-> Relu) becomes one Conv with `residual` (and the Relu), right on both runtimes
+    and every GPU variant."""
+    x = rand(rng, 1, 6, _r(rng, 5, 12), _r(rng, 5, 40))
+    model, feeds = _residual_model(rng, x, w_shape, attrs, relu_after=relu_after, bias=relu_after,
+                                   swap=not relu_after)
+    k = int(np.prod(w_shape[1:]))
+    graph = check_graph(model, feeds, atol=_tol(k, 2e-4))
+    ops = [n.op_type for n in graph.nodes]
+    assert "Add" not in ops and "Relu" not in ops, ops
+    (conv,) = [n for n in graph.nodes if n.op_type == "Conv"]
+    assert conv.attrs.get("residual") == 1 and len(conv.inputs) == 4
+    assert conv.attrs.get("activation") == ("Relu" if relu_after else None)
+    variants = check_variants(model, feeds, atol=_tol(k, 2e-4))
+    assert any(v.startswith("gpu_") for v in variants) and any(not v.startswith("gpu_") for v in variants)
+
+
+@pytest.mark.parametrize("w_shape,attrs", RESIDUAL_CASES[:3])
+def test_conv_residual_fp16(rng, w_shape, attrs):
+    x = rand(rng, 1, 6, _r(rng, 5, 12), _r(rng, 5, 40))
+    model, feeds = _residual_model(rng, x, w_shape, attrs)
+    k = int(np.prod(w_shape[1:]))
+    graph = check_graph(model, feeds, runtimes=("gpu",), data_type="fp16_fp32", rtol=1e-2, atol=_tol(k, 2e-2))
+    assert "Add" not in [n.op_type for n in graph.nodes]
+    check_variants(model, feeds, rtol=1e-2, atol=_tol(k, 2e-2), data_type="fp16_fp32")
+
+
+def test_conv_residual_wide_batch2(rng):
+    """Several GEMM tiles along M and P, batch 2, every variant."""
+    x = rand(rng, 2, 37, _r(rng, 9, 13), _r(rng, 9, 13))
+    for w_shape, attrs in (((37, 37, 1, 1), {}), ((37, 37, 3, 3), {"pads": [1, 1, 1, 1]})):
+        model, feeds = _residual_model(rng, x, w_shape, attrs)
+        k = int(np.prod(w_shape[1:]))
+        graph = check_graph(model, feeds, atol=_tol(k, 2e-4))
+        assert "Add" not in [n.op_type for n in graph.nodes]
+        check_variants(model, feeds, atol=_tol(k, 2e-4))
+
+
+@pytest.mark.parametrize("kind", ["broadcast", "read_twice", "conv_relu"])
+def test_conv_residual_not_fused(rng, kind):
+    """An Add that broadcasts, a conv output with a second reader, a conv with its own Relu: the
+    Add stays."""
+    x = rand(rng, 1, 6, _r(rng, 5, 12), _r(rng, 5, 20))
+    kw = {"broadcast": dict(res_shape=(1, 6, 1, 1)), "read_twice": dict(conv_read_twice=True),
+          "conv_relu": dict(conv_relu=True)}[kind]
+    model, feeds = _residual_model(rng, x, (6, 6, 3, 3), {"pads": [1, 1, 1, 1]}, **kw)
+    graph = check_graph(model, feeds, atol=_tol(54, 2e-4))
+    assert "Add" in [n.op_type for n in graph.nodes]
+    assert not any(n.attrs.get("residual") for n in graph.nodes)

@@ -110,8 +110,9 @@ def _depthwise(xp, w, kernel, strides, dilations, out_sp, out):
     parallel_chunks(c, run, out.size * len(taps))
 
 
-def conv2d_nchw(x, w, b, strides, dilations, pads, group, act_node=None):
-    """Conv over any number of spatial dims; returns float32 (N, M, *out)."""
+def conv2d_nchw(x, w, b, strides, dilations, pads, group, act_node=None, residual=None):
+    """Conv over any number of spatial dims; returns float32 (N, M, *out). `residual` (same shape
+    as the output) is added after the bias, before the activation."""
     x = np.asarray(x, _F32)
     w = np.asarray(w, _F32)
     nsp = x.ndim - 2
@@ -142,6 +143,8 @@ def conv2d_nchw(x, w, b, strides, dilations, pads, group, act_node=None):
         out = np.matmul(w.reshape(group, mg, cg * ksz), cols).reshape((n, m) + out_sp)
     if b is not None:
         out += np.asarray(b, _F32).reshape((1, m) + (1,) * nsp)
+    if residual is not None:
+        out += np.asarray(residual, _F32).reshape(out.shape)
     if act_node is not None:
         out = activation.apply_node(out, act_node)
     return out
@@ -152,11 +155,12 @@ def conv(node, inputs):
     a = node.attrs
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
+    res = inputs[3] if len(inputs) > 3 and a.get("residual") else None
     nsp = np.ndim(x) - 2
     strides = a.get("strides", [1] * nsp)
     dilations = a.get("dilations", [1] * nsp)
     pads = a.get("pads", [0] * (2 * nsp))
-    return [conv2d_nchw(x, w, b, strides, dilations, pads, int(a.get("group", 1)), node)]
+    return [conv2d_nchw(x, w, b, strides, dilations, pads, int(a.get("group", 1)), node, res)]
 
 
 @cpu_op("ConvTranspose")
@@ -304,8 +308,11 @@ class WindowInput:
         return acc.reshape(1, -1, self.oh, self.ow)
 
 
-def _act_into(acc, act, params, target):
-    """target = act(acc) in one pass (acc may be a strided view)."""
+def _act_into(acc, act, params, target, residual=None):
+    """target = act(acc [+ residual]) in one pass where possible (acc may be a strided view; it
+    is overwritten when there is a residual)."""
+    if residual is not None:
+        acc = np.add(acc, residual.reshape(acc.shape), out=acc)
     if not act:
         if target is not acc:
             np.copyto(target, acc)
@@ -350,6 +357,7 @@ class _PreparedConv(_Prepared):
         a = node.attrs
         self.act = a.get("activation")
         self.params = tuple(a.get("activation_params", ()))
+        self.residual = bool(a.get("residual")) and len(node.inputs) > 3
         self.x_shape = tuple(x_shape)
         n, c, h, wd = x_shape
         m, cg, kh, kw = w.shape
@@ -493,6 +501,9 @@ class _PreparedConv(_Prepared):
         x = inputs[0]
         if x.shape != self.x_shape or x.dtype != _F32:
             return conv(node, inputs)
+        res = inputs[3] if self.residual else None
+        if res is not None and (res.shape != self.out_shape or res.dtype != _F32):
+            return conv(node, inputs)
         dest = self._dest()
         if self.mode == "pw":
             if self.src is not None and x is self.src[0]:
@@ -500,23 +511,23 @@ class _PreparedConv(_Prepared):
             else:
                 np.matmul(self.w2, x.reshape(self.x_shape[0], self.x_shape[1], -1), out=self.acc)
                 np.add(self.acc.reshape(self.out_shape), self.b3, out=self.acc.reshape(self.out_shape))
-            return [_act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest)]
+            return [_act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest, res)]
         fl = self.flat
         fl.load(x)
         if self.mode == "dwt":
             np.copyto(self.xc[:, :, :-1], self.rows_view)
             np.matmul(self.xc, self.T, out=self.acc)
-            return [_act_into(self.acc[None], self.act, self.params, dest)]
+            return [_act_into(self.acc[None], self.act, self.params, dest, res)]
         if self.mode == "rows":
             np.copyto(self.rows_dst, self.rows_src)
             for i, (wi, src) in enumerate(self.w_rows):
                 np.matmul(wi, src, out=self.acc if i == 0 else self.tmp)
                 if i:
                     np.add(self.acc, self.tmp, out=self.acc)
-            return [_act_into(fl.crop(self.acc), self.act, self.params, dest)]
+            return [_act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
         if self.mode == "dw":
             parallel_chunks(self.x_shape[1], self._dw_chunk, self.out.size * (self.ksz + 2))
-            return [_act_into(fl.crop(self.acc.reshape(-1, fl.L)), self.act, self.params, dest)]
+            return [_act_into(fl.crop(self.acc.reshape(-1, fl.L)), self.act, self.params, dest, res)]
         if fl.all_taps is not None:
             np.copyto(self.cols[:-1].reshape(fl.all_taps.shape), fl.all_taps)
         else:
@@ -524,7 +535,7 @@ class _PreparedConv(_Prepared):
             for k in range(self.ksz):
                 np.copyto(cv[:, k], fl.tap(k))
         np.matmul(self.w_aug, self.cols, out=self.acc)
-        return [_act_into(fl.crop(self.acc), self.act, self.params, dest)]
+        return [_act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
 
 
 def _prepare_conv(node, weights, graph):

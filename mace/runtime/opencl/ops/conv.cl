@@ -7,7 +7,7 @@
  * by -cl-mad-enable). Weights are float (whatever the storage type), packed at init as
  * [group][Mg/OCB][Cg][KH][KW][OCB] so the inner loop reads them contiguously.
  *
- * Compile-time constants: KH KW SH SW DH DW (kernel geometry), OCB, VW, PB, ACT.
+ * Compile-time constants: KH KW SH SW DH DW (kernel geometry), OCB, VW, PB, ACT, RESIDUAL.
  * The input is read without padding checks: the op pads it into a scratch buffer first
  * (`pad_input`) when the conv has pads, so every tap of every tile is in range.
  */
@@ -20,6 +20,14 @@
 #ifndef PAD_ONLY
 #define TILE (VW * PB)
 
+/* -DRESIDUAL (a Conv with a folded residual Add): one more kernel argument after `out`, a
+ * tensor of the output's shape and layout added after the bias, before ACTIVATE. */
+#ifdef RESIDUAL
+#define RESIDUAL_ARG , __global const store_t* restrict residual
+#else
+#define RESIDUAL_ARG
+#endif
+
 /* conv2d: the general / pointwise conv. Chosen for every Conv that is not depthwise; a 1x1
  * stride-1 conv runs it as a blocked GEMM over flattened pixels (OH = 1, OW = H*W).
  * gws = (ceil(OW / TILE), OH, N * G * MB): tiles past the row end are clamped to OW - TILE
@@ -27,7 +35,8 @@
 __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp), already padded */
                      __global const float* restrict w,      /* packed, see above */
                      __global const float* restrict bias,   /* (G*MB*OCB), zero-filled */
-                     __global store_t* restrict out,        /* (N, M, OH, OW) */
+                     __global store_t* restrict out         /* (N, M, OH, OW) */
+                     RESIDUAL_ARG,                          /* (N, M, OH, OW) with -DRESIDUAL */
                      int Cg, int Hp, int Wp, int OH, int OW, int G, int MB, int Mg, int NZ) {
     const int ow0 = min((int)get_global_id(0) * TILE, OW - TILE);
     const int oh = get_global_id(1);
@@ -72,6 +81,9 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
     const int m0 = mb * OCB;
     __global store_t* op = out + ((size_t)(n * G + g) * Mg + m0) * (OH * OW) + oh * OW + ow0;
     const __global float* bp = bias + (g * MB + mb) * OCB;
+#ifdef RESIDUAL
+    const __global store_t* rp = residual + (op - out);
+#endif
 #pragma unroll
     for (int j = 0; j < OCB; j++) {
         if (m0 + j < Mg) {
@@ -79,6 +91,9 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
 #pragma unroll
             for (int b = 0; b < PB; b++) {
                 vf v = acc[j][b] + bv;
+#ifdef RESIDUAL
+                v += VLOAD(rp + (size_t)j * (OH * OW) + b * VW);
+#endif
                 VSTORE(ACTIVATE(v), op + (size_t)j * (OH * OW) + b * VW);
             }
         }

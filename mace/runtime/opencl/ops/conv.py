@@ -21,8 +21,9 @@ devices too, and only where the device's work-group size (256) and local memory 
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
 Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one
-launch) so the conv kernel never tests bounds; im2col writes the zeros itself. Bias and the fused
-activation are applied in the conv kernel. Kernels run with explicit local size (1, 1, 1): PoCL's
+launch) so the conv kernel never tests bounds; im2col writes the zeros itself. Bias, a folded
+residual Add (`residual` attr: -DRESIDUAL, input 3 passed right after the output buffer) and the
+fused activation are applied in the conv kernel, in that order, by every variant. Kernels run with explicit local size (1, 1, 1): PoCL's
 default (lws None) makes one huge work-group, i.e. one CPU thread.
 """
 from __future__ import annotations
@@ -168,6 +169,10 @@ class ConvOp(GpuOp):
         if bias is None and len(node.inputs) > 2 and node.inputs[2]:
             raise NotImplementedError("Conv with a non-constant bias")  # pragma: no cover
         self.bias = np.zeros(m, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(m)
+        # a folded residual Add (`residual` attr, input 3): every variant adds it before ACTIVATE
+        self.residual = bool(a.get("residual")) and len(node.inputs) > 3 and bool(node.inputs[3])
+        if self.residual and (len(consts) > 3 and consts[3] is not None):
+            raise NotImplementedError("Conv with a constant residual")  # pragma: no cover
         self.g = dict(n=n, c=c, h=h, w=wd, oh=oh, ow=ow, m=m, group=group, cg=cg, mg=mg, k=(kh, kw),
                       s=(sh, sw), d=(dh, dw), pads=tuple(pads))
         self.flops = 2.0 * n * m * oh * ow * cg * kh * kw
@@ -209,7 +214,7 @@ class ConvOp(GpuOp):
         rt, G = self.rt, self.g
         n, c, h, wd, oh, ow, m, group, cg, mg = (G[k] for k in ("n", "c", "h", "w", "oh", "ow", "m", "group", "cg", "mg"))
         (kh, kw), (sh, sw), (dh, dw), pads = G["k"], G["s"], G["d"], G["pads"]
-        act = self.activation_options()
+        act = self.activation_options() + (["-DRESIDUAL"] if self.residual else [])
         self.pad = self.im2col = None
         self.lws = TILE_LWS
         geo = [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
@@ -286,7 +291,8 @@ class ConvOp(GpuOp):
         if self.im2col is not None:
             launches.append(self.im2col.launch(src, self.node.name))
             src = self.im2col.buf
-        self.k.set_args(src, self.w, self.b, outputs[0], *self.args)
+        res = [inputs[3]] if self.residual else []
+        self.k.set_args(src, self.w, self.b, outputs[0], *res, *self.args)
         launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,
                                tune_key_extra={"variant": self.variant}))
         return launches

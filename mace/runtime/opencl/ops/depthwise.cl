@@ -5,10 +5,17 @@
  * that uses it (all loops are over compile-time constants and unroll completely). Pads need no
  * copy: rows outside the input are skipped and columns outside it are masked lanes.
  *
- * Compile-time constants: KH KW SH SW DH DW, VW, PB, RB, ACT.
+ * Compile-time constants: KH KW SH SW DH DW, VW, PB, RB, ACT, RESIDUAL.
  */
 #include "vector.h"
 #define TILE (VW * PB)
+/* -DRESIDUAL (a Conv with a folded residual Add): one more kernel argument after `out`, a
+ * tensor of the output's shape and layout added after the bias, before ACTIVATE. */
+#ifdef RESIDUAL
+#define RESIDUAL_ARG , __global const store_t* restrict residual
+#else
+#define RESIDUAL_ARG
+#endif
 /* input rows a tile of RB output rows reads */
 #define IR ((RB - 1) * SH + (KH - 1) * DH + 1)
 
@@ -69,7 +76,8 @@ inline vf safe_load(const __global store_t* p, vi m) {
 __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) */
                         __global const float* restrict w,      /* (C, KH*KW) */
                         __global const float* restrict bias,   /* (C) */
-                        __global store_t* restrict out,        /* (N, C, OH, OW) */
+                        __global store_t* restrict out         /* (N, C, OH, OW) */
+                        RESIDUAL_ARG,                          /* (N, C, OH, OW) with -DRESIDUAL */
                         int C, int H, int W, int OH, int OW, int NC, int PT, int PL) {
     const int ow0 = min((int)get_global_id(0) * TILE, OW - TILE);
     const int oh0 = min((int)get_global_id(1) * RB, OH - RB);
@@ -120,6 +128,9 @@ __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) *
 #pragma unroll
         for (int b = 0; b < PB; b++) {
             vf v = acc[r][b];
+#ifdef RESIDUAL
+            v += VLOAD(residual + (op - out) + r * OW + b * VW);
+#endif
             VSTORE(ACTIVATE(v), op + r * OW + b * VW);
         }
 }

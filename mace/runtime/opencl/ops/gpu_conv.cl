@@ -15,8 +15,16 @@
  * (As[TK][BM], Bs[TK][BN], BM = 16*TM, BN = 16*TN), two barriers per K tile.
  * gws = (ceil(P / BN) * 16, ceil(Mg / BM) * 16, N*G); every load and store is bounds-guarded.
  *
- * Compile-time constants: TM, TN; with IMPLICIT also KH KW SH SW DH DW; ACT.
+ * Compile-time constants: TM, TN; with IMPLICIT also KH KW SH SW DH DW; ACT; RESIDUAL (one more
+ * argument after `out`: a tensor of the output's layout added before ACTIVATE).
  */
+/* -DRESIDUAL (a Conv with a folded residual Add): one more kernel argument after `out`, a
+ * tensor of the output's shape and layout added after the bias, before ACTIVATE. */
+#ifdef RESIDUAL
+#define RESIDUAL_ARG , __global const store_t* restrict residual
+#else
+#define RESIDUAL_ARG
+#endif
 #ifndef DEPTHWISE
 #define TK 16
 #define WG 16
@@ -30,7 +38,8 @@ __kernel __attribute__((reqd_work_group_size(WG, WG, 1)))
 void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NCHW input with IMPLICIT */
                __global const float* restrict W,     /* [G][K][Mg] */
                __global const float* restrict bias,  /* (G*Mg) */
-               __global store_t* restrict out,       /* (N, G*Mg, P) */
+               __global store_t* restrict out        /* (N, G*Mg, P) */
+               RESIDUAL_ARG,                         /* (N, G*Mg, P) with -DRESIDUAL */
                int K, int P, int Mg, int G,
                int H, int Wd, int OW, int PT, int PL) {  /* geometry (IMPLICIT only) */
     __local float As[TK][BM];
@@ -110,7 +119,11 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
             for (int j = 0; j < TN; j++) {
                 const int p = p0 + lx + WG * j;
                 if (p < P) {
+#ifdef RESIDUAL
+                    const float v = acc[i][j] + bv + LOAD(residual + (op - out), p);
+#else
                     const float v = acc[i][j] + bv;
+#endif
                     STORE(op, p, ACTIVATE(v));
                 }
             }
@@ -124,7 +137,7 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
  * gws = (round_up(OW, lws0), round_up(OH, lws1), N*C); taps bounds-checked (zero padding);
  * weights float (C, KH*KW). Compile-time constants: KH KW SH SW DH DW, ACT. */
 __kernel void depthwise_px(__global const store_t* restrict in, __global const float* restrict w,
-                           __global const float* restrict bias, __global store_t* restrict out,
+                           __global const float* restrict bias, __global store_t* restrict out RESIDUAL_ARG,
                            int C, int H, int Wd, int OH, int OW, int NC, int PT, int PL) {
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     if (ow >= OW || oh >= OH || nc >= NC) return;
@@ -144,6 +157,9 @@ __kernel void depthwise_px(__global const store_t* restrict in, __global const f
             }
         }
     }
+#ifdef RESIDUAL
+    acc += LOAD(residual, ((size_t)nc * OH + oh) * OW + ow);
+#endif
     STORE(out, ((size_t)nc * OH + oh) * OW + ow, ACTIVATE(acc));
 }
 #endif
