@@ -20,6 +20,7 @@ log = logging.getLogger("mace.opencl")
 OPS_DIR = Path(__file__).parent / "ops"
 BASE_OPTIONS = ["-cl-mad-enable"]
 _SOURCES: dict[str, str] = {}
+_KEYS: dict[tuple, str] = {}
 
 
 _INCLUDE = re.compile(r'^#include "(\w+\.h)"$', re.M)
@@ -51,8 +52,11 @@ class ProgramBuilder:
         self.keys: list[str] = []
 
     def key(self, name: str, options: list[str]) -> str:
-        from mace.programcache import program_key
-        return program_key(name, sorted(set(options)) + BASE_OPTIONS, program_source(name))
+        memo = (name, tuple(sorted(set(options))))
+        if memo not in _KEYS:  # the source hash is the costly part: once per process
+            from mace.programcache import program_key
+            _KEYS[memo] = program_key(name, list(memo[1]) + BASE_OPTIONS, program_source(name))
+        return _KEYS[memo]
 
     def build(self, name: str, options: list[str]) -> cl.Program:
         options = sorted(set(options))
