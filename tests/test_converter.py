@@ -132,3 +132,16 @@ def test_broken_onnx_file_is_a_clear_error(tmp_path):
 def test_wrong_input_shape_is_a_clear_error(rng):
     with pytest.raises(ConversionError, match="input x has shape .* fix input_shapes"):
         convert(_conv_bn_relu(rng), input_shapes={"x": [1, 4, 10, 10]})
+
+
+def test_pool_ceil_mode_shape_disagreement_is_a_clear_error(rng):
+    """ceil_mode with a last window starting in the end padding: onnxruntime drops that window,
+    ONNX shape inference keeps it; mace refuses instead of producing a wrong shape."""
+    from ophelpers import make_model
+    x = rand(rng, 1, 2, 6, 6)
+    bad = make_model("MaxPool", {"x": x}, {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1],
+                                         "ceil_mode": 1})
+    with pytest.raises(ConversionError, match="ceil_mode=1.*disagree"):
+        convert(bad)
+    ok = make_model("MaxPool", {"x": rand(rng, 1, 2, 7, 7)}, {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1})
+    assert convert(ok).shape("out0") == (1, 2, 3, 3)

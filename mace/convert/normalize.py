@@ -102,6 +102,28 @@ def _pool(graph, node):
     a["count_include_pad"] = int(a.get("count_include_pad", 0))
     a["pads"] = _spatial_pads(node, graph.shape(node.inputs[0]), graph.shape(node.outputs[0]), kernel,
                               a["strides"], a["dilations"])
+    if a["ceil_mode"]:
+        _check_ceil_mode_shape(graph, node)
+
+
+def _check_ceil_mode_shape(graph, node):
+    """With ceil_mode, a last window that would start inside the end padding is dropped by
+    onnxruntime (and PyTorch) but kept by ONNX shape inference: refuse rather than run a model
+    whose shapes disagree with the reference."""
+    a = node.attrs
+    in_shape, out_shape = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
+    nsp = len(a["kernel_shape"])
+    for d in range(nsp):
+        size = in_shape[2 + d] + a["pads"][d] + a["pads"][nsp + d]
+        eff = (a["kernel_shape"][d] - 1) * a["dilations"][d] + 1
+        out = -(-(size - eff) // a["strides"][d]) + 1
+        if (out - 1) * a["strides"][d] >= in_shape[2 + d] + a["pads"][d]:
+            out -= 1
+        if out != out_shape[2 + d]:
+            raise ConversionError(f"node {node.name} ({node.op_type}, ceil_mode=1): its last window starts in "
+                                  f"the padding, so ONNX shape inference ({out_shape[2 + d]}) and onnxruntime "
+                                  f"({out}) disagree on output dimension {2 + d}: re-export with ceil_mode=0 "
+                                  f"or less end padding")
 
 
 def _axes_attr(graph, node, idx=1, key="axes"):
