@@ -369,3 +369,23 @@ def test_conv_residual_not_fused(rng, kind):
     graph = check_graph(model, feeds, atol=_tol(54, 2e-4))
     assert "Add" in [n.op_type for n in graph.nodes]
     assert not any(n.attrs.get("residual") for n in graph.nodes)
+
+
+def test_conv_with_runtime_weights_falls_back_to_the_cpu(rng, caplog):
+    """Weights computed at run time (a graph input here) cannot be baked into the GPU kernels:
+    the node runs on the CPU runtime with an info line, and the result still matches."""
+    import logging
+
+    import mace
+    from mace.convert import convert
+    from tests.ophelpers import make_model, reference
+    x = rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)
+    w = rng.uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32)
+    model = make_model("Conv", {"x": x, "w": w}, {"pads": [1, 1, 1, 1]})
+    graph = convert(model)
+    with caplog.at_level(logging.INFO, logger="mace"):
+        engine = mace.Engine(graph, runtime="cpu+gpu", use_program_cache=False)
+    assert engine.executor.fallback_nodes == [graph.nodes[0].name]
+    assert "falls back to the CPU runtime" in caplog.text
+    got = engine.run({"x": x, "w": w})[graph.outputs[0]]
+    np.testing.assert_allclose(got, reference(model, {"x": x, "w": w})[0], rtol=1e-4, atol=1e-4)

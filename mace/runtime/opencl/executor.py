@@ -73,7 +73,9 @@ class OpenCLExecutor:
             ins = [g.shape(v) if v else () for v in n.inputs]
             outs = [g.shape(v) for v in n.outputs if v]
             cls = reg.get(n.op_type)
-            if cls is not None and cls.supports(n, ins, outs):
+            baked = all(i >= len(n.inputs) or not n.inputs[i] or n.inputs[i] in g.weights
+                        for i in (cls.const_inputs if cls is not None else ()))
+            if cls is not None and baked and cls.supports(n, ins, outs):
                 consts = [np.asarray(g.weights[v]) if v in g.weights else None for v in n.inputs]
                 self.ops[n.name] = cls(self, n, ins, outs, consts)
             elif n.op_type in cpu_registry.supported_ops():

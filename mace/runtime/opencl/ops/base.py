@@ -40,6 +40,9 @@ class GpuOp:
     op_types: ClassVar[tuple[str, ...]] = ()
     #: outputs share input 0's buffer (Reshape and friends): no kernel, no launch
     alias: ClassVar[bool] = False
+    #: inputs the kernels bake in at init (weights): when one is computed at run time instead,
+    #: the node runs on the CPU runtime (cpu+gpu) with an info line
+    const_inputs: ClassVar[tuple[int, ...]] = ()
 
     @classmethod
     def supports(cls, node: Node, in_shapes: list[tuple], out_shapes: list[tuple]) -> bool:

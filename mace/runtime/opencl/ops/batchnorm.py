@@ -13,6 +13,7 @@ from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 @gpu_op
 class BatchNormOp(GpuOp):
     op_types = ("BatchNormalization",)
+    const_inputs = (1, 2, 3, 4)
 
     @classmethod
     def supports(cls, node, in_shapes, out_shapes):

@@ -149,6 +149,7 @@ def use_im2col(cg, kh, kw, sw, ow) -> bool:
 @gpu_op
 class ConvOp(GpuOp):
     op_types = ("Conv",)
+    const_inputs = (1, 2)
 
     @classmethod
     def supports(cls, node, in_shapes, out_shapes):

@@ -12,6 +12,7 @@ from mace.runtime.opencl.ops.conv import round_up
 @gpu_op
 class ConvTransposeOp(GpuOp):
     op_types = ("ConvTranspose",)
+    const_inputs = (1, 2)
 
     @classmethod
     def supports(cls, node, in_shapes, out_shapes):
