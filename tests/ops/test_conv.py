@@ -389,3 +389,30 @@ def test_conv_with_runtime_weights_falls_back_to_the_cpu(rng, caplog):
     assert "falls back to the CPU runtime" in caplog.text
     got = engine.run({"x": x, "w": w})[graph.outputs[0]]
     np.testing.assert_allclose(got, reference(model, {"x": x, "w": w})[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cin, residual, data_type", [(32, False, "fp32_fp32"), (21, True, "fp32_fp32"),
+                                                      (40, True, "fp16_fp32")])
+def test_conv_split_k_variant(rng, cin, residual, data_type):
+    """gpu_direct_splitk (K cut into slices whose partial sums a second kernel adds, with bias,
+    residual and activation) matches onnxruntime, K not a multiple of the slice included."""
+    from onnx import TensorProto, helper, numpy_helper
+    x = rng.uniform(-1, 1, (1, cin, 9, 7)).astype(np.float32)
+    w = rng.uniform(-0.3, 0.3, (24, cin, 3, 3)).astype(np.float32)
+    b = rng.uniform(-1, 1, (24,)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)]
+    feeds = {"x": x}
+    if residual:
+        r = rng.uniform(-1, 1, (1, 24, 9, 7)).astype(np.float32)
+        nodes += [helper.make_node("Add", ["c", "r"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
+        inputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, r.shape))
+        feeds["r"] = r
+    else:
+        nodes += [helper.make_node("Relu", ["c"], ["y"])]
+    g = helper.make_graph(nodes, "splitk", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    tol = 1e-2 if data_type == "fp16_fp32" else 1e-4
+    assert "gpu_direct_splitk" in check_variants(m, feeds, atol=tol, rtol=tol, data_type=data_type)

@@ -123,7 +123,7 @@ DW_LWS = (16, 4, 1)
 def gemm_tile(variant: str, wgs=None, device=None) -> int:
     """Micro-tile (TM = TN) of a tiled-GEMM variant: `*_t32` 2 (32x32 tiles), else 4 (64x64);
     `gpu_im2col` picks 2 when 64x64 tiles would not give the device two work-groups per unit."""
-    if variant.endswith("_t32"):
+    if variant.endswith("_t32") or variant == "gpu_direct_splitk":
         return 2
     if variant == "gpu_im2col" and wgs is not None and device is not None \
             and not (device.type & cl.device_type.CPU) and wgs(4) < 2 * device.max_compute_units:
@@ -190,11 +190,17 @@ class ConvOp(GpuOp):
                 both = ["direct", "im2col"]
                 tiled = both[::-1] if use_im2col(cg, kh, kw, sw, ow) else both
                 gpu = ["gpu_direct", "gpu_direct_t32", "gpu_im2col"]
+                if cg * kh * kw >= 64:
+                    gpu.append("gpu_direct_splitk")
             gpu = [v for v in gpu if gemm_fits(rt.device, gemm_tile(v, self._gemm_wgs, rt.device))]
             if not cpu and len(gpu) > 1 and gemm_tile(gpu[0], self._gemm_wgs, rt.device) == 4 \
                     and gemm_tile(gpu[1], self._gemm_wgs, rt.device) == 2 \
                     and self._gemm_wgs(4) < 2 * rt.device.max_compute_units:
                 gpu[0], gpu[1] = gpu[1], gpu[0]  # too few 64x64 tiles to fill the device: 32x32 tiles
+            if not cpu and "gpu_direct_splitk" in gpu and self._gemm_wgs(2) < rt.device.max_compute_units \
+                    and cg * kh * kw >= 1024:
+                gpu.remove("gpu_direct_splitk")  # even 32x32 tiles leave units idle: split K
+                gpu.insert(0, "gpu_direct_splitk")
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
         self.use_variant(self._variants[0])
 
@@ -233,9 +239,12 @@ class ConvOp(GpuOp):
             opts = act + [f"-DTM={t}", f"-DTN={t}"]
             if variant.startswith("gpu_direct"):
                 opts += geo + ["-DIMPLICIT"]
+            if variant == "gpu_direct_splitk":
+                opts += ["-DSPLITK"]
             elif variant == "gpu_im2col":
                 self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
             self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
+            self._last_opts = opts
             # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
             wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
             self.w = rt.upload(np.ascontiguousarray(wt), dtype=np.float32)
@@ -245,6 +254,8 @@ class ConvOp(GpuOp):
             self.gws = (-(-(oh * ow) // b) * GEMM_WG, -(-mg // b) * GEMM_WG, n * group)
             self.args = [i32(kk), i32(oh * ow), i32(mg), i32(group), i32(h), i32(wd), i32(ow), i32(pads[0]),
                          i32(pads[1])]
+            if variant == "gpu_direct_splitk":
+                self._split_k(kk, n * group * mg * oh * ow)
             return
         if variant == "depthwise":
             vw, pb = pick_vw(ow)
@@ -282,6 +293,20 @@ class ConvOp(GpuOp):
         cgk = cg * kh * kw if variant == "im2col" else cg
         self.args = [i32(cgk), i32(hp), i32(wp), i32(ohk), i32(owk), i32(group), i32(mb), i32(mg), i32(nz)]
 
+    def _split_k(self, kk: int, total: int) -> None:
+        """Slices of K so that about two work-groups run per compute unit (2..16 slices, each a
+        multiple of the 16-deep K tile), a float partial-sum buffer, and the reduce kernel."""
+        units = self.rt.device.max_compute_units
+        slices = max(2, min(16, -(-2 * units // max(self._gemm_wgs(2), 1)), -(-kk // 16)))
+        ks = round_up(-(-kk // slices), 16)
+        slices = -(-kk // ks)
+        self.split = (slices, ks, total)
+        self.gws = (self.gws[0], self.gws[1], self.gws[2] * slices)
+        self.args = self.args + [i32(slices), i32(ks)]
+        self.part = scratch_buffer(self.rt, slices * total * 4)
+        prog_opts = sorted(set(self._last_opts + self.rt.dtype_options))
+        self.k_reduce = cl.Kernel(self.rt.builder.build("gpu_conv", prog_opts), "splitk_reduce")
+
     def bind(self, inputs, outputs):
         name = f"{self.node.name}:{self.node.op_type}"
         launches = []
@@ -293,6 +318,16 @@ class ConvOp(GpuOp):
             launches.append(self.im2col.launch(src, self.node.name))
             src = self.im2col.buf
         res = [inputs[3]] if self.residual else []
+        if self.variant == "gpu_direct_splitk":
+            slices, _, total = self.split
+            self.k.set_args(src, self.w, self.b, self.part, *self.args)
+            launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,
+                                   tune_key_extra={"variant": self.variant}))
+            self.k_reduce.set_args(self.part, self.b, outputs[0], *res, i32(slices), i32(total),
+                                   i32(self.g["mg"]), i32(self.g["oh"] * self.g["ow"]), i32(self.g["group"]))
+            launches.append(Launch(self.k_reduce, (round_up(total, 64),), None, name=f"{self.node.name}/splitk:Conv",
+                                   program_key=self.key))
+            return launches
         self.k.set_args(src, self.w, self.b, outputs[0], *res, *self.args)
         launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,
                                tune_key_extra={"variant": self.variant}))

@@ -25,6 +25,20 @@
 #else
 #define RESIDUAL_ARG
 #endif
+/* -DSPLITK (variant `gpu_direct_splitk`): the K range is cut into S slices of KS (a multiple of
+ * TK), global dimension 2 runs over (ng, slice); gemm_conv writes raw float partial sums
+ * part[s][ng][m][p] and splitk_reduce adds the slices, the bias, the residual and the
+ * activation. For convs with a long K and few output tiles (ResNet's 7x7 stages), which would
+ * otherwise leave most compute units idle. */
+#ifdef SPLITK
+#define GEMM_OUT_T float
+#define GEMM_RESIDUAL_ARG
+#define SPLITK_ARGS , int S, int KS
+#else
+#define GEMM_OUT_T store_t
+#define GEMM_RESIDUAL_ARG RESIDUAL_ARG
+#define SPLITK_ARGS
+#endif
 #ifndef DEPTHWISE
 #define TK 16
 #define WG 16
@@ -38,17 +52,24 @@ __kernel __attribute__((reqd_work_group_size(WG, WG, 1)))
 void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NCHW input with IMPLICIT */
                __global const float* restrict W,     /* [G][K][Mg] */
                __global const float* restrict bias,  /* (G*Mg) */
-               __global store_t* restrict out        /* (N, G*Mg, P) */
-               RESIDUAL_ARG,                         /* (N, G*Mg, P) with -DRESIDUAL */
+               __global GEMM_OUT_T* restrict out     /* (N, G*Mg, P); SPLITK: (S, N*G, Mg, P) */
+               GEMM_RESIDUAL_ARG,                    /* (N, G*Mg, P) with -DRESIDUAL */
                int K, int P, int Mg, int G,
-               int H, int Wd, int OW, int PT, int PL) {  /* geometry (IMPLICIT only) */
+               int H, int Wd, int OW, int PT, int PL  /* geometry (IMPLICIT only) */
+               SPLITK_ARGS) {
     __local float As[TK][BM];
     __local float Bs[TK][BN];
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int tid = ly * WG + lx;
     const int p0 = get_group_id(0) * BN;
     const int m0 = get_group_id(1) * BM;
+#ifdef SPLITK
+    const int ng = get_global_id(2) / S, slice = get_global_id(2) % S;
+    const int kbeg = slice * KS, kend = min(K, kbeg + KS);
+#else
     const int ng = get_global_id(2);
+    const int kbeg = 0, kend = K;
+#endif
     const int g = ng % G;
 #ifdef IMPLICIT
     const int Cg = K / (KH * KW);
@@ -64,14 +85,14 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
 #pragma unroll
         for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < K; k0 += TK) {
+    for (int k0 = kbeg; k0 < kend; k0 += TK) {
         /* stage the A tile (TK x BM weights) and the B tile (TK x BN inputs) */
 #pragma unroll
         for (int r = 0; r < TM; r++) {  /* TK * BM = TM * WG * WG elements */
             const int e = tid + r * (WG * WG);
             const int kk = e / BM, mm = e % BM;
             const int k = k0 + kk, m = m0 + mm;
-            As[kk][mm] = (k < K && m < Mg) ? wp[(size_t)k * Mg + m] : 0.0f;
+            As[kk][mm] = (k < kend && m < Mg) ? wp[(size_t)k * Mg + m] : 0.0f;
         }
 #pragma unroll
         for (int r = 0; r < TN; r++) {
@@ -80,7 +101,7 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
             const int k = k0 + kk, p = p0 + pp;
             float v = 0.0f;
 #ifdef IMPLICIT
-            if (k < K && p < P) {
+            if (k < kend && p < P) {
                 const int c = k / (KH * KW), r = k % (KH * KW);
                 const int kh = r / KW, kw = r % KW;
                 const int oh = p / OW, ow = p % OW;
@@ -88,7 +109,7 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
                 if (ih >= 0 && ih < H && iw >= 0 && iw < Wd) v = LOAD(xp, ((size_t)c * H + ih) * Wd + iw);
             }
 #else
-            if (k < K && p < P) v = LOAD(xp, (size_t)k * P + p);
+            if (k < kend && p < P) v = LOAD(xp, (size_t)k * P + p);
 #endif
             Bs[kk][pp] = v;
         }
@@ -108,6 +129,22 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
+#ifdef SPLITK
+    /* raw partial sums of this K slice; splitk_reduce finishes them */
+    const size_t ngs = get_global_size(2) / S;
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int m = m0 + ly + WG * i;
+        if (m < Mg) {
+            __global float* op = out + (((size_t)slice * ngs + ng) * Mg + m) * P;
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const int p = p0 + lx + WG * j;
+                if (p < P) op[p] = acc[i][j];
+            }
+        }
+    }
+#else
     /* epilogue: bias + fused activation, bounds-guarded stores */
 #pragma unroll
     for (int i = 0; i < TM; i++) {
@@ -129,7 +166,25 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
             }
         }
     }
+#endif /* SPLITK */
 }
+#ifdef SPLITK
+/* splitk_reduce: one work-item per output element i = (ng*Mg + m)*P + p of `total`. */
+__kernel void splitk_reduce(__global const float* restrict part, __global const float* restrict bias,
+                            __global store_t* restrict out RESIDUAL_ARG,
+                            int S, int total, int Mg, int P, int G) {
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    float v = 0.0f;
+    for (int s = 0; s < S; s++) v += part[(size_t)s * total + i];
+    const int m = (i / P) % Mg, g = (i / (Mg * P)) % G;
+    v += bias[g * Mg + m];
+#ifdef RESIDUAL
+    v += LOAD(residual, i);
+#endif
+    STORE(out, i, ACTIVATE(v));
+}
+#endif
 #endif /* !DEPTHWISE */
 
 #ifdef DEPTHWISE
