@@ -96,3 +96,19 @@ def check(op_type, inputs, attrs=None, initializers=None, input_order=None, opse
     """A one-node model through `check_graph`."""
     model = make_model(op_type, inputs, attrs, initializers, n_outputs, input_order, opset)
     return check_graph(model, inputs, **kw)
+
+
+def run_with_local_sizes(model, feeds, cap):
+    """Run on the GPU with every launch given a local size of at most `cap` per dim that divides
+    its global size (as the tuner does): the kernels must not depend on their local size."""
+    engine = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
+    ex = engine.executor
+    for name, op in ex.ops.items():
+        if op is None or op.alias:
+            continue
+        launches = ex.bind_op(name)
+        for ln in launches:
+            ln.lws = tuple(max(d for d in range(1, min(g, cap) + 1) if g % d == 0) for g in ln.gws)
+        ex.set_segment(name, launches)
+    assert ex.launches and all(ln.lws for ln in ex.launches)
+    return engine.run(feeds)

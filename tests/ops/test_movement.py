@@ -16,7 +16,7 @@ import mace
 from mace.convert import convert
 from mace.errors import ConversionError
 from tests import ophelpers
-from tests.ophelpers import OPSET, make_model, rand, reference
+from tests.ophelpers import OPSET, make_model, rand, reference, run_with_local_sizes
 
 EXACT = dict(rtol=0.0, atol=0.0)
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
@@ -38,22 +38,6 @@ def rshape(rng, lo_rank=1, hi_rank=5, lo=1, hi=6):
 
 def i64(*v):
     return np.array(v, dtype=np.int64)
-
-
-def run_with_local_sizes(model, feeds, cap):
-    """Run on the GPU with every launch given a local size of at most `cap` per dim that divides
-    its global size (as the tuner does): the kernels must not depend on their local size."""
-    engine = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
-    ex = engine.executor
-    for name, op in ex.ops.items():
-        if op is None or op.alias:
-            continue
-        launches = ex.bind_op(name)
-        for ln in launches:
-            ln.lws = tuple(max(d for d in range(1, min(g, cap) + 1) if g % d == 0) for g in ln.gws)
-        ex.set_segment(name, launches)
-    assert ex.launches and all(ln.lws for ln in ex.launches)
-    return engine.run(feeds)
 
 
 # -- Transpose -----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 import mace
 from mace.convert import convert
-from tests.ophelpers import OPSET, check, check_graph, make_model, rand, reference
+from tests.ophelpers import OPSET, check, check_graph, make_model, rand, reference, run_with_local_sizes
 
 TOL = dict(rtol=1e-4, atol=1e-5)
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
@@ -28,22 +28,6 @@ def rshape(rng, lo_rank=1, hi_rank=5, lo=1, hi=6):
 
 def gpu_engine(model, data_type="fp32_fp32"):
     return mace.Engine(convert(model, data_type=data_type), runtime="gpu", use_program_cache=False)
-
-
-def run_with_local_sizes(model, feeds, cap):
-    """Run on the GPU with every launch given a local size of at most `cap` per dim that divides
-    its global size (as the tuner does): the kernels must not depend on their local size."""
-    engine = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
-    ex = engine.executor
-    for name, op in ex.ops.items():
-        if op is None or op.alias:
-            continue
-        launches = ex.bind_op(name)
-        for ln in launches:
-            ln.lws = tuple(max(d for d in range(1, min(g, cap) + 1) if g % d == 0) for g in ln.gws)
-        ex.set_segment(name, launches)
-    assert ex.launches and all(ln.lws for ln in ex.launches)
-    return engine.run(feeds)
 
 
 # -- Softmax ----------------------------------------------------------------------------------------------
