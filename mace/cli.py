@@ -260,16 +260,10 @@ def tune(model, device, program, mode, budget, as_json):
     import mace
     from mace.tuning import tune as do_tune
     engine = mace.Engine(model, runtime="gpu", device=device, program=program, warmup=True)
-    n_ops = len(engine.executor.segments)
-    if as_json or not sys.stderr.isatty():
-        res = do_tune(engine, mode=mode, budget=budget)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        with Progress(TextColumn("tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task("", total=n_ops)
-            res = do_tune(engine, mode=mode, budget=budget,
-                          progress=lambda i, n, name: bar.update(task, completed=i, description=name))
+    from mace.tools.progress import Bars
+    with Bars(not as_json) as bars:
+        task = bars.add("tuning", len(engine.executor.segments))
+        res = do_tune(engine, mode=mode, budget=budget, progress=lambda i, n, name: bars.advance(task, item=name))
     d = res.to_dict()
     d["program_cache"] = engine.program_cache_report.to_dict() if engine.program_cache_report else None
     if as_json:

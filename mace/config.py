@@ -167,16 +167,23 @@ def _fix_for(loc: str, msg: str) -> str:
     return "correct it"
 
 
-def load_config(path) -> LoadedConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such deployment file: write one (see README, 'Deploying')")
+def read_yaml(path: Path):
+    """A YAML file's content, or a one-line ConfigError naming the file and the line."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)}): fix the syntax") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def load_config(path) -> LoadedConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such deployment file: write one (see README, 'Deploying')")
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with library_name and models")
     try:

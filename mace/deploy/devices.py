@@ -27,9 +27,9 @@ import re
 import shlex
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mace.config import read_yaml
 from mace.errors import ConfigError
 
 log = logging.getLogger("mace.deploy")
@@ -213,15 +213,7 @@ def load_devices(path: str | Path | None = None) -> LoadedDevices:
     path = find_device_conf(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such device file: write one (see docs/remote-devices.md)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)}): "
-                          f"fix the syntax") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'devices:' key: see docs/remote-devices.md")
     try:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mace.errors import MaceError
+from mace.tools.progress import Bars
 
 #: PyOpenCL's, PoCL's and NVIDIA's (PTX -> SASS compute cache) hidden caches, all off
 NO_HIDDEN_CACHES = {"PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
@@ -157,7 +158,7 @@ def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int 
     if not model.is_file():
         from mace.errors import ModelFileError
         raise ModelFileError(f"{model}: no such model file: convert one with `mace convert`")
-    bars = _Bars(progress)
+    bars = Bars(progress)
     work = Path(tempfile.mkdtemp(prefix="mace-bench-"))
     try:
         with bars:
@@ -272,32 +273,6 @@ def render(res: dict, console=None) -> None:
         console.print(t)
     elif p.get("note"):
         console.print(p["note"])
-
-
-class _Bars:
-    def __init__(self, enabled: bool):
-        self.enabled = bool(enabled) and sys.stderr.isatty()
-        self.p = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-            self.p.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.p is not None:
-            self.p.__exit__(*exc)
-
-    def add(self, description: str, total: int):
-        return self.p.add_task(description, total=total) if self.p is not None else None
-
-    def advance(self, task, n: int = 1) -> None:
-        if self.p is not None and task is not None:
-            self.p.update(task, advance=n)
 
 
 __all__ = ["benchmark", "render", "run_child", "latency_stats", "op_profile"]

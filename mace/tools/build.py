@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mace.errors import ConfigError, DeviceError, MaceError
+from mace.tools.progress import Bars
 
 log = logging.getLogger("mace.build")
 
@@ -340,11 +341,11 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
                                   f"--device-conf for remote devices")
             if missing:
                 log.warning("target socs %s: not present on this machine, skipped", ", ".join(missing))
-    bar = _Bars(progress)
+    bar = Bars(progress, transient=False)
     with bar:
         task = bar.add("converting", len(names))
         results = convert_config(loaded, Path(build_dir) if build_dir else None, model_name,
-                                 progress=lambda name: bar.advance(task, name))
+                                 progress=lambda name: bar.advance(task, item=name))
         doc: dict = {"config": str(loaded.path), "library_name": cfg.library_name,
                      "target_abi": target_abi or (cfg.target_abis[0] if cfg.target_abis else "host"),
                      "enable_opencl": bool(enable_opencl), "build_dir": str(lib_dir),
@@ -366,7 +367,7 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
                 n = len(targets) * len(_gpu_models(results))
                 ctask = bar.add("compiling" + (" + tuning" if tune else ""), n)
                 builds = [compile_target(t, results, out_dir, cfg.library_name, tune, tune_mode, tune_budget,
-                                         progress=lambda tg, m: bar.advance(ctask, f"{m} on {tg.soc}"))
+                                         progress=lambda tg, m: bar.advance(ctask, item=f"{m} on {tg.soc}"))
                           for t in targets]
                 doc["targets"] = [b.to_dict() for b in builds]
                 paths = [b.path for b in builds]
@@ -382,38 +383,6 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
             doc["bundles"] = embed(results, cfg.library_name, lib_dir, merged, doc["targets"])
     doc["seconds"] = time.perf_counter() - t0
     return doc
-
-
-class _Bars:
-    """rich progress bars on stderr when it is a terminal; otherwise nothing."""
-
-    def __init__(self, enabled: bool):
-        import sys
-        self.enabled = bool(enabled) and sys.stderr.isatty()
-        self.p = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
-                              console=Console(stderr=True), transient=False)
-            self.p.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.p is not None:
-            self.p.__exit__(*exc)
-
-    def add(self, description: str, total: int):
-        if self.p is None:
-            return None
-        return self.p.add_task(description, total=total, item="")
-
-    def advance(self, task, item: str = "") -> None:
-        if self.p is not None and task is not None:
-            self.p.update(task, advance=1, item=item)
 
 
 __all__ = ["build", "select_targets", "local_targets", "compile_target", "merge_files", "embed",

@@ -40,6 +40,12 @@ class OpResult:
     lws: list
     candidates: int
     failed: int
+    # evidence for the record and the configuration to fall back to
+    spread_s: float = 0.0
+    samples: int = 0
+    sources: list = field(default_factory=list)
+    default_variant: str = ""
+    base_lws: list = field(default_factory=list)
 
     @property
     def gain(self) -> float:
@@ -130,7 +136,7 @@ def tune(engine, mode: str = "normal", budget: float | None = None, progress=Non
         if twin is not None:  # same op, shapes and attributes: the same search, done once
             res = copy.copy(twin)
             res.name, res.candidates, res.failed = name, 0, 0
-            if twin.variant != twin._default_variant or twin.lws != twin._base_lws:
+            if twin.variant != twin.default_variant or twin.lws != twin.base_lws:
                 result.changed_keys.update(l.program_key for l in _apply(ex, name, op, twin.variant, twin.lws))
             result.ops.append(res)
             if progress:
@@ -147,9 +153,9 @@ def tune(engine, mode: str = "normal", budget: float | None = None, progress=Non
         for res in result.ops:
             engine.program_cache.put_tuning(engine.executor.builder.fingerprint, res.key, {
                 "variant": res.variant, "lws": res.lws, "median_s": res.tuned_s,
-                "spread_s": res._spread, "samples": res._samples, "default_s": res.default_s,
+                "spread_s": res.spread_s, "samples": res.samples, "default_s": res.default_s,
                 "driver": dev.driver_version, "device": dev.name.strip(), "mode": mode,
-                "source_hashes": res._sources, "tuned_at": time.time(),
+                "source_hashes": res.sources, "tuned_at": time.time(),
             })
     result.seconds = time.perf_counter() - t_start
     engine.rebuild_after_tuning(result.changed_keys)
@@ -172,14 +178,14 @@ def _whole_model_guard(engine, result: TuneResult) -> None:
     configurations, interleaved; unless the tuned model is faster by the noise margin
     (MIN_GAIN), keep every default (tuning never makes a model slower)."""
     ex = engine.executor
-    changed = [r for r in result.ops if r.variant != r._default_variant or r.lws != r._base_lws]
+    changed = [r for r in result.ops if r.variant != r.default_variant or r.lws != r.base_lws]
     if not changed:
         result.model_after_s = min(result.model_before_s, _model_latency(engine))
         return
     tuned_t, default_t = [], []
     for _ in range(3):
         for r in changed:
-            _apply(ex, r.name, ex.ops[r.name], r._default_variant, r._base_lws)
+            _apply(ex, r.name, ex.ops[r.name], r.default_variant, r.base_lws)
         default_t.append(_model_latency(engine))
         for r in changed:
             _apply(ex, r.name, ex.ops[r.name], r.variant, r.lws)
@@ -190,9 +196,9 @@ def _whole_model_guard(engine, result: TuneResult) -> None:
     log.info("the tuned configuration ran the whole model in %.2f ms against %.2f ms with the defaults: "
              "keeping the defaults", result.model_after_s * 1e3, result.model_before_s * 1e3)
     for r in changed:
-        _apply(ex, r.name, ex.ops[r.name], r._default_variant, r._base_lws)
-        r.variant, r.lws, r.tuned_s = r._default_variant, r._base_lws, r.default_s
-        r._sources = records.source_hashes(ex.segments[r.name])
+        _apply(ex, r.name, ex.ops[r.name], r.default_variant, r.base_lws)
+        r.variant, r.lws, r.tuned_s = r.default_variant, r.base_lws, r.default_s
+        r.sources = records.source_hashes(ex.segments[r.name])
     result.changed_keys.clear()
     result.reverted = True
     result.model_after_s = result.model_before_s
@@ -207,7 +213,7 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     base_lws = [l.lws for l in launches]  # the op's own choice is the default to beat
     default_s, _, _ = _time(ex.queue, launches, base_lws, cfg["candidate_s"], cfg["min_samples"])
     result.launches_timed += 1
-    best = (default_s, default_variant, base_lws, launches)
+    best = (default_s, default_variant, base_lws)
     tried = failed = 0
     variants = op.variants() if cfg["variants"] else [default_variant]
     if dev.type & cl.device_type.CPU and mode != "exhaustive":
@@ -246,8 +252,8 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
             chosen[li] = best_l
         t, _, _ = _time(ex.queue, cand_launches, chosen, cfg["candidate_s"], cfg["min_samples"])
         if t < best[0] * (1 - MIN_GAIN):
-            best = (t, variant, chosen, cand_launches)
-    _, variant, lws, _ = best
+            best = (t, variant, chosen)
+    _, variant, lws = best
     # apply the winner to the live executor (fresh launches of the chosen variant)
     if op.variant != variant:
         op.use_variant(variant)
@@ -263,14 +269,14 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
         result.changed_keys.update(l.program_key for l in chosen_launches)
     res = OpResult(name, op.node.op_type, key, default_s, med, variant,
                    [list(w) if w else None for w in lws], tried, failed)
-    res._spread, res._samples = spread, n
-    res._sources = records.source_hashes(chosen_launches)
-    res._default_variant = default_variant
-    res._base_lws = [list(w) if w else None for w in base_lws]
+    res.spread_s, res.samples = spread, n
+    res.sources = records.source_hashes(chosen_launches)
+    res.default_variant = default_variant
+    res.base_lws = [list(w) if w else None for w in base_lws]
     return res
 
 
-def make_lookup(cache, fingerprint, device, report=None):
+def make_lookup(cache, fingerprint, device):
     """The executor's hook that applies stored records at init (variant + local sizes)."""
     from mace.programcache.errors import Finding
 

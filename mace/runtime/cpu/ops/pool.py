@@ -27,12 +27,11 @@ def _geometry(node, x):
     return kernel, strides, dil, pads, ends, out_sp
 
 
-@cpu_op("MaxPool")
-def max_pool(node, inputs):
-    x = np.asarray(inputs[0], _F32)
+def _pool_taps(x, node, pad_value, combine, finish=None):
+    """Pad once, then fold every window tap into the output with `combine(out, tap, out=out)`
+    (channel chunks in parallel); `finish(out_chunk)` runs on each chunk at the end."""
     kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
-    nsp = len(kernel)
-    xp = pad_input(x, pads[:nsp], ends, value=-np.inf)
+    xp = pad_input(x, pads[:len(kernel)], ends, value=pad_value)
     n, c = x.shape[:2]
     out = np.empty((n, c) + out_sp, _F32)
     taps = list(_tap_slices(kernel, strides, dil, out_sp))
@@ -44,10 +43,17 @@ def max_pool(node, inputs):
             if k == 0:
                 o[...] = src
             else:
-                np.maximum(o, src, out=o)
+                combine(o, src, out=o)
+        if finish is not None:
+            finish(o)
 
     parallel_chunks(c, run, out.size * len(taps))
-    return [out]
+    return out
+
+
+@cpu_op("MaxPool")
+def max_pool(node, inputs):
+    return [_pool_taps(np.asarray(inputs[0], _F32), node, -np.inf, np.maximum)]
 
 
 def _counts(in_sp, kernel, strides, dil, pads, ends, out_sp, include_pad):
@@ -68,26 +74,12 @@ def _counts(in_sp, kernel, strides, dil, pads, ends, out_sp, include_pad):
 def average_pool(node, inputs):
     x = np.asarray(inputs[0], _F32)
     kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
-    nsp = len(kernel)
-    xp = pad_input(x, pads[:nsp], ends, value=0.0)
-    n, c = x.shape[:2]
-    out = np.empty((n, c) + out_sp, _F32)
-    taps = list(_tap_slices(kernel, strides, dil, out_sp))
     inv = (1.0 / _counts(x.shape[2:], kernel, strides, dil, pads, ends, out_sp,
                          node.attrs.get("count_include_pad", 0))).astype(_F32)
 
-    def run(lo, hi):
-        o = out[:, lo:hi]
-        for k, (_, sl) in enumerate(taps):
-            src = xp[(slice(None), slice(lo, hi)) + sl]
-            if k == 0:
-                o[...] = src
-            else:
-                o += src
+    def scale(o):
         o *= inv
-
-    parallel_chunks(c, run, out.size * len(taps))
-    return [out]
+    return [_pool_taps(x, node, 0.0, np.add, scale)]
 
 
 @cpu_op("GlobalAveragePool")

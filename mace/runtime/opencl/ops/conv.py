@@ -244,7 +244,7 @@ class ConvOp(GpuOp):
             elif variant == "gpu_im2col":
                 self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
             self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
-            self._last_opts = opts
+            self._gemm_opts = opts
             # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
             wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
             self.w = rt.upload(np.ascontiguousarray(wt), dtype=np.float32)
@@ -304,8 +304,7 @@ class ConvOp(GpuOp):
         self.gws = (self.gws[0], self.gws[1], self.gws[2] * slices)
         self.args = self.args + [i32(slices), i32(ks)]
         self.part = scratch_buffer(self.rt, slices * total * 4)
-        prog_opts = sorted(set(self._last_opts + self.rt.dtype_options))
-        self.k_reduce = cl.Kernel(self.rt.builder.build("gpu_conv", prog_opts), "splitk_reduce")
+        self.k_reduce, _ = self.kernel("gpu_conv", "splitk_reduce", self._gemm_opts)  # same program
 
     def bind(self, inputs, outputs):
         name = f"{self.node.name}:{self.node.op_type}"

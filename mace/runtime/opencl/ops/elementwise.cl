@@ -9,6 +9,7 @@
  *   binary_bcast       general: output dims (6, padded) and per-operand strides (0: broadcast)
  * The ...4 kernels handle 4 elements per work item, used when the sizes allow. In scalar / channel the "full" operand is `a`; `swap` = 1 when it is the op's second operand.
  */
+#include "index.h"
 #define OP_ADD 0
 #define OP_SUB 1
 #define OP_MUL 2
@@ -93,14 +94,7 @@ kernel void binary_bcast(global const store_t* a, global const store_t* b, globa
                          int d1, int d2, int d3, int d4, int d5,
                          int as0, int as1, int as2, int as3, int as4, int as5,
                          int bs0, int bs1, int bs2, int bs3, int bs4, int bs5) {
-    int c5 = get_global_id(0);
-    int r0 = get_global_id(1);
-    int r = r0;
-    int c4 = r % d4; r /= d4;
-    int c3 = r % d3; r /= d3;
-    int c2 = r % d2; r /= d2;
-    int c1 = r % d1;
-    int c0 = r / d1;
+    UNRAVEL6(d1, d2, d3, d4)
     int ia = c0 * as0 + c1 * as1 + c2 * as2 + c3 * as3 + c4 * as4 + c5 * as5;
     int ib = c0 * bs0 + c1 * bs1 + c2 * bs2 + c3 * bs3 + c4 * bs4 + c5 * bs5;
     float v = binop(LOAD(a, ia), LOAD(b, ib), op);

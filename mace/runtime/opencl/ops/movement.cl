@@ -3,6 +3,7 @@
  * Shapes are kernel arguments (up to 6 dims, padded at the front with 1): one build serves
  * every shape. gws = (d5, d0*d1*d2*d3*d4): the innermost dim needs no division.
  */
+#include "index.h"
 
 /* dst[dst_off + sum c_k*ds_k] = src[src_off + sum c_k*ss_k] over the view d0..d5 (strides may be
  * negative: Slice with negative steps). */
@@ -10,13 +11,7 @@ kernel void strided_copy(global const store_t* src, global store_t* dst, int src
                          int d1, int d2, int d3, int d4, int d5,
                          int ss0, int ss1, int ss2, int ss3, int ss4, int ss5,
                          int ds0, int ds1, int ds2, int ds3, int ds4, int ds5) {
-    int c5 = get_global_id(0);
-    int r = get_global_id(1);
-    int c4 = r % d4; r /= d4;
-    int c3 = r % d3; r /= d3;
-    int c2 = r % d2; r /= d2;
-    int c1 = r % d1;
-    int c0 = r / d1;
+    UNRAVEL6(d1, d2, d3, d4)
     int s = src_off + c0 * ss0 + c1 * ss1 + c2 * ss2 + c3 * ss3 + c4 * ss4 + c5 * ss5;
     int d = dst_off + c0 * ds0 + c1 * ds1 + c2 * ds2 + c3 * ds3 + c4 * ds4 + c5 * ds5;
     STORE(dst, d, LOAD(src, s));
@@ -53,15 +48,8 @@ kernel void pad(global const store_t* src, global store_t* dst, int mode, float 
                 int n0, int n1, int n2, int n3, int n4, int n5,
                 int s0, int s1, int s2, int s3, int s4, int s5,
                 int p0, int p1, int p2, int p3, int p4, int p5) {
-    int c5 = get_global_id(0);
-    int r0 = get_global_id(1);
+    UNRAVEL6(d1, d2, d3, d4)
     int out = r0 * d5 + c5;
-    int r = r0;
-    int c4 = r % d4; r /= d4;
-    int c3 = r % d3; r /= d3;
-    int c2 = r % d2; r /= d2;
-    int c1 = r % d1;
-    int c0 = r / d1;
     int i0 = pad_coord(c0 - p0, n0, mode), i1 = pad_coord(c1 - p1, n1, mode), i2 = pad_coord(c2 - p2, n2, mode);
     int i3 = pad_coord(c3 - p3, n3, mode), i4 = pad_coord(c4 - p4, n4, mode), i5 = pad_coord(c5 - p5, n5, mode);
     float v;

@@ -9,17 +9,11 @@
  *                 yidx holds src_h * stride(H), xidx src_w * stride(W) (= src_w * C).
  *                 gws = (out_w * C, out_h * B, A).
  */
+#include "index.h"
 kernel void resize_nearest(global const store_t* x, global store_t* y, global const int* tab,
                            int d1, int d2, int d3, int d4, int d5,
                            int o0, int o1, int o2, int o3, int o4, int o5) {
-    int c5 = get_global_id(0);
-    int r0 = get_global_id(1);
-    int r = r0;
-    int c4 = r % d4; r /= d4;
-    int c3 = r % d3; r /= d3;
-    int c2 = r % d2; r /= d2;
-    int c1 = r % d1;
-    int c0 = r / d1;
+    UNRAVEL6(d1, d2, d3, d4)
     int src = tab[o0 + c0] + tab[o1 + c1] + tab[o2 + c2] + tab[o3 + c3] + tab[o4 + c4] + tab[o5 + c5];
     STORE(y, r0 * d5 + c5, LOAD(x, src));
 }
