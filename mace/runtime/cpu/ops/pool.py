@@ -99,44 +99,53 @@ def global_max_pool(node, inputs):
 
 
 class _PreparedMaxPool:
-    """Batch-1 2-D MaxPool on the flat phase-split layout of conv.py (FlatInput, -inf padding):
-    one maximum per tap over (C, OH * Wq) contiguous runs; the last tap writes the cropped result."""
+    """Batch-1 2-D MaxPool, separable: a max over the KW taps of each row (stride sw) into a
+    (C, Hp, OW) buffer, then over the KH taps of each column (stride sh) into the output:
+    KW + KH - 2 passes instead of KH * KW - 1. The -inf padded input buffer is persistent, and
+    its interior (`in_view`) is where a producer with no other reader writes directly."""
 
     def __init__(self, node, x_shape):
-        from mace.runtime.cpu.ops.conv import FlatInput, _Prepared
-        x = np.empty(x_shape, _F32)
-        kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
+        from mace.runtime.cpu.ops.conv import _Prepared
+        kernel, strides, dil, pads, ends, out_sp = _geometry(node, np.empty(x_shape, _F32))
         n, c, h, w = x_shape
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dil, out_sp
+        pt, pl = pads[0], pads[1]
         self.x_shape = tuple(x_shape)
-        self.flat = FlatInput(c, h, w, kernel, strides, dil, pads, ends=ends, fill=-np.inf)
-        if (self.flat.oh, self.flat.ow) != tuple(out_sp):
-            raise ValueError("geometry")
-        _Prepared._alloc_out(self, (n, c) + tuple(out_sp))
-        self.in_view = self.flat.in_view
-        self.acc = np.empty((c, self.flat.L), _F32)
+        self.xbuf = np.full((c, h + pt + ends[0], w + pl + ends[1]), -np.inf, _F32)
+        self.row_taps = [np.s_[:, :, j * dw:j * dw + (ow - 1) * sw + 1:sw] for j in range(kw)]
+        self.col_taps = [np.s_[:, i * dh:i * dh + (oh - 1) * sh + 1:sh] for i in range(kh)]
+        self.rows = np.empty((c, self.xbuf.shape[1], ow), _F32)
+        _Prepared._alloc_out(self, (n, c, oh, ow))  # (it clears in_view)
+        self.in_view = self.xbuf[None, :, pt:pt + h, pl:pl + w]
 
     def set_target(self, view) -> None:
         self.target = view
         self.aug = None
 
     def _run(self, lo, hi, dest):
-        fl = self.flat
-        nt = len(fl.taps)
-        acc = self.acc[lo:hi]
-        if nt == 1:
-            np.copyto(dest[:, lo:hi], fl.crop(fl.tap(0, lo, hi)))
+        xb, rows, out = self.xbuf[lo:hi], self.rows[lo:hi], dest[0, lo:hi]
+        taps = self.row_taps
+        if len(taps) == 1:
+            rows = xb[taps[0]]
+        else:
+            np.maximum(xb[taps[0]], xb[taps[1]], out=rows)
+            for t in taps[2:]:
+                np.maximum(rows, xb[t], out=rows)
+        taps = self.col_taps
+        if len(taps) == 1:
+            np.copyto(out, rows[taps[0]])
             return
-        for k in range(1, nt - 1):
-            np.maximum(fl.tap(0, lo, hi) if k == 1 else acc, fl.tap(k, lo, hi), out=acc)
-        last = fl.crop(fl.tap(nt - 1, lo, hi))
-        np.maximum(fl.crop(acc) if nt > 2 else fl.crop(fl.tap(0, lo, hi)), last, out=dest[:, lo:hi])
+        np.maximum(rows[taps[0]], rows[taps[1]], out=out)
+        for t in taps[2:]:
+            np.maximum(out, rows[t], out=out)
 
     def __call__(self, node, inputs):
         x = inputs[0]
         if x.shape != self.x_shape or x.dtype != _F32:
             return max_pool(node, inputs)
         dest = self.out if self.target is None else self.target
-        self.flat.load(x)
+        if x is not self.in_view:
+            np.copyto(self.in_view, x)
         parallel_chunks(self.x_shape[1], lambda lo, hi: self._run(lo, hi, dest), self.out.size * 4)
         return [dest]
 
