@@ -3,11 +3,14 @@
 Greedy best-fit over the execution order (as MACE's memory optimizer): a value takes the free
 slot whose size fits best, a slot is freed after the last reader of every value living in it,
 and alias ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) share their input's slot.
+A view (a value its producer writes straight into a byte range of a base value, e.g. a slice of
+an in-place concat) lives in its base's slot as well: the slot is taken at the first producer of
+the base or of any of its views and freed after the last reader of all of them.
 Graph inputs and outputs get slots of their own that are never reused.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mace.ir.graph import Graph
 
@@ -17,23 +20,41 @@ class MemoryPlan:
     slot_of: dict[str, int]        # value name -> slot index
     slot_bytes: list[int]          # size of each slot
     naive_bytes: int               # what one buffer per value would take
+    #: values inside another value's slot (views and their aliases) -> byte offset in the slot;
+    #: every other value starts at its slot's start
+    offset_of: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
         return sum(self.slot_bytes)
 
 
-def plan(graph: Graph, nbytes, alias_ops: set[str], skip: set[str] = frozenset()) -> MemoryPlan:
-    """`nbytes(name)` gives a value's size; nodes whose name is in `alias_ops` alias input 0."""
-    root: dict[str, str] = {}
-    for n in graph.nodes:
-        if n.name in alias_ops:
-            for o in n.outputs:
-                root[o] = root.get(n.inputs[0], n.inputs[0])
+def plan(graph: Graph, nbytes, alias_ops: set[str], skip: set[str] = frozenset(),
+         views: dict[str, tuple[str, int]] | None = None) -> MemoryPlan:
+    """`nbytes(name)` gives a value's size; nodes whose name is in `alias_ops` alias input 0;
+    `views` maps a value to (base value, byte offset of the value inside the base)."""
+    views = views or {}
+    alias_of = {o: n.inputs[0] for n in graph.nodes if n.name in alias_ops for o in n.outputs if o}
+    place: dict[str, tuple[str, int, bool]] = {}
+
+    def where(v: str) -> tuple[str, int, bool]:
+        """(root value owning the slot, byte offset in it, whether a view is on the way)."""
+        if v not in place:
+            if v in views:
+                base, off = views[v]
+                root, base_off, _ = where(base)
+                place[v] = (root, base_off + off, True)
+            elif v in alias_of:
+                place[v] = where(alias_of[v])
+            else:
+                place[v] = (v, 0, False)
+        return place[v]
 
     def r(v: str) -> str:
-        return root.get(v, v)
+        return where(v)[0]
 
+    for v in graph.inputs + [o for n in graph.nodes for o in n.outputs if o]:
+        where(v)  # in execution order, so alias chains resolve without deep recursion
     last_use: dict[str, int] = {}
     for i, n in enumerate(graph.nodes):
         for v in n.inputs:
@@ -53,15 +74,16 @@ def plan(graph: Graph, nbytes, alias_ops: set[str], skip: set[str] = frozenset()
         slot_of[v] = new_slot(nbytes(v))
         naive += nbytes(v)
     for i, n in enumerate(graph.nodes):
-        for o in n.outputs:
-            if not o or o in skip:
+        outs = [o for o in n.outputs if o and o not in skip]
+        for o in outs:
+            if o not in alias_of:
+                naive += nbytes(o)
+            root = r(o)
+            if root in slot_of:  # an alias, or a base whose views came first
                 continue
-            if r(o) != o:
-                continue
-            size = nbytes(o)
-            naive += size
-            if o in pinned:
-                slot_of[o] = new_slot(size)
+            size = nbytes(root)
+            if root in pinned:
+                slot_of[root] = new_slot(size)
                 continue
             fits = [s for s in free if slot_bytes[s] >= size]
             if fits:
@@ -73,15 +95,17 @@ def plan(graph: Graph, nbytes, alias_ops: set[str], skip: set[str] = frozenset()
                 s = new_slot(size)
             if s in free:
                 free.remove(s)
-            slot_of[o] = s
-        for o in n.outputs:
-            if o and last_use.get(r(o), -1) < i and r(o) == o and o not in pinned and o in slot_of:
-                free.append(slot_of[o])  # produced but never read
+            slot_of[root] = s
+        for root in {r(o) for o in outs}:
+            if last_use.get(root, -1) < i and root not in pinned and root in slot_of:
+                free.append(slot_of[root])  # produced but never read
         for v in {r(x) for x in n.inputs if x and x not in graph.weights}:
             if last_use.get(v) == i and v not in pinned and v in slot_of:
                 free.append(slot_of[v])
-    for alias, base in root.items():
-        b = r(base)
-        if b in slot_of:
-            slot_of[alias] = slot_of[b]
-    return MemoryPlan(slot_of, slot_bytes, naive)
+    offset_of: dict[str, int] = {}
+    for v, (root, off, viewed) in place.items():
+        if root in slot_of:
+            slot_of[v] = slot_of[root]
+            if viewed:
+                offset_of[v] = off
+    return MemoryPlan(slot_of, slot_bytes, naive, offset_of)

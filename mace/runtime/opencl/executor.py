@@ -1,8 +1,10 @@
 """The OpenCL executor: places nodes, plans buffers, binds kernels once, enqueues runs.
 
 Init: every node gets its GPU op (or, when the GPU runtime lacks it, a host step running the CPU
-kernel, with one info line). A run enqueues input copies, every launch and the output reads on
-one in-order queue, with no host synchronization in between except around host steps.
+kernel, with one info line). Buffers come from `memory.plan`; a Concat input whose producer can
+write straight into its slice of the output gets a sub-buffer there and no copy. A run enqueues
+input copies, every launch and the output reads on one in-order queue, with no host
+synchronization in between except around host steps.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from mace.ir.graph import Graph, Node
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
 from mace.runtime.opencl.ops.base import GpuOp, Launch, registry
+from mace.runtime.opencl.ops.movement import Concat
 from mace.runtime.opencl.programs import ProgramBuilder
 
 log = logging.getLogger("mace.opencl")
@@ -89,17 +92,59 @@ class OpenCLExecutor:
                 from mace.errors import MaceError
                 raise MaceError(f"op {n.name} ({n.op_type}) is supported by neither runtime")
 
+    def _dtype(self, v: str) -> np.dtype:
+        """How a value is stored: float32 tensors in the storage type, others as they are."""
+        t = self.graph.dtypes.get(v, "float32")
+        return self.store_dtype if t == "float32" else np.dtype(t)
+
+    def _data_bytes(self, v: str) -> int:
+        return int(np.prod(self.graph.shape(v), dtype=np.int64)) * self._dtype(v).itemsize
+
     def _nbytes(self, v: str) -> int:
-        itemsize = self.store_dtype.itemsize if self.graph.dtypes.get(v, "float32") == "float32" \
-            else np.dtype(self.graph.dtypes[v]).itemsize
-        return max(int(np.prod(self.graph.shape(v), dtype=np.int64)) * itemsize, 4)
+        return max(self._data_bytes(v), 4)
 
     def _allocate(self) -> None:
         alias = {n.name for n in self.graph.nodes if self.ops[n.name] is not None and self.ops[n.name].alias}
-        self.plan = memory.plan(self.graph, self._nbytes, alias)
+        self.plan = memory.plan(self.graph, self._nbytes, alias, views=self._concat_views())
         mf = cl.mem_flags
         self.slots = [cl.Buffer(self.ctx, mf.READ_WRITE, size=max(s, 4)) for s in self.plan.slot_bytes]
         self.buffers = {v: self.slots[s] for v, s in self.plan.slot_of.items()}
+        for v, off in self.plan.offset_of.items():  # in-place concat slices (and their aliases)
+            self.buffers[v] = self.slots[self.plan.slot_of[v]].get_sub_region(off, self._data_bytes(v))
+
+    def _concat_views(self) -> dict[str, tuple[str, int]]:
+        """Concat inputs whose producers write straight into their slice of the concat output:
+        value -> (concat output, byte offset). Only where the slices are contiguous, the producer
+        is a GPU kernel of ours (no graph input or output, weight, alias or host step), the value
+        takes one slice only (not twice in this concat, not in an earlier in-place one), and the
+        offset is a multiple of the device's sub-buffer alignment; other inputs keep the copy."""
+        g = self.graph
+        producer = {o: self.ops[n.name] for n in g.nodes for o in n.outputs if o}
+        outside = set(g.inputs) | set(g.outputs) | set(g.weights)
+        align = max(self.device.mem_base_addr_align // 8, 1)  # the device reports bits
+        views: dict[str, tuple[str, int]] = {}
+        total = 0
+        for n in g.nodes:
+            op = self.ops[n.name]
+            if not isinstance(op, Concat):
+                continue
+            total += len(n.inputs)
+            offsets = op.slice_offsets()
+            if offsets is None:
+                continue
+            out, itemsize = n.outputs[0], self._dtype(n.outputs[0]).itemsize
+            placed = set()
+            for k, (v, off) in enumerate(zip(n.inputs, offsets)):
+                p = producer.get(v)
+                if (v and v not in outside and v not in views and n.inputs.count(v) == 1
+                        and p is not None and not p.alias and self._dtype(v).itemsize == itemsize
+                        and self._data_bytes(v) > 0 and off * itemsize % align == 0):
+                    views[v] = (out, off * itemsize)
+                    placed.add(k)
+            op.in_place = frozenset(placed)
+        if total:
+            log.debug("Concat: %d of %d inputs written in place by their producers", len(views), total)
+        return views
 
     def _bind(self) -> None:
         """Bind every op once; apply tuning records (variant + local sizes) where they fit."""
@@ -153,14 +198,13 @@ class OpenCLExecutor:
                          hostbuf=arr if arr.nbytes else np.zeros(1, arr.dtype))
 
     def read_value(self, v: str) -> np.ndarray:
-        dt = self.store_dtype if self.graph.dtypes.get(v, "float32") == "float32" else np.dtype(self.graph.dtypes[v])
+        dt = self._dtype(v)
         out = np.empty(self.graph.shape(v), dtype=dt)
         cl.enqueue_copy(self.queue, out, self.buffers[v], is_blocking=True)
         return out.astype(np.float32) if dt == np.float16 else out
 
     def write_value(self, v: str, arr: np.ndarray) -> None:
-        dt = self.store_dtype if self.graph.dtypes.get(v, "float32") == "float32" else np.dtype(self.graph.dtypes[v])
-        host = np.ascontiguousarray(arr, dtype=dt)
+        host = np.ascontiguousarray(arr, dtype=self._dtype(v))
         cl.enqueue_copy(self.queue, self.buffers[v], host, is_blocking=True)
 
     # -- run ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """GPU data movement: Transpose, Slice, Split and Concat through one strided gather copy kernel
-(`movement.cl:strided_copy`, one launch per input / output), and Pad (constant / reflect / edge /
+(`movement.cl:strided_copy`, one launch per input / output; none for a Concat input written in
+place by its producer, see `Concat.slice_offsets`), and Pad (constant / reflect / edge /
 wrap) with its own kernel. Shapes and strides are kernel arguments, so one build serves all.
 
 Also the small helpers the other op modules of this family share (strides, dim coalescing,
@@ -174,6 +175,9 @@ class Split(FamilyOp):
 @gpu_op
 class Concat(FamilyOp):
     op_types = ("Concat",)
+    #: inputs whose producers write straight into their slice of the output (set by the
+    #: executor before bind, see `slice_offsets`): nothing to copy for them
+    in_place: frozenset[int] = frozenset()
 
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
@@ -184,8 +188,19 @@ class Concat(FamilyOp):
             self.plans.append(CopyPlan(self, shape, contiguous_strides(shape), st, dst_off=off * st[axis]))
             off += shape[axis]
 
+    def slice_offsets(self) -> list[int] | None:
+        """Where each input starts in the output (elements) when every input is one contiguous
+        range of it (the dims before the axis are all 1, e.g. a batch-1 NCHW channel concat),
+        so a producer can write there directly; None otherwise."""
+        out = self.out_shapes[0]
+        if numel(out[:int(self.node.attrs["axis"]) % len(out)]) != 1:
+            return None
+        starts = np.cumsum([0] + [numel(s) for s in self.in_shapes[:-1]])
+        return [int(x) for x in starts]
+
     def bind(self, inputs, outputs):
-        return [ln for plan, src in zip(self.plans, self.with_consts(inputs)) for ln in plan.bind(src, outputs[0])]
+        return [ln for k, (plan, src) in enumerate(zip(self.plans, self.with_consts(inputs)))
+                if k not in self.in_place for ln in plan.bind(src, outputs[0])]
 
 
 @gpu_op
