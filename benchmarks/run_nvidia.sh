@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmarks on an NVIDIA GPU through NVIDIA's OpenCL driver, PoCL beside it.
-#   bash benchmarks/run_nvidia.sh [startup|tuning|torch|cross|all]   (results in $OUT or ./out)
+#   bash benchmarks/run_nvidia.sh [startup|cross|tuning|torch|profile|workflow|cmdbuf|winograd|all]   (results in $OUT or ./out)
 # The NVIDIA ICD is installed but not registered on the lent machine: register it (and PoCL)
 # in a private vendors directory.
 set -u
@@ -26,6 +26,8 @@ case $what in torch|all)
 case $what in profile|all)
   run $PY benchmarks/op_profile.py --device NVIDIA --variants cpu > "$OUT/op_profile_cpu_style.json"
   run $PY benchmarks/op_profile.py --device NVIDIA > "$OUT/op_profile_default.json" ;; esac
+case $what in cmdbuf|all)
+  run $PY benchmarks/command_buffer.py --device NVIDIA > "$OUT/command_buffer_nvidia.json" ;; esac
 case $what in workflow|all)
   run $PY benchmarks/workflow_mobilenet.py /tmp/mbv2-workflow --target-socs nvidia --run > "$OUT/workflow.txt"
   cp /tmp/mbv2-workflow/report/report.md /tmp/mbv2-workflow/report/report.html "$OUT/" 2>/dev/null ;; esac

@@ -8,6 +8,8 @@ KNOBS = {
     "MACE_PROGRAM_PATH": "full path of the compiled program cache file",
     "MACE_PROGRAM_CACHE_MAX_BYTES": "size cap of the program cache file (MACE_OUT_OF_RESOURCES above it)",
     "MACE_TUNING": "1: tune every kernel launch during a normal run and store the records",
+    "MACE_COMMAND_BUFFER": "0: enqueue each launch instead of replaying a run recorded with cl_khr_command_buffer "
+                           "(used where the device offers it)",
     "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
 }
 

@@ -4,7 +4,9 @@ Init: every node gets its GPU op (or, when the GPU runtime lacks it, a host step
 kernel, with one info line). Buffers come from `memory.plan`; a Concat input whose producer can
 write straight into its slice of the output gets a sub-buffer there and no copy. A run enqueues
 input copies, every launch and the output reads on one in-order queue, with no host
-synchronization in between except around host steps.
+synchronization in between except around host steps. Where the device offers
+cl_khr_command_buffer, the launches of a run are recorded once (at the first run after any
+rebind) and replayed with one call (`command_buffer.py`); profiling runs enqueue each launch.
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ import numpy as np
 import pyopencl as cl
 
 from mace.ir.graph import Graph, Node
+from mace import settings
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
+from mace.runtime.opencl import command_buffer
 from mace.runtime.opencl.ops.base import GpuOp, Launch, registry
 from mace.runtime.opencl.ops.movement import Concat
 from mace.runtime.opencl.programs import ProgramBuilder
@@ -63,6 +67,9 @@ class OpenCLExecutor:
         self.tuning_lookup = tuning_lookup
         self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint, force_source=force_source)
         self.fallback_nodes: list[str] = []
+        self.command_buffer: command_buffer.RecordedRun | None = None
+        self.command_buffer_note = "not recorded yet"
+        self._use_command_buffer = settings.get("MACE_COMMAND_BUFFER", "1") != "0"
         self._place(allow_cpu_fallback)
         self._allocate()
         self._bind()
@@ -189,6 +196,34 @@ class OpenCLExecutor:
             else:
                 self.steps.extend(self.segments[item])
         self.launches = [s for s in self.steps if isinstance(s, Launch)]
+        self._drop_recording()
+
+    # -- the recorded run (cl_khr_command_buffer) ----------------------------------------
+    def set_command_buffer(self, on: bool) -> None:
+        """Replay recorded runs (where the device offers it) or enqueue each launch."""
+        self._use_command_buffer = on
+        self._drop_recording()
+
+    def _drop_recording(self) -> None:
+        if self.command_buffer is not None:
+            self.command_buffer.release()
+        self.command_buffer, self._recording_stale = None, True
+
+    def _recorded(self) -> command_buffer.RecordedRun | None:
+        if self._recording_stale:
+            self._recording_stale = False
+            if not self._use_command_buffer:
+                note = "switched off (MACE_COMMAND_BUFFER=0)"
+            elif len(self.launches) != len(self.steps):
+                note = "ops run on the CPU runtime between launches"
+            else:
+                self.command_buffer, note = command_buffer.record(self.queue, self.launches)
+            self.command_buffer_note = note
+            if self.command_buffer is not None:
+                log.debug("recorded %d launches into one command buffer", self.command_buffer.count)
+            else:
+                log.debug("launches enqueued one by one: %s", note)
+        return self.command_buffer
 
     # -- helpers used by ops -----------------------------------------------------------
     def upload(self, array: np.ndarray, dtype=None) -> cl.Buffer:
@@ -217,7 +252,16 @@ class OpenCLExecutor:
             keep.append(host)
             cl.enqueue_copy(q, self.buffers[name], host, is_blocking=False)
         events = []
-        for step in self.steps:
+        recorded = None if profile else self._recorded()
+        if recorded is not None:
+            try:
+                recorded.enqueue(q)
+            except command_buffer.CommandBufferError as exc:
+                log.info("replaying the recorded run failed (%s): enqueuing launches one by one from now on", exc)
+                self._use_command_buffer = False
+                self._drop_recording()
+                recorded = None
+        for step in self.steps if recorded is None else ():
             if isinstance(step, HostStep):
                 step.run(q)
                 continue
