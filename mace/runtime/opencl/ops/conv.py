@@ -18,6 +18,11 @@ devices too, and only where the device's work-group size (256) and local memory 
   (-DIMPLICIT): the B tile is gathered from the NCHW input with bounds checks (zero padding).
 - `gpu_im2col`: im2col + the tiled GEMM (tile picked like the default below).
 - `gpu_depthwise`: one work-item per output element, lws (16, 4, 1).
+Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
+- `winograd` (3x3, stride 1, dilation 1, one group, 2-D): Winograd F(2x2,3x3) in three launches:
+  input transform (pads as zeros, no copy), 16 GEMMs (the pointwise `conv2d` kernel, one group
+  per transform position, weights transformed on the host), output transform with the bias,
+  residual and activation. 2.25x fewer multiplies; the transforms cost memory traffic.
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
 Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one
@@ -31,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
+from mace.runtime.opencl.ops import winograd
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 
 #: work-items per work-group for the register-tiled kernels: PoCL's default picks one huge
@@ -112,6 +118,52 @@ class Im2colStep:
         self.kernel.set_args(src, self.buf, *self.args)
         return Launch(self.kernel, self.gws, (1, 1, 1),
                       name=f"{name}/im2col:{self.op.node.op_type}", program_key=self.key)
+
+
+class WinogradSteps:
+    """The transforms around the `winograd` variant's GEMMs: input -> V (N, 16, CP, T) and
+    Mt (N, 16, MP, T) -> output, both in one scratch buffer (two sub-buffers)."""
+
+    def __init__(self, op: "ConvOp", act: list[str]):
+        self.op = op
+        G, rt = op.g, op.rt
+        n, c, m, oh, ow = G["n"], G["c"], G["m"], G["oh"], G["ow"]
+        self.ty, self.tx = -(-oh // 2), -(-ow // 2)
+        self.t = self.ty * self.tx
+        isz = rt.store_dtype.itemsize
+        self.cp, self.mp = winograd.plane_rows(c, self.t, isz), winograd.plane_rows(m, self.t, isz)
+        vt = [f"-DVT={8 if self.tx >= 8 else 4}"]
+        self.k_in, self.key_in = op.kernel("winograd", "winograd_input", vt)
+        self.k_out, self.key_out = op.kernel("winograd", "winograd_output", act + vt)
+        self.bias = rt.upload(op.bias, dtype=np.float32)
+        vbytes = round_up(n * 16 * self.cp * self.t * isz, rt.device.mem_base_addr_align // 8)
+        mbytes = n * 16 * self.mp * self.t * isz
+        buf = scratch_buffer(rt, vbytes + mbytes)
+        self.v, self.mt = buf.get_sub_region(0, vbytes), buf.get_sub_region(vbytes, mbytes)
+
+    def input_launch(self, src: cl.Buffer, name: str) -> Launch:
+        G = self.op.g
+        self.k_in.set_args(src, self.v, *(i32(x) for x in (G["c"], self.cp, G["h"], G["w"], self.ty, self.tx,
+                                                            G["pads"][0], G["pads"][1])))
+        return Launch(self.k_in, (self.ty, self.cp, G["n"]), TILE_LWS, name=f"{name}/winograd_in:Conv",
+                      program_key=self.key_in)
+
+    def output_launch(self, out: cl.Buffer, res: list, name: str) -> Launch:
+        G = self.op.g
+        self.k_out.set_args(self.mt, self.bias, out, *res, *(i32(x) for x in (G["m"], self.mp, G["oh"], G["ow"],
+                                                                            self.ty, self.tx)))
+        return Launch(self.k_out, (self.ty, G["m"], G["n"]), TILE_LWS, name=f"{name}/winograd_out:Conv",
+                      program_key=self.key_out)
+
+
+def pack_oc_blocks(w: np.ndarray, ocb: int) -> np.ndarray:
+    """(G, Mg, Cg, KH, KW) weights as conv2d reads them: [G][Mg/OCB][Cg][KH][KW][OCB] float32,
+    zero-filled past Mg."""
+    group, mg = w.shape[:2]
+    mb = -(-mg // ocb)
+    packed = np.zeros((group, mb * ocb) + w.shape[2:], np.float32)
+    packed[:, :mg] = w
+    return np.ascontiguousarray(packed.reshape((group, mb, ocb) + w.shape[2:]).transpose(0, 1, 3, 4, 5, 2))
 
 
 #: GPU variants: the tiled GEMM's work-group (GEMM_WG x GEMM_WG, fixed by reqd_work_group_size in
@@ -202,6 +254,8 @@ class ConvOp(GpuOp):
                 gpu.remove("gpu_direct_splitk")  # even 32x32 tiles leave units idle: split K
                 gpu.insert(0, "gpu_direct_splitk")
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
+            if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group):
+                self._variants.append("winograd")
         self.use_variant(self._variants[0])
 
     def _gemm_wgs(self, t: int) -> int:
@@ -222,7 +276,7 @@ class ConvOp(GpuOp):
         n, c, h, wd, oh, ow, m, group, cg, mg = (G[k] for k in ("n", "c", "h", "w", "oh", "ow", "m", "group", "cg", "mg"))
         (kh, kw), (sh, sw), (dh, dw), pads = G["k"], G["s"], G["d"], G["pads"]
         act = self.activation_options() + (["-DRESIDUAL"] if self.residual else [])
-        self.pad = self.im2col = None
+        self.pad = self.im2col = self.wino = None
         self.lws = TILE_LWS
         geo = [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
         if variant == "gpu_depthwise":  # one work-item per output element
@@ -267,8 +321,16 @@ class ConvOp(GpuOp):
             self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
             return
         hp, wp = h + pads[0] + pads[2], wd + pads[1] + pads[3]
+        w5 = self.w4.reshape(group, mg, cg, kh, kw)
         if variant.startswith("pointwise"):  # GEMM over flattened pixels
             hp, wp, ohk, owk = 1, h * wd, 1, oh * ow
+        elif variant == "winograd":  # the pointwise GEMM per transform position (16 groups) on V
+            self.wino = WinogradSteps(self, act)
+            group, cg, mg, kh, kw = 16, self.wino.cp, self.wino.mp, 1, 1
+            w5 = np.zeros((16, mg, cg, 1, 1))
+            w5[:, :m, :c, 0, 0] = winograd.transform_weights(self.w4)
+            hp, wp, ohk, owk = 1, self.wino.t, 1, self.wino.t
+            act = []  # bias, residual and activation: in the output transform
         elif variant == "im2col":  # GEMM over the im2col columns
             self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
             hp, wp, ohk, owk = 1, oh * ow, 1, oh * ow
@@ -279,14 +341,12 @@ class ConvOp(GpuOp):
         ocb = 16 if variant == "pointwise_oc16" else (8 if mg > 4 else 4)
         vw, pb = pick_vw(owk, max_pb=1 if ocb == 16 else 2)
         mb = -(-mg // ocb)
-        # [group][Mg/OCB][Cg][KH][KW][OCB], zero-filled past Mg (the im2col row order is (c, kh, kw) too)
-        packed = np.zeros((group, mb * ocb, cg, kh, kw), np.float32)
-        packed[:, :mg] = self.w4.reshape(group, mg, cg, kh, kw)
-        packed = packed.reshape(group, mb, ocb, cg, kh, kw).transpose(0, 1, 3, 4, 5, 2)
+        # the im2col row order is (c, kh, kw) too; winograd's bias is added by the output transform
         bpk = np.zeros((group, mb * ocb), np.float32)
-        bpk[:, :mg] = self.bias.reshape(group, mg)
+        if self.wino is None:
+            bpk[:, :mg] = self.bias.reshape(group, mg)
         self.k, self.key = self.kernel("conv", "conv2d", kgeo + act + [f"-DOCB={ocb}", f"-DVW={vw}", f"-DPB={pb}"])
-        self.w = rt.upload(np.ascontiguousarray(packed), dtype=np.float32)
+        self.w = rt.upload(pack_oc_blocks(w5, ocb), dtype=np.float32)
         self.b = rt.upload(bpk, dtype=np.float32)
         nz = n * group * mb
         self.gws = (-(-owk // (vw * pb)), ohk, nz)
@@ -317,6 +377,13 @@ class ConvOp(GpuOp):
             launches.append(self.im2col.launch(src, self.node.name))
             src = self.im2col.buf
         res = [inputs[3]] if self.residual else []
+        if self.wino is not None:  # input transform, the GEMMs into Mt, output transform
+            launches.append(self.wino.input_launch(src, self.node.name))
+            self.k.set_args(self.wino.v, self.w, self.b, self.wino.mt, *self.args)
+            launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,
+                                   tune_key_extra={"variant": self.variant}))
+            launches.append(self.wino.output_launch(outputs[0], res, self.node.name))
+            return launches
         if self.variant == "gpu_direct_splitk":
             slices, _, total = self.split
             self.k.set_args(src, self.w, self.b, self.part, *self.args)
