@@ -7,11 +7,16 @@ asymmetric pads, auto_pad SAME_UPPER / SAME_LOWER / VALID, grouped, depthwise (s
 dilated, channel multiplier), tiny spatial sizes (vector width 1 paths), batch > 1, with and
 without bias, 1-D conv, fused activations (Conv -> Relu / Clip(0, 6) / LeakyRelu converted into one
 node), residual Conv -> Add (-> Relu) folded into one Conv (and the cases that must not fold),
-fp16 storage; ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
+fp16 storage, the Winograd F(2x2,3x3) variant forced (pads, partial tiles, ragged channels, batch,
+Relu, residual, fp16); ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
 
 Tolerances: fp32 rtol 1e-4 / atol 1e-4 * max(1, sqrt(K) / 4) where K = Cg*KH*KW terms in a sum of
 products of values in [-1, 1] (float32 accumulation order differs from onnxruntime);
 fp16 storage (data_type fp16_fp32, GPU only): rtol 1e-2 / atol 1e-2 * max(1, sqrt(K) / 4).
+The `winograd` variant keeps these tolerances: its transforms (sums of up to 4 inputs, 9 products)
+change the rounding, but over 25 random 3x3 convs its worst error beyond rtol was 1% of atol in
+fp32 and 27% in fp16 (4x the direct kernel's: V and the GEMM outputs are rounded to half between
+its launches), so the formula still leaves a 3.5x margin.
 Every GPU check asserts that no node fell back to the CPU runtime.
 """
 from __future__ import annotations
@@ -416,3 +421,107 @@ def test_conv_split_k_variant(rng, cin, residual, data_type):
     m.ir_version = 8
     tol = 1e-2 if data_type == "fp16_fp32" else 1e-4
     assert "gpu_direct_splitk" in check_variants(m, feeds, atol=tol, rtol=tol, data_type=data_type)
+
+
+# -- Winograd F(2x2,3x3) (variant `winograd`, offered to the tuner, never the default) -----------
+
+def check_winograd(model, feeds, atol, rtol=1e-4, data_type="fp32_fp32"):
+    """Force `winograd` on the model's Conv (after the default variant ran) and compare both
+    with onnxruntime; the output buffer is filled with NaN first, so every element must be written."""
+    from mace.runtime.opencl.ops.conv import ConvOp
+    want = reference(model, feeds)[0].astype(np.float32)
+    eng = mace.Engine(convert(model, data_type=data_type), runtime="gpu", use_program_cache=False)
+    assert not eng.executor.fallback_nodes
+    (name, op), = [(k, v) for k, v in eng.executor.ops.items() if isinstance(v, ConvOp)]
+    assert "winograd" in op.variants() and op.variant != "winograd"
+    np.testing.assert_allclose(eng.run(feeds)[eng.graph.outputs[0]], want, rtol=rtol, atol=atol, err_msg=op.variant)
+    op.use_variant("winograd")
+    eng.executor.set_segment(name, eng.executor.bind_op(name))
+    assert [l.kernel.function_name for l in eng.executor.segments[name]] == \
+        ["winograd_input", "conv2d", "winograd_output"]
+    out = eng.graph.outputs[0]
+    eng.executor.write_value(out, np.full(want.shape, np.nan, np.float32))
+    got = eng.run(feeds)[out]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg="winograd")
+
+
+WINOGRAD_CASES = {
+    # name: (x shape (lambda rng), M, pads); the widths pick the transforms' paths: rows of fewer
+    # than 4 tiles (partial steps), 4..7 (4-tile vectors), 8+ (8-tile vectors, strips inside the image)
+    "pads1": (lambda r: (1, _r(r, 2, 12), _r(r, 5, 20), _r(r, 18, 40)), 16, [1, 1, 1, 1]),
+    "no_pads": (lambda r: (1, 6, _r(r, 4, 20), _r(r, 20, 40)), 8, [0, 0, 0, 0]),
+    "asym_pads": (lambda r: (1, 4, _r(r, 5, 20), _r(r, 8, 40)), 6, [0, 2, 1, 0]),
+    "odd_output": (lambda r: (1, 3, 2 * _r(r, 2, 8) + 1, 2 * _r(r, 9, 20) + 1), 5, [0, 0, 0, 0]),
+    "ragged_channels": (lambda r: (1, 13, _r(r, 6, 15), _r(r, 30, 45)), 11, [1, 1, 1, 1]),
+    "batch2": (lambda r: (2, 7, _r(r, 5, 12), _r(r, 9, 15)), 9, [1, 0, 1, 1]),
+    "narrow": (lambda r: (1, 5, _r(r, 1, 6), _r(r, 1, 6)), 3, [1, 1, 1, 1]),
+    "wide_channels": (lambda r: (1, 70, _r(r, 6, 9), _r(r, 6, 9)), 37, [1, 1, 1, 1]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WINOGRAD_CASES))
+def test_conv_winograd(rng, case):
+    xs, m, pads = WINOGRAD_CASES[case]
+    x = rand(rng, *xs(rng))
+    model = make_model("Conv", {"X": x}, {"pads": pads}, {"W": rand(rng, m, x.shape[1], 3, 3), "B": rand(rng, m)})
+    check_winograd(model, {"X": x}, atol=_tol(9 * x.shape[1], 1e-4))
+
+
+def test_conv_winograd_offered_only_where_exact(rng):
+    """3x3 stride-1 single-group 2-D convs offer `winograd` (last, not the default); strided,
+    dilated, grouped, 1x1, 5x5 and 1-D convs do not."""
+    from mace.runtime.opencl.ops.conv import ConvOp
+    x = rand(rng, 1, 4, 9, 11)
+    cases = [((6, 4, 3, 3), {"pads": [1, 1, 1, 1]}, True), ((6, 4, 3, 3), {}, True),
+             ((6, 4, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, False),
+             ((6, 4, 3, 3), {"strides": [1, 2]}, False), ((6, 4, 3, 3), {"dilations": [2, 2]}, False),
+             ((6, 2, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}, False),
+             ((4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}, False),
+             ((6, 4, 1, 1), {}, False), ((6, 4, 5, 5), {"pads": [2, 2, 2, 2]}, False)]
+    for w_shape, attrs, offered in cases:
+        model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape)})
+        eng = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
+        (op,) = [v for v in eng.executor.ops.values() if isinstance(v, ConvOp)]
+        assert ("winograd" in op.variants()) == offered, (w_shape, attrs, op.variants())
+        assert op.variants()[0] != "winograd"
+        if offered:
+            assert op.variants()[-1] == "winograd"
+    x1 = rand(rng, 1, 4, 20)
+    eng = mace.Engine(convert(make_model("Conv", {"X": x1}, {"pads": [1, 1]}, {"W": rand(rng, 6, 4, 3)})), runtime="gpu",
+                      use_program_cache=False)
+    (op,) = [v for v in eng.executor.ops.values() if isinstance(v, ConvOp)]
+    assert "winograd" not in op.variants()
+
+
+@pytest.mark.parametrize("act", [_relu, _relu6])
+def test_conv_winograd_fused_activation(rng, act):
+    """Bias + a fused Relu / Clip(0, 6), applied by the output transform."""
+    x = rand(rng, 1, 5, _r(rng, 6, 14), _r(rng, 6, 30), lo=-3, hi=3)
+    model = _conv_act_model(rng, x, (8, 5, 3, 3), {"pads": [1, 1, 1, 1]}, act)
+    assert [n.op_type for n in convert(model).nodes] == ["Conv"]
+    check_winograd(model, {"X": x}, atol=_tol(45, 3e-4))
+
+
+@pytest.mark.parametrize("relu_after", [True, False])
+def test_conv_winograd_residual(rng, relu_after):
+    """Conv -> Add (-> Relu) folded into one Conv: residual added by the output transform (odd
+    output width: its masked edge path too)."""
+    x = rand(rng, 1, 6, _r(rng, 5, 12), 2 * _r(rng, 4, 12) + 1)
+    model, feeds = _residual_model(rng, x, (6, 6, 3, 3), {"pads": [1, 1, 1, 1]}, relu_after=relu_after,
+                                   bias=relu_after, swap=not relu_after)
+    graph = convert(model)
+    assert [n.attrs.get("residual") for n in graph.nodes if n.op_type == "Conv"] == [1]
+    check_winograd(model, feeds, atol=_tol(54, 2e-4))
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_conv_winograd_fp16(rng, residual):
+    """fp16 storage: the transforms and GEMM outputs are half between the launches."""
+    x = rand(rng, 1, 6, _r(rng, 5, 20), _r(rng, 5, 40))
+    if residual:
+        model, feeds = _residual_model(rng, x, (6, 6, 3, 3), {"pads": [1, 1, 1, 1]})
+    else:
+        model = make_model("Conv", {"X": x}, {"pads": [1, 1, 1, 1]}, {"W": rand(rng, 10, 6, 3, 3), "B": rand(rng, 10)})
+        feeds = {"X": x}
+    check_winograd(model, feeds, rtol=1e-2, atol=_tol(54, 2e-2 if residual else 1e-2), data_type="fp16_fp32")
