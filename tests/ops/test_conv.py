@@ -488,8 +488,8 @@ def test_conv_winograd_offered_only_where_exact(rng):
         if offered:
             assert op.variants()[-1] == "winograd"
     x1 = rand(rng, 1, 4, 20)
-    eng = mace.Engine(convert(make_model("Conv", {"X": x1}, {"pads": [1, 1]}, {"W": rand(rng, 6, 4, 3)})), runtime="gpu",
-                      use_program_cache=False)
+    model = make_model("Conv", {"X": x1}, {"pads": [1, 1]}, {"W": rand(rng, 6, 4, 3)})
+    eng = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
     (op,) = [v for v in eng.executor.ops.values() if isinstance(v, ConvOp)]
     assert "winograd" not in op.variants()
 

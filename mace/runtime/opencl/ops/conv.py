@@ -121,10 +121,11 @@ class Im2colStep:
 
 
 class WinogradSteps:
-    """The transforms around the `winograd` variant's GEMMs: input -> V (N, 16, CP, T) and
-    Mt (N, 16, MP, T) -> output, both in one scratch buffer (two sub-buffers)."""
+    """The launches around the `winograd` variant's GEMMs (winograd.cl): input -> V (N, 16, CP, T)
+    and Mt (N, 16, MP, T) -> output. V and Mt are live together: two sub-buffers of one scratch
+    buffer. Local size (1, 1, 1) like the register-tiled kernels (a GPU gets its driver's choice)."""
 
-    def __init__(self, op: "ConvOp", act: list[str]):
+    def __init__(self, op: ConvOp, act: list[str]):
         self.op = op
         G, rt = op.g, op.rt
         n, c, m, oh, ow = G["n"], G["c"], G["m"], G["oh"], G["ow"]
@@ -145,15 +146,15 @@ class WinogradSteps:
         G = self.op.g
         self.k_in.set_args(src, self.v, *(i32(x) for x in (G["c"], self.cp, G["h"], G["w"], self.ty, self.tx,
                                                             G["pads"][0], G["pads"][1])))
-        return Launch(self.k_in, (self.ty, self.cp, G["n"]), TILE_LWS, name=f"{name}/winograd_in:Conv",
-                      program_key=self.key_in)
+        return Launch(self.k_in, (self.ty, self.cp, G["n"]), TILE_LWS,
+                      name=f"{name}/winograd_in:{self.op.node.op_type}", program_key=self.key_in)
 
     def output_launch(self, out: cl.Buffer, res: list, name: str) -> Launch:
         G = self.op.g
         self.k_out.set_args(self.mt, self.bias, out, *res, *(i32(x) for x in (G["m"], self.mp, G["oh"], G["ow"],
                                                                             self.ty, self.tx)))
-        return Launch(self.k_out, (self.ty, G["m"], G["n"]), TILE_LWS, name=f"{name}/winograd_out:Conv",
-                      program_key=self.key_out)
+        return Launch(self.k_out, (self.ty, G["m"], G["n"]), TILE_LWS,
+                      name=f"{name}/winograd_out:{self.op.node.op_type}", program_key=self.key_out)
 
 
 def pack_oc_blocks(w: np.ndarray, ocb: int) -> np.ndarray:
@@ -327,7 +328,7 @@ class ConvOp(GpuOp):
         elif variant == "winograd":  # the pointwise GEMM per transform position (16 groups) on V
             self.wino = WinogradSteps(self, act)
             group, cg, mg, kh, kw = 16, self.wino.cp, self.wino.mp, 1, 1
-            w5 = np.zeros((16, mg, cg, 1, 1))
+            w5 = np.zeros((16, mg, cg, 1, 1), np.float32)  # zero rows / columns past M / C
             w5[:, :m, :c, 0, 0] = winograd.transform_weights(self.w4)
             hp, wp, ohk, owk = 1, self.wino.t, 1, self.wino.t
             act = []  # bias, residual and activation: in the output transform
