@@ -122,7 +122,7 @@ class Im2colStep:
 
 class WinogradSteps:
     """The launches around the `winograd` variant's GEMMs (winograd.cl): input -> V (N, 16, CP, T)
-    and Mt (N, 16, MP, T) -> output. V and Mt are live together: two sub-buffers of one scratch
+    and Mt (N, 16, M, T) -> output. V and Mt are live together: two sub-buffers of one scratch
     buffer. Local size (1, 1, 1) like the register-tiled kernels (a GPU gets its driver's choice)."""
 
     def __init__(self, op: ConvOp, act: list[str]):
@@ -132,13 +132,13 @@ class WinogradSteps:
         self.ty, self.tx = -(-oh // 2), -(-ow // 2)
         self.t = self.ty * self.tx
         isz = rt.store_dtype.itemsize
-        self.cp, self.mp = winograd.plane_rows(c, self.t, isz), winograd.plane_rows(m, self.t, isz)
+        self.cp = winograd.plane_rows(c, self.t, isz)
         vt = [f"-DVT={8 if self.tx >= 8 else 4}"]
         self.k_in, self.key_in = op.kernel("winograd", "winograd_input", vt)
         self.k_out, self.key_out = op.kernel("winograd", "winograd_output", act + vt)
         self.bias = rt.upload(op.bias, dtype=np.float32)
         vbytes = round_up(n * 16 * self.cp * self.t * isz, rt.device.mem_base_addr_align // 8)
-        mbytes = n * 16 * self.mp * self.t * isz
+        mbytes = n * 16 * m * self.t * isz
         buf = scratch_buffer(rt, vbytes + mbytes)
         self.v, self.mt = buf.get_sub_region(0, vbytes), buf.get_sub_region(vbytes, mbytes)
 
@@ -151,8 +151,8 @@ class WinogradSteps:
 
     def output_launch(self, out: cl.Buffer, res: list, name: str) -> Launch:
         G = self.op.g
-        self.k_out.set_args(self.mt, self.bias, out, *res, *(i32(x) for x in (G["m"], self.mp, G["oh"], G["ow"],
-                                                                            self.ty, self.tx)))
+        self.k_out.set_args(self.mt, self.bias, out, *res, *(i32(x) for x in (G["m"], G["oh"], G["ow"], self.ty,
+                                                                            self.tx)))
         return Launch(self.k_out, (self.ty, G["m"], G["n"]), TILE_LWS,
                       name=f"{name}/winograd_out:{self.op.node.op_type}", program_key=self.key_out)
 
@@ -327,8 +327,8 @@ class ConvOp(GpuOp):
             hp, wp, ohk, owk = 1, h * wd, 1, oh * ow
         elif variant == "winograd":  # the pointwise GEMM per transform position (16 groups) on V
             self.wino = WinogradSteps(self, act)
-            group, cg, mg, kh, kw = 16, self.wino.cp, self.wino.mp, 1, 1
-            w5 = np.zeros((16, mg, cg, 1, 1), np.float32)  # zero rows / columns past M / C
+            group, cg, kh, kw = 16, self.wino.cp, 1, 1
+            w5 = np.zeros((16, m, cg, 1, 1), np.float32)  # zero columns past C
             w5[:, :m, :c, 0, 0] = winograd.transform_weights(self.w4)
             hp, wp, ohk, owk = 1, self.wino.t, 1, self.wino.t
             act = []  # bias, residual and activation: in the output transform

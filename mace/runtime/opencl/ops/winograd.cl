@@ -7,9 +7,9 @@
  * Three launches (faster on PoCL than one fused kernel, whose per-tile input transform is
  * amortized over a few output channels only):
  *   winograd_input   in (N, C, H, W)    -> V  (N, 16, CP, T)   T = TY * TX tiles, zeros in the pads
- *   conv.cl conv2d   V, U (16 groups)   -> Mt (N, 16, MP, T)   a GEMM per transform position i
+ *   conv.cl conv2d   V, U (16 groups)   -> Mt (N, 16, M, T)    a GEMM per transform position i
  *   winograd_output  Mt                 -> out (N, M, OH, OW)  + bias, residual, ACTIVATE
- * CP >= C and MP >= M (zero rows) only spread the 16 planes over the cache sets (winograd.py).
+ * CP >= C (zero rows) only spreads V's 16 planes over the cache sets (winograd.py).
  * Arithmetic in float; V and Mt are store_t buffers (half with -DSTORAGE_HALF).
  *
  * Both transforms work on VT (4 or 8) consecutive tiles of a tile row at once (a vector over
@@ -129,10 +129,10 @@ __kernel void winograd_input(__global const store_t* restrict in, __global store
  * of one output channel each, VT tiles (two output rows of 2*VT pixels) per step. */
 __kernel void winograd_output(__global const store_t* restrict Mt, __global const float* restrict bias,
                               __global store_t* restrict out RESIDUAL_ARG,
-                              int M, int MP, int OH, int OW, int TY, int TX) {
+                              int M, int OH, int OW, int TY, int TX) {
     const int ty = get_global_id(0), m = get_global_id(1), n = get_global_id(2);
     if (ty >= TY || m >= M) return;
-    const size_t T = (size_t)TY * TX, PS = (size_t)MP * T;
+    const size_t T = (size_t)TY * TX, PS = (size_t)M * T;
     const __global store_t* mp = Mt + (size_t)n * 16 * PS + (size_t)m * T + ty * TX;
     const int oh = 2 * ty;
     const bool h1 = oh + 1 < OH;

@@ -22,10 +22,11 @@ def transform_weights(w: np.ndarray) -> np.ndarray:
 
 
 def plane_rows(rows: int, t: int, itemsize: int) -> int:
-    """Rows of a transform plane (C or M, padded with zero rows) such that the 16 planes of a
+    """Rows of V's planes (C, padded with zero channels) such that the 16 planes of a
     (16, rows, T) buffer start in distinct sets of a 4 KiB-periodic cache (64 sets of 64-byte
-    lines): at a multiple of 4 KiB (64 channels x 28x28 tiles) the transforms' 16 streams share
-    one set and the input transform runs at half speed (measured on PoCL)."""
+    lines): at a multiple of 4 KiB (64 channels x 28x28 tiles) the input transform's 16 write
+    streams share one set and it runs at half speed (measured on PoCL). Not applied to M: the
+    output transform's reads suffer less than the GEMM loses to extra output channels."""
     for r in range(rows, rows + 16):
         if len({i * r * t * itemsize // 64 % 64 for i in range(16)}) == 16:
             return r
