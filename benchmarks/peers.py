@@ -2,6 +2,10 @@
 OpenCL when it is installed), batch 1, medians and spread, achieved GFLOP/s, in one run.
 
     python benchmarks/peers.py [--models mobilenet_v2,resnet18] [--runs 50] [--device D] > peers.json
+
+tinygrad (`pip install tinygrad`, TinyJit, DEV=CL) runs in a child process whose OCL_ICD_VENDORS
+is --tinygrad-icd (default /opt/mace-cmdbuf-icd where CI puts Debian's PoCL 3.1): it crashes on
+PyPI's PoCL 3.0, and that directory keeps it off mace's default device.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import numpy as np  # noqa: E402
 from common import MODELS, converted, machine, stats, time_fn  # noqa: E402
 
 
-def bench_model(name: str, runs: int, device, threads: int, data_type: str) -> dict:
+def bench_model(name: str, runs: int, device, threads: int, data_type: str, tinygrad_icd: str | None) -> dict:
     import onnxruntime as ort
 
     import mace
@@ -39,24 +43,38 @@ def bench_model(name: str, runs: int, device, threads: int, data_type: str) -> d
     row["mace_cpu"] = stats(time_fn(lambda: cpu.run({"input": x}), max(runs // 2, 10)))
     from mace.tools.validate import metrics
     row["mace_gpu_cosine"] = metrics(gpu.run({"input": x})["output"], ref)["cosine"]
-    try:
-        row["tinygrad_opencl"] = _tinygrad(onnx_path, x, runs)
-    except ImportError:
-        row["tinygrad_opencl"] = None
+    row["tinygrad_opencl"] = _tinygrad(onnx_path, runs, tinygrad_icd)
     for k in ("mace_gpu", "mace_cpu", "onnxruntime_cpu", "tinygrad_opencl"):
         if row.get(k):
             row[k]["gflops"] = row["gflop"] / (row[k]["median_ms"] / 1e3)
     return row
 
 
-def _tinygrad(onnx_path, x, runs):
+def _tinygrad(onnx_path, runs: int, icd: str | None) -> dict | None:
+    """tinygrad's steady latency from a child process (None, with the reason on stderr, if it fails)."""
     import os
-    os.environ.setdefault("DEV", "CL")
-    from tinygrad import Tensor  # noqa: F401  (ImportError when not installed)
-    from tinygrad.frontend.onnx import OnnxRunner
-    runner = OnnxRunner(str(onnx_path))
-    t = Tensor(x)
-    return stats(time_fn(lambda: runner({"input": t})["output"].numpy(), runs))
+    import subprocess
+    env = dict(os.environ, DEV="CL")
+    if icd and Path(icd).is_dir():
+        env["OCL_ICD_VENDORS"] = icd
+    proc = subprocess.run([sys.executable, __file__, "--tinygrad-child", str(onnx_path), str(runs)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        print(f"  tinygrad: no result ({(proc.stderr.strip().splitlines() or ['exit %d' % proc.returncode])[-1]})",
+              file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _tinygrad_child(onnx_path: str, runs: int) -> None:
+    from tinygrad import Device, Tensor, TinyJit
+    from tinygrad.nn.onnx import OnnxRunner
+    runner = OnnxRunner(onnx_path)
+    step = TinyJit(lambda t: runner({"input": t})["output"].realize())
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    result = stats(time_fn(lambda: step(Tensor(x)).numpy(), runs))
+    result["device"] = Device[Device.DEFAULT].__class__.__name__
+    print(json.dumps(result))
 
 
 def main() -> None:
@@ -66,14 +84,21 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     ap.add_argument("--data-type", default="fp32_fp32")
+    ap.add_argument("--tinygrad-icd", default="/opt/mace-cmdbuf-icd",
+                    help="OCL_ICD_VENDORS directory for tinygrad's child process")
+    ap.add_argument("--tinygrad-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.tinygrad_child:
+        _tinygrad_child(args.tinygrad_child[0], int(args.tinygrad_child[1]))
+        return
     rows = []
     for name in args.models.split(","):
         print(f"benchmarking {name} ...", file=sys.stderr)
-        rows.append(bench_model(name, args.runs, args.device, args.threads, args.data_type))
+        rows.append(bench_model(name, args.runs, args.device, args.threads, args.data_type, args.tinygrad_icd))
         r = rows[-1]
         print(f"  {name}: mace gpu {r['mace_gpu']['median_ms']:.2f} ms, mace cpu {r['mace_cpu']['median_ms']:.2f} ms, "
-              f"onnxruntime {r['onnxruntime_cpu']['median_ms']:.2f} ms", file=sys.stderr)
+              f"onnxruntime {r['onnxruntime_cpu']['median_ms']:.2f} ms, tinygrad "
+              f"{r['tinygrad_opencl']['median_ms'] if r['tinygrad_opencl'] else float('nan'):.2f} ms", file=sys.stderr)
     json.dump({"benchmark": "peers", "machine": machine(), "runs": args.runs, "results": rows}, sys.stdout, indent=2)
     print()
 
