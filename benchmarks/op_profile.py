@@ -1,8 +1,9 @@
 """Per-op GPU profile (OpenCL profiling events): the slowest ops of a model with GFLOP/s.
 
     python benchmarks/op_profile.py --models mobilenet_v2,resnet18 [--device D] [--top 5]
-        [--variants cpu|gpu|default]
+        [--variants cpu|gpu|default|tuned]
 
+`--variants tuned` runs the tuner (mode normal, a throw-away program file) before profiling;
 `--variants cpu` forces the CPU-style kernels (register tiles, work-groups of one) and `gpu`
 the GPU-style ones (local-memory tiles) where an op offers them, to compare the two families
 on one device; `default` keeps the device's own choice.
@@ -36,8 +37,16 @@ def force(engine, family: str) -> None:
 def profile(name: str, device, top: int, family: str, runs: int = 10) -> dict:
     import mace
     _, path = converted(name)
-    e = mace.Engine(path, runtime="gpu", device=device, use_program_cache=False)
-    if family != "default":
+    if family == "tuned":
+        import tempfile
+
+        from mace.tuning import tune
+        prog = Path(tempfile.mkdtemp(prefix="mace-profile-")) / "mace-cl-compiled-program.bin"
+        e = mace.Engine(path, runtime="gpu", device=device, program=prog)
+        tune(e, mode="normal")
+    else:
+        e = mace.Engine(path, runtime="gpu", device=device, use_program_cache=False)
+    if family in ("cpu", "gpu"):
         force(e, family)
     x = {"input": np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)}
     e.run(x)
@@ -59,7 +68,7 @@ def main() -> None:
     ap.add_argument("--models", default="mobilenet_v2,resnet18")
     ap.add_argument("--device", default=None)
     ap.add_argument("--top", type=int, default=5)
-    ap.add_argument("--variants", default="default", choices=["default", "cpu", "gpu"])
+    ap.add_argument("--variants", default="default", choices=["default", "cpu", "gpu", "tuned"])
     args = ap.parse_args()
     out = [profile(m, args.device, args.top, args.variants) for m in args.models.split(",")]
     for r in out:
