@@ -7,8 +7,10 @@ asymmetric pads, auto_pad SAME_UPPER / SAME_LOWER / VALID, grouped, depthwise (s
 dilated, channel multiplier), tiny spatial sizes (vector width 1 paths), batch > 1, with and
 without bias, 1-D conv, fused activations (Conv -> Relu / Clip(0, 6) / LeakyRelu converted into one
 node), residual Conv -> Add (-> Relu) folded into one Conv (and the cases that must not fold),
-fp16 storage, the Winograd F(2x2,3x3) variant forced (pads, partial tiles, ragged channels, batch,
-Relu, residual, fp16); ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
+fp16 storage, the Winograd F(2x2,3x3) variants `winograd` and `gpu_winograd` forced (pads, partial
+tiles, ragged channels, batch, Relu, residual, fp16), the 128x128-tile GEMM variants forced (partial
+tiles in M and N, K not a multiple of 16, stride 2, batch 2, Relu, residual, fp16), the variant
+lists a GPU gets (device faked); ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
 
 Tolerances: fp32 rtol 1e-4 / atol 1e-4 * max(1, sqrt(K) / 4) where K = Cg*KH*KW terms in a sum of
 products of values in [-1, 1] (float32 accumulation order differs from onnxruntime);
@@ -119,9 +121,9 @@ def test_conv_gpu_variants(rng):
     from mace.runtime.opencl.ops.conv import ConvOp
     x = rand(rng, 1, 6, _r(rng, 5, 12), _r(rng, 5, 40))
     cases = (((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}, ["depthwise", "gpu_depthwise"]),
-             ((4, 6, 1, 1), {}, ["pointwise", "gpu_gemm", "gpu_gemm_t32"]),
+             ((4, 6, 1, 1), {}, ["pointwise", "gpu_gemm", "gpu_gemm_t32", "gpu_gemm_t128"]),
              ((9, 6, 3, 3), {"pads": [1, 0, 1, 2], "strides": [1, 2]},
-              ["direct", "im2col", "gpu_direct", "gpu_direct_t32", "gpu_im2col"]))
+              ["direct", "im2col", "gpu_direct", "gpu_direct_t32", "gpu_im2col", "gpu_direct_t128"]))
     for w_shape, attrs, want in cases:
         model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape), "B": rand(rng, w_shape[0])})
         ref = reference(model, {"X": x})[0]
@@ -135,14 +137,19 @@ def test_conv_gpu_variants(rng):
             np.testing.assert_allclose(got, ref, rtol=1e-4, atol=_tol(54, 1e-4), err_msg=variant)
 
 
+#: 128x128-tile builds compile slowest on PoCL (~2 s each) and differ from the 64x64 one only in TM:
+#: check_variants leaves them to their own tests (test_conv_gpu_t128)
+T128 = ("gpu_gemm_t128", "gpu_direct_t128")
+
+
 def check_variants(model, feeds, atol, rtol=1e-4, data_type="fp32_fp32", op_type="Conv"):
-    """Run every variant the GPU op offers (on PoCL: the CPU-style defaults and the GPU-style
-    local-memory ones) against onnxruntime; returns the variant names."""
+    """Run every variant the GPU op offers but T128 (on PoCL: the CPU-style defaults and the
+    GPU-style local-memory ones) against onnxruntime; returns the variant names."""
     want = reference(model, feeds)[0].astype(np.float32)
     eng = mace.Engine(convert(model, data_type=data_type), runtime="gpu", use_program_cache=False)
     assert not eng.executor.fallback_nodes
     (name, op), = [(k, v) for k, v in eng.executor.ops.items() if v.node.op_type == op_type]
-    variants = op.variants()
+    variants = [v for v in op.variants() if v not in T128]
     for variant in variants:
         op.use_variant(variant)
         eng.executor.set_segment(name, eng.executor.bind_op(name))
@@ -425,25 +432,44 @@ def test_conv_split_k_variant(rng, cin, residual, data_type):
 
 # -- Winograd F(2x2,3x3) (variant `winograd`, offered to the tuner, never the default) -----------
 
-def check_winograd(model, feeds, atol, rtol=1e-4, data_type="fp32_fp32"):
-    """Force `winograd` on the model's Conv (after the default variant ran) and compare both
-    with onnxruntime; the output buffer is filled with NaN first, so every element must be written."""
+def check_forced(model, feeds, variant, kernels, atol, rtol=1e-4, data_type="fp32_fp32", default=False):
+    """Force `variant` on the model's Conv and compare with onnxruntime (with `default`, the default
+    variant first); the output buffer is filled with NaN first, so every element must be written,
+    and the op's launches must run `kernels`. `gpu_winograd`, offered on GPUs only, is added to a
+    CPU device's list here. Returns the op."""
+    import pyopencl as cl
+
     from mace.runtime.opencl.ops.conv import ConvOp
     want = reference(model, feeds)[0].astype(np.float32)
     eng = mace.Engine(convert(model, data_type=data_type), runtime="gpu", use_program_cache=False)
     assert not eng.executor.fallback_nodes
     (name, op), = [(k, v) for k, v in eng.executor.ops.items() if isinstance(v, ConvOp)]
-    assert "winograd" in op.variants() and op.variant != "winograd"
-    np.testing.assert_allclose(eng.run(feeds)[eng.graph.outputs[0]], want, rtol=rtol, atol=atol, err_msg=op.variant)
-    op.use_variant("winograd")
-    eng.executor.set_segment(name, eng.executor.bind_op(name))
-    assert [l.kernel.function_name for l in eng.executor.segments[name]] == \
-        ["winograd_input", "conv2d", "winograd_output"]
     out = eng.graph.outputs[0]
+    if default:
+        np.testing.assert_allclose(eng.run(feeds)[out], want, rtol=rtol, atol=atol, err_msg=op.variant)
+    if variant == "gpu_winograd" and op.rt.device.type & cl.device_type.CPU:
+        assert variant not in op.variants()
+        op._variants.append(variant)
+    op.use_variant(variant)
+    eng.executor.set_segment(name, eng.executor.bind_op(name))
+    assert [l.kernel.function_name for l in eng.executor.segments[name]] == kernels
     eng.executor.write_value(out, np.full(want.shape, np.nan, np.float32))
     got = eng.run(feeds)[out]
     assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg="winograd")
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=variant)
+    return op
+
+
+WINOGRAD_VARIANTS = ("winograd", "gpu_winograd")
+
+
+def check_winograd(model, feeds, atol, rtol=1e-4, data_type="fp32_fp32", variant="winograd"):
+    """Force a Winograd variant (its 16 GEMMs: conv.cl's conv2d or gpu_conv.cl's gemm_conv) after
+    the default variant ran; both compared with onnxruntime."""
+    gemm = "conv2d" if variant == "winograd" else "gemm_conv"
+    op = check_forced(model, feeds, variant, ["winograd_input", gemm, "winograd_output"], atol, rtol, data_type,
+                      default=True)
+    assert "winograd" in op.variants() and op.variants()[0] not in WINOGRAD_VARIANTS
 
 
 WINOGRAD_CASES = {
@@ -457,15 +483,17 @@ WINOGRAD_CASES = {
     "batch2": (lambda r: (2, 7, _r(r, 5, 12), _r(r, 9, 15)), 9, [1, 0, 1, 1]),
     "narrow": (lambda r: (1, 5, _r(r, 1, 6), _r(r, 1, 6)), 3, [1, 1, 1, 1]),
     "wide_channels": (lambda r: (1, 70, _r(r, 6, 9), _r(r, 6, 9)), 37, [1, 1, 1, 1]),
+    "many_outputs": (lambda r: (1, 9, _r(r, 13, 17), _r(r, 13, 17)), 70, [1, 1, 1, 1]),  # 2 GEMM tiles in M and T
 }
 
 
+@pytest.mark.parametrize("variant", WINOGRAD_VARIANTS)
 @pytest.mark.parametrize("case", sorted(WINOGRAD_CASES))
-def test_conv_winograd(rng, case):
+def test_conv_winograd(rng, case, variant):
     xs, m, pads = WINOGRAD_CASES[case]
     x = rand(rng, *xs(rng))
     model = make_model("Conv", {"X": x}, {"pads": pads}, {"W": rand(rng, m, x.shape[1], 3, 3), "B": rand(rng, m)})
-    check_winograd(model, {"X": x}, atol=_tol(9 * x.shape[1], 1e-4))
+    check_winograd(model, {"X": x}, atol=_tol(9 * x.shape[1], 1e-4), variant=variant)
 
 
 def test_conv_winograd_offered_only_where_exact(rng):
@@ -503,8 +531,9 @@ def test_conv_winograd_fused_activation(rng, act):
     check_winograd(model, {"X": x}, atol=_tol(45, 3e-4))
 
 
+@pytest.mark.parametrize("variant", WINOGRAD_VARIANTS)
 @pytest.mark.parametrize("relu_after", [True, False])
-def test_conv_winograd_residual(rng, relu_after):
+def test_conv_winograd_residual(rng, relu_after, variant):
     """Conv -> Add (-> Relu) folded into one Conv: residual added by the output transform (odd
     output width: its masked edge path too)."""
     x = rand(rng, 1, 6, _r(rng, 5, 12), 2 * _r(rng, 4, 12) + 1)
@@ -512,11 +541,12 @@ def test_conv_winograd_residual(rng, relu_after):
                                    bias=relu_after, swap=not relu_after)
     graph = convert(model)
     assert [n.attrs.get("residual") for n in graph.nodes if n.op_type == "Conv"] == [1]
-    check_winograd(model, feeds, atol=_tol(54, 2e-4))
+    check_winograd(model, feeds, atol=_tol(54, 2e-4), variant=variant)
 
 
+@pytest.mark.parametrize("variant", WINOGRAD_VARIANTS)
 @pytest.mark.parametrize("residual", [False, True])
-def test_conv_winograd_fp16(rng, residual):
+def test_conv_winograd_fp16(rng, residual, variant):
     """fp16 storage: the transforms and GEMM outputs are half between the launches."""
     x = rand(rng, 1, 6, _r(rng, 5, 20), _r(rng, 5, 40))
     if residual:
@@ -524,4 +554,77 @@ def test_conv_winograd_fp16(rng, residual):
     else:
         model = make_model("Conv", {"X": x}, {"pads": [1, 1, 1, 1]}, {"W": rand(rng, 10, 6, 3, 3), "B": rand(rng, 10)})
         feeds = {"X": x}
-    check_winograd(model, feeds, rtol=1e-2, atol=_tol(54, 2e-2 if residual else 1e-2), data_type="fp16_fp32")
+    check_winograd(model, feeds, rtol=1e-2, atol=_tol(54, 2e-2 if residual else 1e-2), data_type="fp16_fp32",
+                   variant=variant)
+
+
+# -- 128x128-tile GEMM variants (forced) and the variant lists of a GPU ---------------------------
+
+@pytest.mark.parametrize("variant,w_shape,attrs,batch,c,hw", [
+    # M = 136: a full and a partial 128-row tile; P = OH*OW 121..225: a full and a partial column
+    # tile; K = 37 / 45: a partial 16-deep K tile
+    ("gpu_gemm_t128", (136, 37, 1, 1), {}, 2, 37, (11, 13)),
+    ("gpu_direct_t128", (136, 5, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, 2, 5, (23, 29)),
+])
+def test_conv_gpu_t128(rng, variant, w_shape, attrs, batch, c, hw):
+    """The 8x8 micro-tile build of the tiled GEMM (pointwise and implicit direct), bias + Relu."""
+    x = rand(rng, batch, c, _r(rng, *hw), _r(rng, *hw), lo=-3, hi=3)
+    model = _conv_act_model(rng, x, w_shape, attrs, _relu)
+    check_forced(model, {"X": x}, variant, ["gemm_conv"], atol=_tol(int(np.prod(w_shape[1:])), 3e-4))
+
+
+@pytest.mark.parametrize("variant,w_shape,data_type", [
+    ("gpu_gemm_t128", (136, 136, 1, 1), "fp32_fp32"),
+    ("gpu_direct_t128", (12, 12, 3, 3), "fp16_fp32"),
+])
+def test_conv_gpu_t128_residual(rng, variant, w_shape, data_type):
+    """A folded residual Add + Relu in the 128x128-tile epilogue, fp32 and fp16 storage."""
+    x = rand(rng, 1, w_shape[1], _r(rng, 12, 14), _r(rng, 12, 14))
+    model, feeds = _residual_model(rng, x, w_shape, {"pads": [1, 1, 1, 1]} if w_shape[2] == 3 else {})
+    k = int(np.prod(w_shape[1:]))
+    tol = dict(rtol=1e-2, atol=_tol(k, 2e-2)) if data_type == "fp16_fp32" else dict(atol=_tol(k, 2e-4))
+    check_forced(model, feeds, variant, ["gemm_conv"], data_type=data_type, **tol)
+
+
+class _GpuLike:
+    """A runtime whose device reports a GPU (H100-like limits, `local_mem` bytes of local memory):
+    the variant lists ConvOp builds there; kernels still build on the real device."""
+
+    def __init__(self, rt, local_mem: int):
+        import pyopencl as cl
+        from types import SimpleNamespace
+        self._rt = rt
+        self.device = SimpleNamespace(type=cl.device_type.GPU, max_compute_units=132, max_work_group_size=1024,
+                                      max_work_item_sizes=[1024, 1024, 64], local_mem_size=local_mem,
+                                      mem_base_addr_align=rt.device.mem_base_addr_align)
+
+    def __getattr__(self, name):
+        return getattr(self._rt, name)
+
+
+def test_conv_gpu_device_variant_lists(rng):
+    """On a GPU the GPU variants come first in their usual order (32x32 tiles first for small
+    maps), the 128x128-tile ones after them (only where 16 KiB of local memory fits), the
+    Winograd ones last; gpu_winograd's GEMMs take 32x32 tiles when 64x64 ones would not fill the
+    device."""
+    from mace.runtime.opencl.ops.conv import ConvOp
+    x = rand(rng, 1, 8, 9, 11)
+    cases = [((6, 8, 1, 1), {}, ["gpu_gemm_t32", "gpu_gemm", "gpu_gemm_t128", "pointwise"]),
+             ((6, 8, 3, 3), {"pads": [1, 1, 1, 1]},
+              ["gpu_direct_t32", "gpu_direct", "gpu_im2col", "gpu_direct_splitk", "gpu_direct_t128", "im2col",
+               "direct", "winograd", "gpu_winograd"]),
+             ((6, 8, 3, 3), {"strides": [2, 2]},
+              ["gpu_direct_t32", "gpu_direct", "gpu_im2col", "gpu_direct_splitk", "gpu_direct_t128", "im2col",
+               "direct"])]
+    for w_shape, attrs, want in cases:
+        model = make_model("Conv", {"X": x}, attrs, {"W": rand(rng, *w_shape)})
+        eng = mace.Engine(convert(model), runtime="gpu", use_program_cache=False)
+        (op,) = [v for v in eng.executor.ops.values() if isinstance(v, ConvOp)]
+        args = (op.node, op.in_shapes, op.out_shapes, op.consts)
+        gpu = ConvOp(_GpuLike(op.rt, 48 * 1024), *args)
+        assert gpu.variants() == want
+        assert gpu.variant == want[0]
+        small = ConvOp(_GpuLike(op.rt, 12 * 1024), *args)
+        assert small.variants() == [v for v in want if not v.endswith("_t128")]
+        if "gpu_winograd" in want:
+            assert gpu._tile("gpu_winograd") == 2

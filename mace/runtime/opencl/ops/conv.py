@@ -12,10 +12,12 @@ Variants (`conv.cl`, `depthwise.cl`):
   pads handled by lane masks (no copy).
 GPU-style variants (`gpu_conv.cl`; the default on non-CPU devices, offered to the tuner on CPU
 devices too, and only where the device's work-group size (256) and local memory fit):
-- `gpu_gemm` / `gpu_gemm_t32` (1x1 stride-1 unpadded convs): tiled SGEMM, 16x16 work-groups, each
-  work-item a 4x4 (64x64 tiles) / 2x2 (32x32 tiles) micro-tile, K tiles of 16 in local memory.
-- `gpu_direct` / `gpu_direct_t32` (other non-depthwise convs): the same kernel as an implicit GEMM
-  (-DIMPLICIT): the B tile is gathered from the NCHW input with bounds checks (zero padding).
+- `gpu_gemm` / `gpu_gemm_t32` / `gpu_gemm_t128` (1x1 stride-1 unpadded convs): tiled SGEMM,
+  16x16 work-groups, each work-item a 4x4 (64x64 tiles) / 2x2 (32x32) / 8x8 (128x128: large
+  problems, batch 32) micro-tile, K tiles of 16 in local memory.
+- `gpu_direct` / `gpu_direct_t32` / `gpu_direct_t128` (other non-depthwise convs): the same kernel
+  as an implicit GEMM (-DIMPLICIT): the B tile is gathered from the NCHW input with bounds checks
+  (zero padding).
 - `gpu_im2col`: im2col + the tiled GEMM (tile picked like the default below).
 - `gpu_depthwise`: one work-item per output element, lws (16, 4, 1).
 Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
@@ -23,6 +25,8 @@ Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
   input transform (pads as zeros, no copy), 16 GEMMs (the pointwise `conv2d` kernel, one group
   per transform position, weights transformed on the host), output transform with the bias,
   residual and activation. 2.25x fewer multiplies; the transforms cost memory traffic.
+- `gpu_winograd` (non-CPU devices, same convs): the same transforms around the tiled GEMM of
+  gpu_conv.cl, the 16 GEMMs as its group dimension (64x64 or 32x32 tiles like `gpu_im2col`).
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
 Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one
@@ -170,23 +174,29 @@ def pack_oc_blocks(w: np.ndarray, ocb: int) -> np.ndarray:
 #: GPU variants: the tiled GEMM's work-group (GEMM_WG x GEMM_WG, fixed by reqd_work_group_size in
 #: gpu_conv.cl) and the per-pixel depthwise kernel's local size
 GEMM_WG = 16
+#: depth of the tiled GEMM's K tiles (TK in gpu_conv.cl)
+GEMM_TK = 16
 DW_LWS = (16, 4, 1)
 
 
 def gemm_tile(variant: str, wgs=None, device=None) -> int:
-    """Micro-tile (TM = TN) of a tiled-GEMM variant: `*_t32` 2 (32x32 tiles), else 4 (64x64);
-    `gpu_im2col` picks 2 when 64x64 tiles would not give the device two work-groups per unit."""
+    """Micro-tile (TM = TN) of a tiled-GEMM variant: `*_t32` 2 (32x32 tiles), `*_t128` 8
+    (128x128), else 4 (64x64); `gpu_im2col` and `gpu_winograd` pick 2 when 64x64 tiles would not
+    give the device two work-groups per unit."""
     if variant.endswith("_t32") or variant == "gpu_direct_splitk":
         return 2
-    if variant == "gpu_im2col" and wgs is not None and device is not None \
+    if variant.endswith("_t128"):
+        return 8
+    if variant in ("gpu_im2col", "gpu_winograd") and wgs is not None and device is not None \
             and not (device.type & cl.device_type.CPU) and wgs(4) < 2 * device.max_compute_units:
         return 2
     return 4
 
 
 def gemm_fits(device, t: int) -> bool:
-    """The device can run a 16x16 work-group with the (16 x 16t) A and B tiles in local memory."""
-    local = 2 * 16 * GEMM_WG * t * 4
+    """The device can run a 16x16 work-group with the (GEMM_TK x 16t) float A and B tiles in local
+    memory (16 KiB at t = 8; OpenCL guarantees 32 KiB on GPUs)."""
+    local = 2 * GEMM_TK * GEMM_WG * t * 4
     return device.max_work_group_size >= GEMM_WG * GEMM_WG and device.local_mem_size >= local \
         and device.max_work_item_sizes[0] >= GEMM_WG and device.max_work_item_sizes[1] >= GEMM_WG
 
@@ -238,16 +248,16 @@ class ConvOp(GpuOp):
             pointwise = kh == kw == 1 and sh == sw == 1 and not any(pads)
             if pointwise:
                 tiled = ["pointwise", "pointwise_oc16"] if mg >= 16 else ["pointwise"]
-                gpu = ["gpu_gemm", "gpu_gemm_t32"]
+                gpu = ["gpu_gemm", "gpu_gemm_t32", "gpu_gemm_t128"]
             else:
                 both = ["direct", "im2col"]
                 tiled = both[::-1] if use_im2col(cg, kh, kw, sw, ow) else both
                 gpu = ["gpu_direct", "gpu_direct_t32", "gpu_im2col"]
                 if cg * kh * kw >= 64:
                     gpu.append("gpu_direct_splitk")
-            gpu = [v for v in gpu if gemm_fits(rt.device, gemm_tile(v, self._gemm_wgs, rt.device))]
-            if not cpu and len(gpu) > 1 and gemm_tile(gpu[0], self._gemm_wgs, rt.device) == 4 \
-                    and gemm_tile(gpu[1], self._gemm_wgs, rt.device) == 2 \
+                gpu.append("gpu_direct_t128")
+            gpu = [v for v in gpu if gemm_fits(rt.device, self._tile(v))]
+            if not cpu and len(gpu) > 1 and self._tile(gpu[0]) == 4 and self._tile(gpu[1]) == 2 \
                     and self._gemm_wgs(4) < 2 * rt.device.max_compute_units:
                 gpu[0], gpu[1] = gpu[1], gpu[0]  # too few 64x64 tiles to fill the device: 32x32 tiles
             if not cpu and "gpu_direct_splitk" in gpu and self._gemm_wgs(2) < rt.device.max_compute_units \
@@ -257,13 +267,24 @@ class ConvOp(GpuOp):
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
             if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group):
                 self._variants.append("winograd")
+                if not cpu and gemm_fits(rt.device, self._tile("gpu_winograd")):
+                    self._variants.append("gpu_winograd")
         self.use_variant(self._variants[0])
 
-    def _gemm_wgs(self, t: int) -> int:
-        """Work-groups of the tiled GEMM with a t x t micro-tile per work-item (16t x 16t tiles)."""
+    def _gemm_wgs(self, t: int, wino: bool = False) -> int:
+        """Work-groups of the tiled GEMM with a t x t micro-tile per work-item (16t x 16t tiles);
+        `wino`: gpu_winograd's 16 GEMMs of M rows x T (2x2 output tiles) columns per image."""
         G = self.g
         b = 16 * t
-        return -(-(G["oh"] * G["ow"]) // b) * -(-G["mg"] // b) * G["n"] * G["group"]
+        if wino:
+            cols, rows, gemms = -(-G["oh"] // 2) * -(-G["ow"] // 2), G["m"], G["n"] * 16
+        else:
+            cols, rows, gemms = G["oh"] * G["ow"], G["mg"], G["n"] * G["group"]
+        return -(-cols // b) * -(-rows // b) * gemms
+
+    def _tile(self, variant: str) -> int:
+        """gemm_tile for this conv's geometry."""
+        return gemm_tile(variant, lambda t: self._gemm_wgs(t, wino=variant == "gpu_winograd"), self.rt.device)
 
     def variants(self) -> list[str]:
         return list(self._variants)
@@ -289,9 +310,19 @@ class ConvOp(GpuOp):
             self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
             return
         if variant.startswith("gpu_"):  # tiled SGEMM with local memory (gpu_conv.cl)
-            t = gemm_tile(variant, self._gemm_wgs, rt.device)
-            kk = cg * kh * kw
-            opts = act + [f"-DTM={t}", f"-DTN={t}"]
+            t = self._tile(variant)
+            opts = [f"-DTM={t}", f"-DTN={t}"]
+            if variant == "gpu_winograd":  # 16 GEMMs (M x CP) x (CP x T) on V: 16 groups, no epilogue
+                self.wino = WinogradSteps(self, act)
+                group, kk, mg, p = 16, self.wino.cp, m, self.wino.t
+                wt = np.zeros((16, kk, m), np.float32)  # zero rows past C
+                wt[:, :c] = winograd.transform_weights(self.w4).transpose(0, 2, 1)
+                bias = np.zeros(16 * m, np.float32)  # bias, residual, activation: in the output transform
+            else:
+                kk, p, bias = cg * kh * kw, oh * ow, self.bias
+                opts += act
+                # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
+                wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
             if variant.startswith("gpu_direct"):
                 opts += geo + ["-DIMPLICIT"]
             if variant == "gpu_direct_splitk":
@@ -300,15 +331,15 @@ class ConvOp(GpuOp):
                 self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
             self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
             self._gemm_opts = opts
-            # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
-            wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
-            self.w = rt.upload(np.ascontiguousarray(wt), dtype=np.float32)
-            self.b = rt.upload(self.bias, dtype=np.float32)
+            # rows padded to a multiple of 4 with zeros: the kernel reads them as aligned float4s
+            wpad = np.zeros(wt.shape[:2] + (round_up(mg, 4),), np.float32)
+            wpad[..., :mg] = wt
+            self.w = rt.upload(wpad, dtype=np.float32)
+            self.b = rt.upload(bias, dtype=np.float32)
             b = GEMM_WG * t
             self.lws = (GEMM_WG, GEMM_WG, 1)
-            self.gws = (-(-(oh * ow) // b) * GEMM_WG, -(-mg // b) * GEMM_WG, n * group)
-            self.args = [i32(kk), i32(oh * ow), i32(mg), i32(group), i32(h), i32(wd), i32(ow), i32(pads[0]),
-                         i32(pads[1])]
+            self.gws = (-(-p // b) * GEMM_WG, -(-mg // b) * GEMM_WG, n * group)
+            self.args = [i32(kk), i32(p), i32(mg), i32(group), i32(h), i32(wd), i32(ow), i32(pads[0]), i32(pads[1])]
             if variant == "gpu_direct_splitk":
                 self._split_k(kk, n * group * mg * oh * ow)
             return
@@ -356,10 +387,10 @@ class ConvOp(GpuOp):
 
     def _split_k(self, kk: int, total: int) -> None:
         """Slices of K so that about two work-groups run per compute unit (2..16 slices, each a
-        multiple of the 16-deep K tile), a float partial-sum buffer, and the reduce kernel."""
+        multiple of the K tile), a float partial-sum buffer, and the reduce kernel."""
         units = self.rt.device.max_compute_units
-        slices = max(2, min(16, -(-2 * units // max(self._gemm_wgs(2), 1)), -(-kk // 16)))
-        ks = round_up(-(-kk // slices), 16)
+        slices = max(2, min(16, -(-2 * units // max(self._gemm_wgs(2), 1)), -(-kk // GEMM_TK)))
+        ks = round_up(-(-kk // slices), GEMM_TK)
         slices = -(-kk // ks)
         self.split = (slices, ks, total)
         self.gws = (self.gws[0], self.gws[1], self.gws[2] * slices)
@@ -378,7 +409,7 @@ class ConvOp(GpuOp):
             launches.append(self.im2col.launch(src, self.node.name))
             src = self.im2col.buf
         res = [inputs[3]] if self.residual else []
-        if self.wino is not None:  # input transform, the GEMMs into Mt, output transform
+        if self.wino is not None:  # input transform, the GEMMs into Mt (conv2d / gemm_conv), output transform
             launches.append(self.wino.input_launch(src, self.node.name))
             self.k.set_args(self.wino.v, self.w, self.b, self.wino.mt, *self.args)
             launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,

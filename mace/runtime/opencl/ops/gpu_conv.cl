@@ -1,18 +1,23 @@
-/* GPU-style convolution as a tiled SGEMM with __local memory (variants `gpu_gemm`, `gpu_im2col`,
- * `gpu_direct` of Conv; the CPU-oriented register-tile kernels live in conv.cl).
+/* GPU-style convolution as a tiled SGEMM with __local memory (variants `gpu_gemm*`, `gpu_im2col`,
+ * `gpu_direct*`, and the 16 GEMMs of `gpu_winograd` of Conv; the CPU-oriented register-tile
+ * kernels live in conv.cl).
  *
  * Per (batch, group) ng = n * G + g:   out[ng][m][p] = ACTIVATE(sum_k W[g][k][m] * X[ng][k][p] + bias[g*Mg + m])
  *   m < Mg (output channel of the group), p < P = OH*OW (output pixel), k < K = Cg*KH*KW.
- * W is float, laid out [G][K][Mg] at init (K-major: a K-tile row of the M block is contiguous).
+ * W is float, laid out [G][K][LDW] at init, LDW = Mg rounded up to 4 with zero columns (K-major:
+ * a K-tile row of the M block is contiguous, and read as 16-byte aligned float4s).
  * X is either a dense (K, P) matrix per ng (pointwise conv: the input itself; im2col: the column
- * buffer) or, with -DIMPLICIT, gathered on the fly from the NCHW input with zero padding
- * (implicit GEMM, k = (c*KH + kh)*KW + kw; no im2col buffer).
+ * buffer; gpu_winograd: V, G = 16 transform positions) or, with -DIMPLICIT, gathered on the fly
+ * from the NCHW input with zero padding (implicit GEMM, k = (c*KH + kh)*KW + kw; no im2col buffer).
  *
  * Work-group 16x16 (reqd_work_group_size: the tuner's other local sizes fail and are skipped);
- * each work-item computes a TM x TN micro-tile: output channels m0 + ly + 16*i (i < TM) and
- * pixels p0 + lx + 16*j (j < TN), so stores are coalesced along pixels and local reads are
- * broadcast (A) / conflict-free (B). Tiles of TK = 16 along K are staged in local memory
- * (As[TK][BM], Bs[TK][BN], BM = 16*TM, BN = 16*TN), two barriers per K tile.
+ * each work-item computes a TM x TN micro-tile (TM = TN = 2, 4 or 8: 32x32, 64x64, 128x128
+ * tiles): output channels m0 + ly + 16*i (i < TM) and pixels p0 + lx + 16*j (j < TN), so stores
+ * are coalesced along pixels and local reads are broadcast (A) / conflict-free (B). Tiles of
+ * TK = 16 along K are staged in local memory (As[TK][BM], Bs[TK][BN], BM = 16*TM, BN = 16*TN:
+ * 2 * 16 * 128 * 4 = 16 KiB at TM = TN = 8), two barriers per K tile. A warp loads whole A rows
+ * as float4s and consecutive B columns (pixels), both coalesced; a work-item's B column is the
+ * same in every K tile, so the implicit gather divides by OW once.
  * gws = (ceil(P / BN) * 16, ceil(Mg / BM) * 16, N*G); every load and store is bounds-guarded.
  *
  * Compile-time constants: TM, TN; with IMPLICIT also KH KW SH SW DH DW; ACT; RESIDUAL (one more
@@ -44,20 +49,21 @@
 #define WG 16
 #define BM (WG * TM)
 #define BN (WG * TN)
-#if TK != WG
-#error "the tile loads assume TK == WG"
+#define A4 (TK * BM / 4)  /* float4s of an A tile */
+#if (WG * WG) % BN != 0 || (TK * BN) % (WG * WG) != 0
+#error "a work-item loads one B column, TK * BN / (WG * WG) of its rows"
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, WG, 1)))
 void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NCHW input with IMPLICIT */
-               __global const float* restrict W,     /* [G][K][Mg] */
+               __global const float4* restrict W,    /* [G][K][LDW / 4] */
                __global const float* restrict bias,  /* (G*Mg) */
                __global GEMM_OUT_T* restrict out     /* (N, G*Mg, P); SPLITK: (S, N*G, Mg, P) */
                GEMM_RESIDUAL_ARG,                    /* (N, G*Mg, P) with -DRESIDUAL */
                int K, int P, int Mg, int G,
                int H, int Wd, int OW, int PT, int PL  /* geometry (IMPLICIT only) */
                SPLITK_ARGS) {
-    __local float As[TK][BM];
+    __local float As[TK][BM] __attribute__((aligned(16)));
     __local float Bs[TK][BN];
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int tid = ly * WG + lx;
@@ -71,13 +77,18 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
     const int kbeg = 0, kend = K;
 #endif
     const int g = ng % G;
+    const int ldw4 = (Mg + 3) / 4;
+    const __global float4* wp = W + (size_t)g * K * ldw4;
+    /* this work-item's B column pb (rows kb, kb + WG*WG/BN, ...) */
+    const int pb = tid % BN, kb = tid / BN;
+    const int pc = p0 + pb;
 #ifdef IMPLICIT
     const int Cg = K / (KH * KW);
     const __global store_t* xp = X + (size_t)ng * Cg * H * Wd;
+    const int ih0 = (pc / OW) * SH - PT, iw0 = (pc % OW) * SW - PL;
 #else
     const __global store_t* xp = X + (size_t)ng * K * P;
 #endif
-    const __global float* wp = W + (size_t)g * K * Mg;
 
     float acc[TM][TN];
 #pragma unroll
@@ -86,32 +97,29 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
         for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 
     for (int k0 = kbeg; k0 < kend; k0 += TK) {
-        /* stage the A tile (TK x BM weights) and the B tile (TK x BN inputs) */
+        /* stage the A tile (TK x BM weights, float4s) and the B tile (TK x BN inputs) */
 #pragma unroll
-        for (int r = 0; r < TM; r++) {  /* TK * BM = TM * WG * WG elements */
+        for (int r = 0; r < (A4 + WG * WG - 1) / (WG * WG); r++) {
             const int e = tid + r * (WG * WG);
-            const int kk = e / BM, mm = e % BM;
-            const int k = k0 + kk, m = m0 + mm;
-            As[kk][mm] = (k < kend && m < Mg) ? wp[(size_t)k * Mg + m] : 0.0f;
+            const int kk = e / (BM / 4), m4 = e % (BM / 4);
+            const int k = k0 + kk, mq = m0 / 4 + m4;
+            if (A4 % (WG * WG) == 0 || e < A4)  /* 32x32 tiles: half the work-items */
+                vstore4(k < kend && mq < ldw4 ? wp[(size_t)k * ldw4 + mq] : (float4)0.0f, 0, &As[kk][4 * m4]);
         }
 #pragma unroll
-        for (int r = 0; r < TN; r++) {
-            const int e = tid + r * (WG * WG);
-            const int kk = e / BN, pp = e % BN;
-            const int k = k0 + kk, p = p0 + pp;
+        for (int r = 0; r < TK * BN / (WG * WG); r++) {
+            const int kk = kb + r * (WG * WG / BN), k = k0 + kk;
             float v = 0.0f;
 #ifdef IMPLICIT
-            if (k < kend && p < P) {
-                const int c = k / (KH * KW), r = k % (KH * KW);
-                const int kh = r / KW, kw = r % KW;
-                const int oh = p / OW, ow = p % OW;
-                const int ih = oh * SH - PT + kh * DH, iw = ow * SW - PL + kw * DW;
+            if (k < kend && pc < P) {
+                const int c = k / (KH * KW), t = k % (KH * KW);
+                const int ih = ih0 + (t / KW) * DH, iw = iw0 + (t % KW) * DW;
                 if (ih >= 0 && ih < H && iw >= 0 && iw < Wd) v = LOAD(xp, ((size_t)c * H + ih) * Wd + iw);
             }
 #else
-            if (k < kend && p < P) v = LOAD(xp, (size_t)k * P + p);
+            if (k < kend && pc < P) v = LOAD(xp, (size_t)k * P + pc);
 #endif
-            Bs[kk][pp] = v;
+            Bs[kk][pb] = v;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll
