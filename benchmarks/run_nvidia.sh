@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks on an NVIDIA GPU through NVIDIA's OpenCL driver, PoCL beside it.
-#   bash benchmarks/run_nvidia.sh [startup|cross|tuning|torch|profile|workflow|cmdbuf|winograd|all]   (results in $OUT or ./out)
+#   bash benchmarks/run_nvidia.sh [startup|cross|tuning|torch|profile|workflow|cmdbuf|variants|winograd|all]   (results in $OUT or ./out)
+# (winograd: only when named; variants times every Conv variant, Winograd ones included)
 # The NVIDIA ICD is installed but not registered on the lent machine: register it (and PoCL)
 # in a private vendors directory.
 set -u
@@ -26,6 +27,11 @@ case $what in torch|all)
 case $what in profile|all)
   run $PY benchmarks/op_profile.py --device NVIDIA --variants cpu > "$OUT/op_profile_cpu_style.json"
   run $PY benchmarks/op_profile.py --device NVIDIA > "$OUT/op_profile_default.json" ;; esac
+case $what in variants|all)
+  run $PY benchmarks/conv_variants.py --device NVIDIA --batch 1 > "$OUT/conv_variants_b1.json"
+  run $PY benchmarks/conv_variants.py --device NVIDIA --batch 32 > "$OUT/conv_variants_b32.json" ;; esac
+case $what in winograd)
+  run $PY benchmarks/winograd.py --device NVIDIA > "$OUT/winograd_nvidia.json" ;; esac
 case $what in cmdbuf|all)
   run $PY benchmarks/command_buffer.py --device NVIDIA > "$OUT/command_buffer_nvidia.json" ;; esac
 case $what in workflow|all)
