@@ -23,7 +23,7 @@ case $what in cross|all)
 case $what in tuning|all)
   run $PY benchmarks/tuning.py --device NVIDIA --models mobilenet_v2,resnet18,efficientnet_lite0 > "$OUT/tuning_nvidia.json" ;; esac
 case $what in torch|all)
-  run $PY benchmarks/torch_gpu.py --device NVIDIA > "$OUT/torch_gpu.json" ;; esac
+  run $PY benchmarks/torch_gpu.py --device NVIDIA --tune > "$OUT/torch_gpu.json" ;; esac
 case $what in profile|all)
   run $PY benchmarks/op_profile.py --device NVIDIA --variants cpu > "$OUT/op_profile_cpu_style.json"
   run $PY benchmarks/op_profile.py --device NVIDIA > "$OUT/op_profile_default.json" ;; esac

@@ -4,13 +4,16 @@ PyTorch runs torchvision's architectures (random weights); mace runs the same ar
 from tests/models (converted with the batch dimension set). Steady medians of CUDA-synchronized
 runs after warm-up. Needs torch + torchvision with CUDA and an OpenCL GPU device.
 
-    python benchmarks/torch_gpu.py --device NVIDIA [--batches 1,32] [--models mobilenet_v2,resnet18]
+    python benchmarks/torch_gpu.py --device NVIDIA [--batches 1,32] [--models mobilenet_v2,resnet18] [--tune]
+
+`--tune` also runs mace's tuner (mode normal, a throw-away program file) and times the tuned engine.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,24 +73,34 @@ def main() -> None:
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--tune", action="store_true", help="also time mace after its tuner (mode normal)")
     args = ap.parse_args()
     import mace
     rows = []
     for name in args.models.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
             path = mace_model(name, batch)
-            e = mace.Engine(path, runtime="gpu", device=args.device, use_program_cache=False)
+            prog = Path(tempfile.mkdtemp(prefix="mace-torch-")) / "mace-cl-compiled-program.bin"
+            e = mace.Engine(path, runtime="gpu", device=args.device, program=prog)
             x = {"input": np.random.default_rng(0).uniform(0, 1, (batch, 3, 224, 224)).astype(np.float32)}
             row = {"model": name, "batch": batch, "mace_device": e.summary()["device"],
                    "mace_opencl": stats(time_fn(lambda: e.run(x), args.runs, warmup=5))}
             _, prof = e.profile(x)
             row["mace_kernel_sum_ms"] = sum(r[2] for r in prof) * 1e3
+            if args.tune:
+                from mace.tuning import tune
+                t0 = time.perf_counter()
+                result = tune(e, mode="normal")
+                row["mace_tune_s"] = time.perf_counter() - t0
+                row["mace_tuned_kept_defaults"] = bool(result.reverted)
+                row["mace_opencl_tuned"] = stats(time_fn(lambda: e.run(x), args.runs, warmup=5))
             row["torch_eager"] = torch_times(name, batch, args.runs, False)
             if not args.no_compile:
                 row["torch_compile"] = torch_times(name, batch, args.runs, True)
             rows.append(row)
             print(f"{name} b{batch}: mace {row['mace_opencl']['median_ms']:.2f} ms (kernels {row['mace_kernel_sum_ms']:.2f}), "
-                  f"eager {row['torch_eager']['median_ms']:.2f} ms"
+                  + (f", tuned {row['mace_opencl_tuned']['median_ms']:.2f} ms" if args.tune else "")
+                  + f", eager {row['torch_eager']['median_ms']:.2f} ms"
                   + (f", compile {row['torch_compile']['median_ms']:.2f} ms" if "torch_compile" in row else ""),
                   file=sys.stderr)
     json.dump({"benchmark": "torch_gpu", "machine": machine(), "results": rows}, sys.stdout, indent=2)
