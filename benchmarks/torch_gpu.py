@@ -98,7 +98,7 @@ def main() -> None:
             if not args.no_compile:
                 row["torch_compile"] = torch_times(name, batch, args.runs, True)
             rows.append(row)
-            print(f"{name} b{batch}: mace {row['mace_opencl']['median_ms']:.2f} ms (kernels {row['mace_kernel_sum_ms']:.2f}), "
+            print(f"{name} b{batch}: mace {row['mace_opencl']['median_ms']:.2f} ms (kernels {row['mace_kernel_sum_ms']:.2f})"
                   + (f", tuned {row['mace_opencl_tuned']['median_ms']:.2f} ms" if args.tune else "")
                   + f", eager {row['torch_eager']['median_ms']:.2f} ms"
                   + (f", compile {row['torch_compile']['median_ms']:.2f} ms" if "torch_compile" in row else ""),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -101,6 +100,7 @@ class Engine:
         if self.device is None:
             return
         before = set(self.executor.builder.keys)
+        self.executor.release()
         self.executor = self._new_executor(force_source=changed_keys)
         self.executor.run(self._dummy_inputs())
         if self.program_cache is not None:

@@ -11,7 +11,6 @@ rebind) and replayed with one call (`command_buffer.py`); profiling runs enqueue
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pyopencl as cl
@@ -224,6 +223,19 @@ class OpenCLExecutor:
             else:
                 log.debug("launches enqueued one by one: %s", note)
         return self.command_buffer
+
+    def release(self) -> None:
+        """Drop the device objects in a safe order: kernels (ops, launches) first, then the
+        buffers and sub-buffers they were bound to. Left to the garbage collector (executor and
+        ops form a cycle) the order is arbitrary, and NVIDIA's driver crashes releasing a
+        sub-buffer that a live kernel still has as an argument."""
+        self._drop_recording()
+        self.steps, self.launches, self._order = [], [], []
+        self.segments.clear()
+        self.ops.clear()
+        self.buffers.clear()
+        self.slots = []
+        self.__dict__.pop("_mace_scratch", None)
 
     # -- helpers used by ops -----------------------------------------------------------
     def upload(self, array: np.ndarray, dtype=None) -> cl.Buffer:

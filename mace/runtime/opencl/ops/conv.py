@@ -60,10 +60,12 @@ def round_up(x: int, m: int) -> int:
     return (x + m - 1) // m * m
 
 
-def scratch_buffer(rt, nbytes: int) -> cl.Buffer:
+def scratch_buffer(rt, nbytes: int, slot: int = 0) -> cl.Buffer:
     """A scratch buffer shared by the ops of one executor (the queue is in order, and each user
-    writes it and reads it back within its own launches)."""
-    pool = rt.__dict__.setdefault("_mace_scratch", [])
+    writes it and reads it back within its own launches); an op that needs two at once asks for
+    two slots. Plain buffers, not sub-buffers of one: NVIDIA's driver crashes when a sub-buffer
+    is released while a kernel still has it as an argument (a variant switch does that)."""
+    pool = rt.__dict__.setdefault("_mace_scratch", {}).setdefault(slot, [])
     for buf in pool:
         if buf.size >= nbytes:
             return buf
@@ -126,8 +128,7 @@ class Im2colStep:
 
 class WinogradSteps:
     """The launches around the `winograd` variant's GEMMs (winograd.cl): input -> V (N, 16, CP, T)
-    and Mt (N, 16, M, T) -> output. V and Mt are live together: two sub-buffers of one scratch
-    buffer. Local size (1, 1, 1) like the register-tiled kernels (a GPU gets its driver's choice)."""
+    and Mt (N, 16, M, T) -> output. V and Mt are live together: two scratch slots. Local size (1, 1, 1) like the register-tiled kernels (a GPU gets its driver's choice)."""
 
     def __init__(self, op: ConvOp, act: list[str]):
         self.op = op
@@ -141,10 +142,8 @@ class WinogradSteps:
         self.k_in, self.key_in = op.kernel("winograd", "winograd_input", vt)
         self.k_out, self.key_out = op.kernel("winograd", "winograd_output", act + vt)
         self.bias = rt.upload(op.bias, dtype=np.float32)
-        vbytes = round_up(n * 16 * self.cp * self.t * isz, rt.device.mem_base_addr_align // 8)
-        mbytes = n * 16 * m * self.t * isz
-        buf = scratch_buffer(rt, vbytes + mbytes)
-        self.v, self.mt = buf.get_sub_region(0, vbytes), buf.get_sub_region(vbytes, mbytes)
+        self.v = scratch_buffer(rt, n * 16 * self.cp * self.t * isz, slot=0)
+        self.mt = scratch_buffer(rt, n * 16 * m * self.t * isz, slot=1)
 
     def input_launch(self, src: cl.Buffer, name: str) -> Launch:
         G = self.op.g
