@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mace
+from mace.runtime.opencl.executor import subbuffers_safe
 from tests.ophelpers import OPSET, check_graph, rand
 
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
@@ -49,7 +50,10 @@ def concats(graph):
 
 def assert_placed(ex, node, placed: set[int]) -> None:
     """Exactly the inputs `placed` are sub-buffers at their slice of the concat output's slot,
-    and the Concat launches one copy for each other input."""
+    and the Concat launches one copy for each other input (every input copies on drivers whose
+    sub-buffers are unsafe)."""
+    if not subbuffers_safe(ex.device):
+        placed = set()
     op = ex.ops[node.name]
     assert op.in_place == placed
     assert len(ex.segments[node.name]) == len(node.inputs) - len(placed)
@@ -87,7 +91,7 @@ def test_fire_module(rng, order):
     ex = executor(graph)
     (node,) = concats(graph)
     assert_placed(ex, node, {0, 1})
-    assert not any(l.name.startswith(node.name + ":") for l in ex.launches)
+    assert any(l.name.startswith(node.name + ":") for l in ex.launches) == (not subbuffers_safe(ex.device))
 
 
 def test_fire_module_fp16(rng):
@@ -141,7 +145,8 @@ def test_input_read_after_the_concat(rng):
     (node,) = concats(graph)
     assert_placed(ex, node, {0, 1})
     (flat,) = [n.outputs[0] for n in graph.nodes if n.op_type == "Flatten"]
-    assert ex.plan.offset_of[flat] == ex.plan.offset_of[node.inputs[0]]  # an alias of a slice
+    if subbuffers_safe(ex.device):
+        assert ex.plan.offset_of[flat] == ex.plan.offset_of[node.inputs[0]]  # an alias of a slice
 
 
 def test_graph_input_is_copied(rng):
@@ -225,5 +230,6 @@ def test_nested_concat(rng):
         inner, outer = concats(graph)
         assert_placed(ex, outer, {0, 1})
         assert_placed(ex, inner, {0, 1})
-        assert ex.plan.offset_of[inner.inputs[1]] == (8 + 4) * 64 * ex.store_dtype.itemsize
-        assert not ex.segments[inner.name] and not ex.segments[outer.name]
+        if subbuffers_safe(ex.device):
+            assert ex.plan.offset_of[inner.inputs[1]] == (8 + 4) * 64 * ex.store_dtype.itemsize
+            assert not ex.segments[inner.name] and not ex.segments[outer.name]

@@ -51,6 +51,12 @@ class HostStep:
                 ex.write_value(name, arr)
 
 
+def subbuffers_safe(device: cl.Device) -> bool:
+    """NVIDIA's OpenCL driver (580) segfaults releasing sub-buffers an executor used (seen at
+    garbage collection after runs on an H100), so there a Concat copies its inputs instead."""
+    return "NVIDIA" not in device.platform.name
+
+
 class OpenCLExecutor:
     def __init__(self, graph: Graph, device: cl.Device, data_type: str = "fp32_fp32",
                  cache=None, fingerprint=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
@@ -123,7 +129,11 @@ class OpenCLExecutor:
         value -> (concat output, byte offset). Only where the slices are contiguous, the producer
         is a GPU kernel of ours (no graph input or output, weight, alias or host step), the value
         takes one slice only (not twice in this concat, not in an earlier in-place one), and the
-        offset is a multiple of the device's sub-buffer alignment; other inputs keep the copy."""
+        offset is a multiple of the device's sub-buffer alignment; other inputs keep the copy.
+        None on drivers whose sub-buffers are unsafe (`subbuffers_safe`)."""
+        if not subbuffers_safe(self.device):
+            log.debug("Concat: copies (sub-buffers are unsafe on %s)", self.device.platform.name.strip())
+            return {}
         g = self.graph
         producer = {o: self.ops[n.name] for n in g.nodes for o in n.outputs if o}
         outside = set(g.inputs) | set(g.outputs) | set(g.weights)
@@ -225,10 +235,9 @@ class OpenCLExecutor:
         return self.command_buffer
 
     def release(self) -> None:
-        """Drop the device objects in a safe order: kernels (ops, launches) first, then the
-        buffers and sub-buffers they were bound to. Left to the garbage collector (executor and
-        ops form a cycle) the order is arbitrary, and NVIDIA's driver crashes releasing a
-        sub-buffer that a live kernel still has as an argument."""
+        """Drop the device objects in a fixed order, kernels (ops, launches) before the buffers
+        they were bound to, instead of the garbage collector's arbitrary one (executor and ops
+        form a cycle); used when tuning replaces the executor."""
         self._drop_recording()
         self.steps, self.launches, self._order = [], [], []
         self.segments.clear()
