@@ -254,13 +254,7 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
         if t < best[0] * (1 - MIN_GAIN):
             best = (t, variant, chosen)
     _, variant, lws = best
-    # apply the winner to the live executor (fresh launches of the chosen variant)
-    if op.variant != variant:
-        op.use_variant(variant)
-    chosen_launches = ex.bind_op(name)
-    for l, w in zip(chosen_launches, lws):
-        l.lws = tuple(w) if w else None
-    ex.set_segment(name, chosen_launches)
+    chosen_launches = _apply(ex, name, op, variant, lws)  # the winner, on the live executor
     med, spread, n = _time(ex.queue, chosen_launches, [l.lws for l in chosen_launches],
                            cfg["candidate_s"], cfg["min_samples"])
     if variant == default_variant and list(lws) == list(base_lws):

@@ -83,7 +83,7 @@ def _check(err: int, what: str) -> None:
 
 
 class RecordedRun:
-    """The kernel launches of one run, recorded once; `enqueue(queue)` replays them all."""
+    """The kernel launches of one run, recorded once; `enqueue()` replays them all."""
 
     def __init__(self, queue: cl.CommandQueue, launches):
         device = queue.device
@@ -116,7 +116,8 @@ class RecordedRun:
             self.release()
             raise
 
-    def enqueue(self, queue: cl.CommandQueue) -> None:
+    def enqueue(self) -> None:
+        """Replay on the queue the run was recorded for."""
         _check(self.api.clEnqueueCommandBufferKHR(1, self._queues, self.handle, 0, None, None),
                "clEnqueueCommandBufferKHR")
 

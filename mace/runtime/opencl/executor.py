@@ -276,7 +276,7 @@ class OpenCLExecutor:
         recorded = None if profile else self._recorded()
         if recorded is not None:
             try:
-                recorded.enqueue(q)
+                recorded.enqueue()
             except command_buffer.CommandBufferError as exc:
                 log.info("replaying the recorded run failed (%s): enqueuing launches one by one from now on", exc)
                 self._use_command_buffer = False

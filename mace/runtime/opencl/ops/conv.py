@@ -128,7 +128,8 @@ class Im2colStep:
 
 class WinogradSteps:
     """The launches around the `winograd` variant's GEMMs (winograd.cl): input -> V (N, 16, CP, T)
-    and Mt (N, 16, M, T) -> output. V and Mt are live together: two scratch slots. Local size (1, 1, 1) like the register-tiled kernels (a GPU gets its driver's choice)."""
+    and Mt (N, 16, M, T) -> output. V and Mt are live together: two scratch slots. Local size
+    (1, 1, 1) like the register-tiled kernels (a GPU gets its driver's choice)."""
 
     def __init__(self, op: ConvOp, act: list[str]):
         self.op = op
