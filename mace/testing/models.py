@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from mace.programcache.atomic import write_atomic
 
 __all__ = ["MODELS_DIR", "available", "default_cache_dir", "materialize", "load_recipe", "build_model"]
 
@@ -123,19 +124,7 @@ def build_model(compact: onnx.ModelProto, recipe: dict, *, check_tensors: bool =
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, data)
 
 
 def materialize(name: str, cache_dir: Path | None = None) -> Path:
