@@ -18,7 +18,7 @@ from mace.programcache.reader import Reader, Truncated
 
 MAGIC = b"MACECLPC"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1                          # 1.1: device capabilities, build failures
 MIN_READER_MAJOR = 1
 MAX_WRITER_LEN = 255
 MAX_HEADER_LEN = 65536
@@ -26,6 +26,11 @@ _FIXED = struct.Struct("<8sHHHHIIQ")      # magic .. body_len: 32 bytes
 HEADER_MIN = _FIXED.size + 4              # + header CRC
 _FRAME = struct.Struct("<4sIQ")           # tag, crc32(payload), payload_len
 TAG_DEVICE, TAG_PROGRAM, TAG_TUNING, TAG_QUARANTINE = b"DEVC", b"PROG", b"TUNE", b"QUAR"
+TAG_CAPS, TAG_BUILD_FAILURE = b"CAPS", b"BFAI"
+#: the key of a section's one capabilities record
+CAPS_KEY = "device-caps"
+#: the keyed JSON record kinds of a section, in file order: (tag, CacheData attribute)
+_JSON_TABLES = ((TAG_TUNING, "tuning"), (TAG_CAPS, "caps"), (TAG_BUILD_FAILURE, "build_failures"))
 
 
 # {{{ the in-memory model
@@ -50,6 +55,8 @@ class ProgramEntry:
 
 @dataclass
 class TuningEntry:
+    """A JSON record keyed within a device section: a tuning record, the section's device
+    capabilities (key CAPS_KEY) or a build failure (key: the program key)."""
     fp_id: str
     key: str
     record: dict
@@ -71,6 +78,10 @@ class CacheData:
     programs: dict[tuple[str, str], ProgramEntry] = field(default_factory=dict)
     tuning: dict[tuple[str, str], TuningEntry] = field(default_factory=dict)
     quarantine: dict[tuple[str, str], QuarantineEntry] = field(default_factory=dict)
+    #: what the device can do, probed once per fingerprint (mace/runtime/opencl/caps.py)
+    caps: dict[tuple[str, str], TuningEntry] = field(default_factory=dict)
+    #: programs that failed to build or to create a kernel on a device: not tried again there
+    build_failures: dict[tuple[str, str], TuningEntry] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,9 +154,10 @@ def program_record(e: ProgramEntry) -> list[bytes]:
     return _frame(TAG_PROGRAM, [head, e.blob])
 
 
-def tuning_record(t: TuningEntry) -> list[bytes]:
-    return _frame(TAG_TUNING, [_s16(t.fp_id) + _s16(t.key) + struct.pack("<Q", t.updated_ns)
-                               + _s32(_json(t.record))])
+def tuning_record(t: TuningEntry, tag: bytes = TAG_TUNING) -> list[bytes]:
+    """A keyed JSON record: tuning (TUNE), capabilities (CAPS) or a build failure (BFAI)."""
+    return _frame(tag, [_s16(t.fp_id) + _s16(t.key) + struct.pack("<Q", t.updated_ns)
+                        + _s32(_json(t.record))])
 
 
 def quarantine_record(q: QuarantineEntry) -> list[bytes]:
@@ -184,9 +196,10 @@ def encode(data: CacheData, writer: str | None = None) -> bytes:
     for (f, _), e in sorted(data.programs.items()):
         if f in by_section:
             by_section[f].append(program_record(e))
-    for (f, _), t in sorted(data.tuning.items()):
-        if f in by_section:
-            by_section[f].append(tuning_record(t))
+    for tag, table in _JSON_TABLES:
+        for (f, _), t in sorted(getattr(data, table).items()):
+            if f in by_section:
+                by_section[f].append(tuning_record(t, tag))
     records: list[list[bytes]] = []
     for fp_id in sorted(data.sections):
         records += [device_record(data.sections[fp_id]), *by_section[fp_id]]
@@ -201,8 +214,8 @@ def encoded_size(data: CacheData, writer: str | None = None) -> int:
     size = HEADER_MIN + len(raw)
     size += sum(record_size(device_record(fp)) for fp in data.sections.values())
     size += sum(program_record_size(e) for (f, _), e in data.programs.items() if f in data.sections)
-    size += sum(record_size(tuning_record(t)) for (f, _), t in data.tuning.items()
-                if f in data.sections)
+    size += sum(record_size(tuning_record(t, tag)) for tag, table in _JSON_TABLES
+                for (f, _), t in getattr(data, table).items() if f in data.sections)
     size += sum(record_size(quarantine_record(q)) for (f, _), q in data.quarantine.items()
                 if f in data.sections)
     return size
@@ -309,9 +322,11 @@ def _parse_quarantine(r: Reader) -> QuarantineEntry:
 
 
 _PARSERS = {TAG_DEVICE: _parse_device, TAG_PROGRAM: _parse_program, TAG_TUNING: _parse_tuning,
-            TAG_QUARANTINE: _parse_quarantine}
+            TAG_QUARANTINE: _parse_quarantine, TAG_CAPS: _parse_tuning,
+            TAG_BUILD_FAILURE: _parse_tuning}
 _WHAT = {TAG_DEVICE: "device section", TAG_PROGRAM: "program", TAG_TUNING: "tuning record",
-         TAG_QUARANTINE: "quarantine record"}
+         TAG_QUARANTINE: "quarantine record", TAG_CAPS: "device capabilities",
+         TAG_BUILD_FAILURE: "build failure record"}
 
 
 def decode(buf: bytes | bytearray | memoryview, name: str = "<bytes>") -> Decoded:
@@ -378,7 +393,8 @@ def _assemble(out: Decoded, parsed: list[tuple[bytes, object]], name: str) -> No
                                          f"its device section {obj.fp_id} is missing", obj.key))
             continue
         target = {TAG_PROGRAM: data.programs, TAG_TUNING: data.tuning,
-                  TAG_QUARANTINE: data.quarantine}[tag]
+                  TAG_QUARANTINE: data.quarantine, TAG_CAPS: data.caps,
+                  TAG_BUILD_FAILURE: data.build_failures}[tag]
         target[(obj.fp_id, obj.key)] = obj
 
 

@@ -100,7 +100,8 @@ def merge_data(a: CacheData, b: CacheData) -> CacheData:
     recently wins (hit counts add up when both hold the same binary); the newer tuning record
     wins; quarantines are united and drop the binaries they name."""
     out = CacheData(sections={**a.sections, **b.sections}, programs=dict(a.programs),
-                    tuning=dict(a.tuning), quarantine=dict(a.quarantine))
+                    tuning=dict(a.tuning), quarantine=dict(a.quarantine), caps=dict(a.caps),
+                    build_failures=dict(a.build_failures))
     for k, e in b.programs.items():
         old = out.programs.get(k)
         if old is None:
@@ -110,9 +111,11 @@ def merge_data(a: CacheData, b: CacheData) -> CacheData:
         if old.sha256 == e.sha256:
             winner.hit_count = old.hit_count + e.hit_count
         out.programs[k] = winner
-    for k, t in b.tuning.items():
-        if k not in out.tuning or t.updated_ns > out.tuning[k].updated_ns:
-            out.tuning[k] = t
+    for table in ("tuning", "caps", "build_failures"):
+        mine = getattr(out, table)
+        for k, t in getattr(b, table).items():
+            if k not in mine or t.updated_ns > mine[k].updated_ns:
+                mine[k] = t
     for k, q in b.quarantine.items():
         if k not in out.quarantine or q.time_ns > out.quarantine[k].time_ns:
             out.quarantine[k] = q

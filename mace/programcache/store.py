@@ -28,6 +28,7 @@ from mace.programcache.errors import (
 )
 from mace.programcache.fingerprint import DeviceFingerprint
 from mace.programcache.format import (
+    CAPS_KEY,
     MAGIC,
     CacheData,
     ProgramEntry,
@@ -342,6 +343,40 @@ class ProgramCache:
 
     # }}}
 
+    # {{{ device capabilities and build failures (format 1.1)
+
+    def _put_json(self, table: dict, fp: DeviceFingerprint, key: str, record: dict) -> None:
+        record = json.loads(json.dumps(dict(record)))
+        with self._lock:
+            self._data.sections[fp.id] = fp
+            table[(fp.id, key)] = TuningEntry(fp.id, key, record, time.time_ns())
+            self._dirty = True
+
+    def get_caps(self, fp: DeviceFingerprint) -> dict | None:
+        """The capabilities probed for device `fp` (None: not probed yet)."""
+        t = self._data.caps.get((fp.id, CAPS_KEY)) if self._section_ok(fp) else None
+        return dict(t.record) if t is not None else None
+
+    def put_caps(self, fp: DeviceFingerprint, caps: dict) -> None:
+        self._put_json(self._data.caps, fp, CAPS_KEY, caps)
+
+    def build_failure(self, fp: DeviceFingerprint, key: str) -> dict | None:
+        """Why program `key` failed to build on `fp` earlier (None: it did not)."""
+        t = self._data.build_failures.get((fp.id, key)) if self._section_ok(fp) else None
+        return dict(t.record) if t is not None else None
+
+    def record_build_failure(self, fp: DeviceFingerprint, key: str, info: dict) -> None:
+        """Program `key` does not build (or make its kernel) on `fp`: later starts skip it."""
+        self._put_json(self._data.build_failures, fp, key, info)
+
+    def build_failures(self, fp: DeviceFingerprint) -> dict[str, dict]:
+        if not self._section_ok(fp):
+            return {}
+        return {k: dict(t.record) for (f, k), t in sorted(self._data.build_failures.items())
+                if f == fp.id}
+
+    # }}}
+
     # {{{ save
 
     @property
@@ -460,9 +495,11 @@ class ProgramCache:
         for k in self._discards:
             if k not in self._puts:
                 base.programs.pop(k, None)
-        for k, t in ours.tuning.items():
-            if k not in base.tuning or t.updated_ns >= base.tuning[k].updated_ns:
-                base.tuning[k] = t
+        for table in ("tuning", "caps", "build_failures"):
+            theirs = getattr(base, table)
+            for k, t in getattr(ours, table).items():
+                if k not in theirs or t.updated_ns >= theirs[k].updated_ns:
+                    theirs[k] = t
         return base
 
     # }}}

@@ -59,7 +59,7 @@ def test_inspect_ours_json_shape(cli, cache_path, fp_a):
     info = json.loads(r.output)
     assert set(info) == {"path", "size", "format", "header", "sections", "programs", "tuning",
                          "quarantine", "xiaomi", "findings"}
-    assert info["format"] == "mace" and info["header"]["format"] == "1.0"
+    assert info["format"] == "mace" and info["header"]["format"] == "1.1"
     assert [s["id"] for s in info["sections"]] == [fp_a.id]
     p = info["programs"][0]
     assert p["program"] == "conv" and p["build_options"] == "-DA" and p["checksum"] == "ok"

@@ -158,7 +158,7 @@ def _newer(path, major, minor, min_reader):
     path.write_bytes(with_version(path.read_bytes(), major, minor, min_reader))
 
 
-@pytest.mark.parametrize("version", [(2, 0, 2), (1, 1, 1)])
+@pytest.mark.parametrize("version", [(2, 0, 2), (1, 9, 1)])
 def test_newer_version_not_overwritten(cache_path, fp_a, caplog, version):
     saved(cache_path, fp_a, {"k": b"old"})
     _newer(cache_path, *version)
