@@ -30,3 +30,13 @@ class InputError(MaceError):
 
 class DeviceError(MaceError):
     """No OpenCL device matches the request, or the device cannot run the model."""
+
+
+class KernelBuildError(DeviceError):
+    """The device's compiler failed to build a program or to create one of its kernels; the op
+    takes its next variant, then the CPU runtime (never fatal to a run)."""
+
+    def __init__(self, message: str, *, program: str = "", key: str = "", stage: str = "build",
+                 log: str = "", known: bool = False):
+        super().__init__(message)
+        self.program, self.key, self.stage, self.log, self.known = program, key, stage, log, known

@@ -11,6 +11,10 @@ KNOBS = {
     "MACE_COMMAND_BUFFER": "0: enqueue each launch instead of replaying a run recorded with cl_khr_command_buffer "
                            "(used where the device offers it)",
     "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
+    "MACE_DEVICE_PROBE": "0: trust clGetDeviceInfo instead of probing the device's vector widths in a child "
+                         "process (the probe runs once per device; its result is kept in the program cache)",
+    "MACE_TEST_BREAK_BUILD": "tests only: a regex over \"<program> <build options>\" whose builds fail as if the "
+                             "driver's compiler had failed (\"abort:\" first: the probe process aborts)",
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mace
-from mace.runtime.opencl.executor import subbuffers_safe
+from mace.runtime.opencl.caps import subbuffers_safe
 from tests.ophelpers import OPSET, check_graph, rand
 
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)

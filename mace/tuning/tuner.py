@@ -216,7 +216,7 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     best = (default_s, default_variant, base_lws)
     tried = failed = 0
     variants = op.variants() if cfg["variants"] else [default_variant]
-    if dev.type & cl.device_type.CPU and mode != "exhaustive":
+    if ex.caps.is_cpu and mode != "exhaustive":
         # "gpu_*" variants are written for GPUs (work-groups of 256, local memory); on CPU
         # drivers they are an order of magnitude slower, so only exhaustive mode times them
         variants = [v for v in variants if not v.startswith("gpu_") or v == default_variant]
@@ -236,7 +236,7 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
             best_l = None
             best_t = None
             for lws in space.local_sizes(tuple(l.gws), kmax, dev_dims, mode, default=l.lws,
-                                         cpu_device=bool(dev.type & cl.device_type.CPU)):
+                                         cpu_device=ex.caps.is_cpu):
                 trial = list(chosen)
                 trial[li] = lws
                 tried += 1

@@ -588,16 +588,14 @@ def test_conv_gpu_t128_residual(rng, variant, w_shape, data_type):
 
 
 class _GpuLike:
-    """A runtime whose device reports a GPU (H100-like limits, `local_mem` bytes of local memory):
+    """A runtime whose device caps say GPU (H100-like limits, `local_mem` bytes of local memory):
     the variant lists ConvOp builds there; kernels still build on the real device."""
 
     def __init__(self, rt, local_mem: int):
-        import pyopencl as cl
-        from types import SimpleNamespace
+        from dataclasses import replace
         self._rt = rt
-        self.device = SimpleNamespace(type=cl.device_type.GPU, max_compute_units=132, max_work_group_size=1024,
-                                      max_work_item_sizes=[1024, 1024, 64], local_mem_size=local_mem,
-                                      mem_base_addr_align=rt.device.mem_base_addr_align)
+        self.caps = replace(rt.caps, is_cpu=False, compute_units=132, max_work_group_size=1024,
+                            max_work_item_sizes=(1024, 1024, 64), local_mem_size=local_mem)
 
     def __getattr__(self, name):
         return getattr(self._rt, name)

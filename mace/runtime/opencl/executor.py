@@ -15,11 +15,13 @@ import logging
 import numpy as np
 import pyopencl as cl
 
-from mace.ir.graph import Graph, Node
 from mace import settings
+from mace.errors import KernelBuildError
+from mace.ir.graph import Graph, Node
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
 from mace.runtime.opencl import command_buffer
+from mace.runtime.opencl.caps import device_caps
 from mace.runtime.opencl.ops.base import GpuOp, Launch, registry
 from mace.runtime.opencl.ops.movement import Concat
 from mace.runtime.opencl.programs import ProgramBuilder
@@ -51,12 +53,6 @@ class HostStep:
                 ex.write_value(name, arr)
 
 
-def subbuffers_safe(device: cl.Device) -> bool:
-    """NVIDIA's OpenCL driver (580) segfaults releasing sub-buffers an executor used (seen at
-    garbage collection after runs on an H100), so there a Concat copies its inputs instead."""
-    return "NVIDIA" not in device.platform.name
-
-
 class OpenCLExecutor:
     def __init__(self, graph: Graph, device: cl.Device, data_type: str = "fp32_fp32",
                  cache=None, fingerprint=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
@@ -68,10 +64,12 @@ class OpenCLExecutor:
         self.store_dtype = np.dtype(np.float16 if data_type == "fp16_fp32" else np.float32)
         self.dtype_options = ["-DSTORAGE_HALF"] if data_type == "fp16_fp32" else []
         self.data_type = data_type
-        self._cpu_device = bool(device.type & cl.device_type.CPU)
+        self.caps = device_caps(device, cache, fingerprint)
+        self._cpu_device = self.caps.is_cpu
         self.tuning_lookup = tuning_lookup
         self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint, force_source=force_source)
         self.fallback_nodes: list[str] = []
+        self.build_fallbacks: dict[str, str] = {}   # node -> why no GPU variant built
         self.command_buffer: command_buffer.RecordedRun | None = None
         self.command_buffer_note = "not recorded yet"
         self._use_command_buffer = settings.get("MACE_COMMAND_BUFFER", "1") != "0"
@@ -92,8 +90,20 @@ class OpenCLExecutor:
                         for i in (cls.const_inputs if cls is not None else ()))
             if cls is not None and baked and cls.supports(n, ins, outs):
                 consts = [np.asarray(g.weights[v]) if v in g.weights else None for v in n.inputs]
-                self.ops[n.name] = cls(self, n, ins, outs, consts)
-            elif n.op_type in cpu_registry.supported_ops():
+                try:
+                    self.ops[n.name] = cls(self, n, ins, outs, consts)
+                    continue
+                except KernelBuildError as exc:
+                    if n.op_type not in cpu_registry.supported_ops():
+                        raise
+                    log.log(logging.DEBUG if exc.known else logging.WARNING,
+                            "Op %s(%s) runs on the CPU runtime: no GPU variant builds on this device (%s)",
+                            n.name, n.op_type, exc)
+                    self.fallback_nodes.append(n.name)
+                    self.build_fallbacks[n.name] = str(exc)
+                    self.ops[n.name] = None
+                    continue
+            if n.op_type in cpu_registry.supported_ops():
                 if not allow_fallback:
                     from mace.errors import DeviceError
                     raise DeviceError(f"op {n.name} ({n.op_type}) has no GPU kernel: use runtime cpu+gpu")
@@ -130,14 +140,14 @@ class OpenCLExecutor:
         is a GPU kernel of ours (no graph input or output, weight, alias or host step), the value
         takes one slice only (not twice in this concat, not in an earlier in-place one), and the
         offset is a multiple of the device's sub-buffer alignment; other inputs keep the copy.
-        None on drivers whose sub-buffers are unsafe (`subbuffers_safe`)."""
-        if not subbuffers_safe(self.device):
+        None on drivers whose sub-buffers are unsafe (`caps.subbuffers_safe`)."""
+        if not self.caps.subbuffers_safe:
             log.debug("Concat: copies (sub-buffers are unsafe on %s)", self.device.platform.name.strip())
             return {}
         g = self.graph
         producer = {o: self.ops[n.name] for n in g.nodes for o in n.outputs if o}
         outside = set(g.inputs) | set(g.outputs) | set(g.weights)
-        align = max(self.device.mem_base_addr_align // 8, 1)  # the device reports bits
+        align = self.caps.subbuffer_align
         views: dict[str, tuple[str, int]] = {}
         total = 0
         for n in g.nodes:

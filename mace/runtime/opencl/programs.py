@@ -2,7 +2,9 @@
 
 Order per program key: binary from the cache (only when the cache section's fingerprint equals
 this device and the entry's checksum holds) -> source. A binary the driver rejects is
-quarantined for this device and the program is compiled from source. Binaries of programs built
+quarantined for this device and the program is compiled from source. A program whose build or
+kernel creation fails raises a typed `KernelBuildError` (the op then takes its next variant) and
+is recorded in the cache under the device's fingerprint, so later starts skip it untried. Binaries of programs built
 from source are harvested after the first run, because PoCL and some mobile drivers finish code
 generation at the first launch; `harvest()` puts them in the cache and `save()` merges the file.
 """
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import pyopencl as cl
 
+from mace.errors import KernelBuildError
+
 log = logging.getLogger("mace.opencl")
 
 OPS_DIR = Path(__file__).parent / "ops"
@@ -24,6 +28,24 @@ _KEYS: dict[tuple, str] = {}
 
 
 _INCLUDE = re.compile(r'^#include "(\w+\.h)"$', re.M)
+#: (device fingerprint id, program key) -> the failure: one try per process even without a cache
+_FAILED: dict[tuple[str, str], KernelBuildError] = {}
+
+
+def log_head(text: str, lines: int = 3) -> str:
+    """The first meaningful lines of a compiler log, for a one-line warning."""
+    rows = [r.strip() for r in str(text).splitlines() if r.strip() and not r.strip().startswith("=")]
+    return " | ".join(rows[:lines])[:400]
+
+
+def injected_failure(name: str, options: list[str]) -> str | None:
+    """MACE_TEST_BREAK_BUILD (tests only): builds whose "<program> <options>" match fail."""
+    from mace import settings
+    spec = settings.get("MACE_TEST_BREAK_BUILD", "") or ""
+    pattern = spec[6:] if spec.startswith("abort:") else spec
+    if pattern and re.search(pattern, f"{name} {' '.join(options)}"):
+        return "injected build failure (MACE_TEST_BREAK_BUILD)"
+    return None
 
 
 def program_source(name: str) -> str:
@@ -58,11 +80,63 @@ class ProgramBuilder:
             _KEYS[memo] = program_key(name, list(memo[1]) + BASE_OPTIONS, program_source(name))
         return _KEYS[memo]
 
+    def _fp_id(self) -> str:
+        return self.fingerprint.id if self.fingerprint is not None else f"device:{self.device.int_ptr}"
+
+    def known_failure(self, key: str) -> KernelBuildError | None:
+        """The failure recorded for this program on this device (this process or the cache)."""
+        exc = _FAILED.get((self._fp_id(), key))
+        if exc is not None:
+            return exc
+        rec = self.cache.build_failure(self.fingerprint, key) if self.cache is not None else None
+        if rec is None:
+            return None
+        exc = KernelBuildError(
+            f"OpenCL program {rec.get('program', key)} failed to {rec.get('stage', 'build')} on this "
+            f"device earlier (driver {rec.get('driver', '?')}): {rec.get('log', '')}",
+            program=rec.get("program", ""), key=key, stage=rec.get("stage", "build"),
+            log=rec.get("log", ""), known=True)
+        _FAILED[(self._fp_id(), key)] = exc
+        return exc
+
+    def failed(self, name: str, key: str, stage: str, detail: str) -> KernelBuildError:
+        """Record a build or kernel-creation failure (process memo + program cache)."""
+        head = log_head(detail)
+        exc = KernelBuildError(f"OpenCL program {name} failed to {stage} on {self.device.name.strip()}: {head}",
+                               program=name, key=key, stage=stage, log=head)
+        _FAILED[(self._fp_id(), key)] = exc
+        if self.cache is not None and self.fingerprint is not None:
+            self.cache.record_build_failure(self.fingerprint, key, {
+                "program": name, "stage": stage, "log": head, "driver": self.device.driver_version.strip(),
+                "time": int(time.time())})
+        return exc
+
+    def kernel(self, name: str, options: list[str], kernel_name: str) -> tuple[cl.Kernel, str]:
+        """Build (or fetch) a program and create one of its kernels; a failure of either is a
+        recorded KernelBuildError (INVALID_KERNEL_NAME on a program that built with warnings
+        is how a miscompiled kernel shows on PoCL)."""
+        prog = self.build(name, options)
+        key = self.key(name, sorted(set(options)))
+        try:
+            return cl.Kernel(prog, kernel_name), key
+        except cl.Error as exc:
+            self._built.pop(key, None)
+            if key not in self._from_source and self.cache is not None:
+                # a cached binary that builds but cannot make its kernel: quarantine, try source
+                self.cache.quarantine(self.fingerprint, key, f"CL_INVALID_KERNEL: {exc}"[:200])
+                self.force_source.add(key)
+                return self.kernel(name, options, kernel_name)
+            self._from_source.pop(key, None)   # never harvest a program that cannot make a kernel
+            raise self.failed(name, key, "create kernel", f"{kernel_name}: {exc}") from None
+
     def build(self, name: str, options: list[str]) -> cl.Program:
         options = sorted(set(options))
         key = self.key(name, options)
         if key in self._built:
             return self._built[key]
+        known = self.known_failure(key)
+        if known is not None:
+            raise known
         opts = options + BASE_OPTIONS
         prog = None
         t0 = time.perf_counter()
@@ -80,17 +154,29 @@ class ProgramBuilder:
                     self.cache.report.note_rejected(key, code, str(exc).splitlines()[0][:200])
                     prog = None
         if prog is None:
-            prog = cl.Program(self.ctx, program_source(name))
-            try:
-                prog.build(options=opts, devices=[self.device], cache_dir=False)
-            except cl.RuntimeError as exc:
-                raise RuntimeError(f"OpenCL program {name} failed to build with {opts}: {exc}") from None
+            prog = self._compile(name, key, opts)
             self._from_source[key] = prog
             if self.cache is not None:
                 self.cache.report.note_compiled(key)
         self.compile_seconds += time.perf_counter() - t0
         self._built[key] = prog
         self.keys.append(key)
+        return prog
+
+    def _compile(self, name: str, key: str, opts: list[str]) -> cl.Program:
+        injected = injected_failure(name, opts)
+        if injected:
+            raise self.failed(name, key, "build", injected)
+        prog = cl.Program(self.ctx, program_source(name))
+        try:
+            prog.build(options=opts, devices=[self.device], cache_dir=False)
+        except cl.Error as exc:
+            build_log = ""
+            try:
+                build_log = prog.get_build_info(self.device, cl.program_build_info.LOG)
+            except cl.Error:
+                pass
+            raise self.failed(name, key, "build", build_log or str(exc)) from None
         return prog
 
     @property

@@ -69,10 +69,30 @@ class GpuOp:
         return [self.variant]
 
     def use_variant(self, name: str) -> None:
-        """Switch to another variant (build its kernels); the executor then calls bind() again."""
+        """Switch to another variant (build its kernels); the executor then calls bind() again.
+        Raises KernelBuildError when the device cannot build it."""
         if name not in self.variants():
             raise ValueError(f"{self.node.op_type} has no variant {name!r}")
         self.variant = name
+
+    def first_working_variant(self, variants: list[str]) -> list[str]:
+        """Use the first of `variants` whose kernels build on this device, warning (once per
+        program) about each that does not, with the compiler's first lines; returns the
+        variants left to offer (the failed ones dropped). Raises the last KernelBuildError when
+        none builds: the executor then runs the node on the CPU runtime."""
+        from mace.errors import KernelBuildError
+        left, last = list(variants), None
+        for name in variants:
+            try:
+                self.use_variant(name)
+                return left
+            except KernelBuildError as exc:
+                left.remove(name)
+                last = exc
+                more = f"trying {left[0]}" if left else "no variant left"
+                _warn(exc, f"{self.node.name} ({self.node.op_type}) variant {name}: {exc} "
+                           f"[{'known, skipped untried' if exc.known else 'recorded'}]: {more}")
+        raise last
 
     # helpers shared by op modules -------------------------------------------------------
 
@@ -93,10 +113,17 @@ class GpuOp:
         return opts
 
     def kernel(self, program: str, kernel_name: str, options: list[str]) -> tuple[cl.Kernel, str]:
-        """Build (or fetch) `ops/<program>.cl` with options; returns the kernel and its program key."""
-        opts = sorted(set(options + self.rt.dtype_options))
-        prog = self.rt.builder.build(program, opts)
-        return cl.Kernel(prog, kernel_name), self.rt.builder.key(program, opts)
+        """Build (or fetch) `ops/<program>.cl` with options; returns the kernel and its program key.
+        Raises KernelBuildError when the device cannot build it (the executor then tries the
+        op's next variant, then the CPU runtime)."""
+        return self.rt.builder.kernel(program, sorted(set(options + self.rt.dtype_options)), kernel_name)
+
+
+def _warn(exc, message: str) -> None:
+    """A build failure is a warning the first time per program key, debug after."""
+    import logging
+    level = logging.DEBUG if exc.known else logging.WARNING
+    logging.getLogger("mace.opencl").log(level, "%s", message)
 
 
 _REGISTRY: dict[str, type[GpuOp]] = {}
@@ -118,6 +145,12 @@ def registry() -> dict[str, type[GpuOp]]:
                 importlib.import_module(f"{ops.__name__}.{mod.name}")
         _loaded = True
     return _REGISTRY
+
+
+def wide_width(caps) -> int:
+    """The vector width of the streaming kernels (pool, batchnorm): the widest the device's
+    probe accepted (16, 8 or 4), or 1 (scalar loops only)."""
+    return caps.max_vector_width if caps.max_vector_width in (4, 8, 16) else 1
 
 
 def i32(v) -> np.int32:

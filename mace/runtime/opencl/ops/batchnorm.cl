@@ -1,15 +1,24 @@
 /* BatchNormalization (inference): y = ACTIVATE(x * scale[c] + shift[c]), NCHW of any rank >= 2
  * seen as (N, C, S). scale/shift (float) are folded from gamma, beta, mean, var at init.
  *
- * batchnorm: one (n, c) plane per work-item, 16-wide vector loads/stores over S plus a scalar
- * tail (fp16 storage: vload_half16). gws = (N*C). */
+ * batchnorm: one (n, c) plane per work-item, WV-wide vector loads/stores over S plus a scalar
+ * tail (fp16 storage: vload_halfWV). WV (16, 8 or 4; 1: scalar only) is the widest vector the
+ * device's probe accepted (DeviceCaps.max_vector_width). gws = (N*C). */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#ifndef WV
+#define WV 4
+#endif
+#if WV >= 4
+#define wv CAT(float, WV)
 #ifdef STORAGE_HALF
-#define VLOAD16(p) vload_half16(0, (p))
-#define VSTORE16(v, p) vstore_half16((v), 0, (p))
+#define VLOADW(p) CAT(vload_half, WV)(0, (p))
+#define VSTOREW(v, p) CAT(vstore_half, WV)((v), 0, (p))
 #else
-typedef float16 f16u __attribute__((aligned(4)));
-#define VLOAD16(p) (*(const __global f16u*)(p))
-#define VSTORE16(v, p) (*(__global f16u*)(p) = (v))
+typedef wv wvu __attribute__((aligned(4)));
+#define VLOADW(p) (*(const __global wvu*)(p))
+#define VSTOREW(v, p) (*(__global wvu*)(p) = (v))
+#endif
 #endif
 
 __kernel void batchnorm(__global const store_t* restrict in, __global const float* restrict scale,
@@ -23,10 +32,12 @@ __kernel void batchnorm(__global const store_t* restrict in, __global const floa
     const __global store_t* ip = in + base;
     __global store_t* op = out + base;
     int i = 0;
-    for (; i + 16 <= S; i += 16) {
-        float16 v = VLOAD16(ip + i) * a + b;
-        VSTORE16(ACTIVATE(v), op + i);
+#if WV >= 4
+    for (; i + WV <= S; i += WV) {
+        wv v = VLOADW(ip + i) * a + b;
+        VSTOREW(ACTIVATE(v), op + i);
     }
+#endif
     for (; i < S; i++) {
         float v = LOAD(ip, i) * a + b;
         STORE(op, i, ACTIVATE(v));

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
+from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32, wide_width
 
 
 @gpu_op
@@ -31,7 +31,8 @@ class BatchNormOp(GpuOp):
         self.s = int(np.prod(shp[2:], dtype=np.int64)) if len(shp) > 2 else 1
         self.scale = rt.upload(scale, dtype=np.float32)
         self.shift = rt.upload(shift, dtype=np.float32)
-        self.k, self.key = self.kernel("batchnorm", "batchnorm", self.activation_options())
+        self.k, self.key = self.kernel("batchnorm", "batchnorm",
+                                       self.activation_options() + [f"-DWV={wide_width(rt.caps)}"])
 
     def bind(self, inputs, outputs):
         self.k.set_args(inputs[0], self.scale, self.shift, outputs[0], i32(self.c), i32(self.s), i32(self.nc))

@@ -48,14 +48,6 @@ from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 TILE_LWS = (1, 1, 1)
 
 
-def pick_vw(width: int, max_pb: int = 2) -> tuple[int, int]:
-    """(VW, PB): pixel vector width and vectors per tile for a row of `width` outputs."""
-    for vw, pb in ((16, 2), (16, 1), (8, 1), (4, 1)):
-        if pb <= max_pb and width >= vw * pb:
-            return vw, pb
-    return 1, 1
-
-
 def round_up(x: int, m: int) -> int:
     return (x + m - 1) // m * m
 
@@ -179,7 +171,7 @@ GEMM_TK = 16
 DW_LWS = (16, 4, 1)
 
 
-def gemm_tile(variant: str, wgs=None, device=None) -> int:
+def gemm_tile(variant: str, wgs=None, caps=None) -> int:
     """Micro-tile (TM = TN) of a tiled-GEMM variant: `*_t32` 2 (32x32 tiles), `*_t128` 8
     (128x128), else 4 (64x64); `gpu_im2col` and `gpu_winograd` pick 2 when 64x64 tiles would not
     give the device two work-groups per unit."""
@@ -187,18 +179,16 @@ def gemm_tile(variant: str, wgs=None, device=None) -> int:
         return 2
     if variant.endswith("_t128"):
         return 8
-    if variant in ("gpu_im2col", "gpu_winograd") and wgs is not None and device is not None \
-            and not (device.type & cl.device_type.CPU) and wgs(4) < 2 * device.max_compute_units:
+    if variant in ("gpu_im2col", "gpu_winograd") and wgs is not None and caps is not None \
+            and not caps.is_cpu and wgs(4) < 2 * caps.compute_units:
         return 2
     return 4
 
 
-def gemm_fits(device, t: int) -> bool:
+def gemm_fits(caps, t: int) -> bool:
     """The device can run a 16x16 work-group with the (GEMM_TK x 16t) float A and B tiles in local
     memory (16 KiB at t = 8; OpenCL guarantees 32 KiB on GPUs)."""
-    local = 2 * GEMM_TK * GEMM_WG * t * 4
-    return device.max_work_group_size >= GEMM_WG * GEMM_WG and device.local_mem_size >= local \
-        and device.max_work_item_sizes[0] >= GEMM_WG and device.max_work_item_sizes[1] >= GEMM_WG
+    return caps.fits_work_group((GEMM_WG, GEMM_WG), 2 * GEMM_TK * GEMM_WG * t * 4)
 
 
 def use_im2col(cg, kh, kw, sw, ow) -> bool:
@@ -240,9 +230,10 @@ class ConvOp(GpuOp):
         self.g = dict(n=n, c=c, h=h, w=wd, oh=oh, ow=ow, m=m, group=group, cg=cg, mg=mg, k=(kh, kw),
                       s=(sh, sw), d=(dh, dw), pads=tuple(pads))
         self.flops = 2.0 * n * m * oh * ow * cg * kh * kw
-        cpu = bool(rt.device.type & cl.device_type.CPU)
+        caps = rt.caps
+        cpu = caps.is_cpu
         if cg == 1 and mg == 1 and group > 1:
-            gpu = ["gpu_depthwise"] if rt.device.max_work_group_size >= DW_LWS[0] * DW_LWS[1] else []
+            gpu = ["gpu_depthwise"] if caps.fits_work_group(DW_LWS) else []
             self._variants = ["depthwise"] + gpu if cpu else gpu + ["depthwise"]
         else:
             pointwise = kh == kw == 1 and sh == sw == 1 and not any(pads)
@@ -256,20 +247,22 @@ class ConvOp(GpuOp):
                 if cg * kh * kw >= 64:
                     gpu.append("gpu_direct_splitk")
                 gpu.append("gpu_direct_t128")
-            gpu = [v for v in gpu if gemm_fits(rt.device, self._tile(v))]
+            gpu = [v for v in gpu if gemm_fits(caps, self._tile(v))]
             if not cpu and len(gpu) > 1 and self._tile(gpu[0]) == 4 and self._tile(gpu[1]) == 2 \
-                    and self._gemm_wgs(4) < 2 * rt.device.max_compute_units:
+                    and self._gemm_wgs(4) < 2 * caps.compute_units:
                 gpu[0], gpu[1] = gpu[1], gpu[0]  # too few 64x64 tiles to fill the device: 32x32 tiles
-            if not cpu and "gpu_direct_splitk" in gpu and self._gemm_wgs(2) < rt.device.max_compute_units \
+            if not cpu and "gpu_direct_splitk" in gpu and self._gemm_wgs(2) < caps.compute_units \
                     and cg * kh * kw >= 1024:
                 gpu.remove("gpu_direct_splitk")  # even 32x32 tiles leave units idle: split K
                 gpu.insert(0, "gpu_direct_splitk")
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
-            if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group):
+            # winograd.cl keeps a 4x4 tile in a float16 vector: only where 16-wide vectors work
+            if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group) \
+                    and caps.max_vector_width >= 16:
                 self._variants.append("winograd")
-                if not cpu and gemm_fits(rt.device, self._tile("gpu_winograd")):
+                if not cpu and gemm_fits(caps, self._tile("gpu_winograd")):
                     self._variants.append("gpu_winograd")
-        self.use_variant(self._variants[0])
+        self._variants = self.first_working_variant(self._variants)
 
     def _gemm_wgs(self, t: int, wino: bool = False) -> int:
         """Work-groups of the tiled GEMM with a t x t micro-tile per work-item (16t x 16t tiles);
@@ -284,7 +277,7 @@ class ConvOp(GpuOp):
 
     def _tile(self, variant: str) -> int:
         """gemm_tile for this conv's geometry."""
-        return gemm_tile(variant, lambda t: self._gemm_wgs(t, wino=variant == "gpu_winograd"), self.rt.device)
+        return gemm_tile(variant, lambda t: self._gemm_wgs(t, wino=variant == "gpu_winograd"), self.rt.caps)
 
     def variants(self) -> list[str]:
         return list(self._variants)
@@ -344,7 +337,7 @@ class ConvOp(GpuOp):
                 self._split_k(kk, n * group * mg * oh * ow)
             return
         if variant == "depthwise":
-            vw, pb = pick_vw(ow)
+            vw, pb = rt.caps.vector_width(ow)
             rb = min(4, oh)
             self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"])
             self.w = rt.upload(self.w4.reshape(m, kh * kw), dtype=np.float32)
@@ -371,7 +364,7 @@ class ConvOp(GpuOp):
             ohk, owk = oh, ow
         kgeo = geo if variant == "direct" else ["-DKH=1", "-DKW=1", "-DSH=1", "-DSW=1", "-DDH=1", "-DDW=1"]
         ocb = 16 if variant == "pointwise_oc16" else (8 if mg > 4 else 4)
-        vw, pb = pick_vw(owk, max_pb=1 if ocb == 16 else 2)
+        vw, pb = rt.caps.vector_width(owk, max_pb=1 if ocb == 16 else 2)
         mb = -(-mg // ocb)
         # the im2col row order is (c, kh, kw) too; winograd's bias is added by the output transform
         bpk = np.zeros((group, mb * ocb), np.float32)
@@ -388,7 +381,7 @@ class ConvOp(GpuOp):
     def _split_k(self, kk: int, total: int) -> None:
         """Slices of K so that about two work-groups run per compute unit (2..16 slices, each a
         multiple of the K tile), a float partial-sum buffer, and the reduce kernel."""
-        units = self.rt.device.max_compute_units
+        units = self.rt.caps.compute_units
         slices = max(2, min(16, -(-2 * units // max(self._gemm_wgs(2), 1)), -(-kk // GEMM_TK)))
         ks = round_up(-(-kk // slices), GEMM_TK)
         slices = -(-kk // ks)

@@ -39,11 +39,11 @@ class Activation(FamilyOp):
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         self.total = numel(out_shapes[0])
-        self.variant = self.variants()[0]
-        self._build()
+        self._ok = self.first_working_variant(self.variants())
 
     def variants(self) -> list[str]:
-        return ["vec4", "scalar"] if self.total % 4 == 0 else ["scalar"]
+        both = ["vec4", "scalar"] if self.total % 4 == 0 else ["scalar"]
+        return [v for v in both if v in getattr(self, "_ok", both)]
 
     def use_variant(self, name: str) -> None:
         super().use_variant(name)
@@ -104,15 +104,15 @@ class Binary(FamilyOp):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         self.op = OPS[node.op_type]
         self.plan = broadcast_plan(out_shapes[0], in_shapes[0], in_shapes[1])
-        self.variant = self.variants()[0]
-        self._build()
+        self._ok = self.first_working_variant(self.variants())
 
     def variants(self) -> list[str]:
         """"vec4" (4 elements per work item) where the broadcast pattern allows it, "scalar"."""
         p = self.plan
         can4 = p["total"] % 4 == 0 and (p["kind"] in ("same", "scalar")
                                         or (p["kind"] == "channel" and p["inner"] % 4 == 0))
-        return ["vec4", "scalar"] if can4 else ["scalar"]
+        both = ["vec4", "scalar"] if can4 else ["scalar"]
+        return [v for v in both if v in getattr(self, "_ok", both)]
 
     def use_variant(self, name: str) -> None:
         super().use_variant(name)

@@ -16,7 +16,7 @@ import numpy as np
 import pyopencl as cl
 
 from mace.runtime.opencl.ops.base import GpuOp, Launch, f32, gpu_op, i32
-from mace.runtime.opencl.ops.conv import GEMM_WG, gemm_fits, gemm_tile, pick_vw
+from mace.runtime.opencl.ops.conv import GEMM_WG, gemm_fits, gemm_tile
 
 
 def _mr(m: int) -> int:
@@ -40,13 +40,13 @@ class _Linear(GpuOp):
         self.args = [i32(m), i32(n), i32(k), i32(sam), i32(sak), i32(sbk), i32(sbn), f32(alpha),
                      f32(beta), i32(scm), i32(scn), i32(nb)]
         self.flops = 2.0 * nb * m * n * k
-        dev = rt.device
-        gpu = [v for v in ("gpu_gemm", "gpu_gemm_t32") if gemm_fits(dev, gemm_tile(v))]
-        if len(gpu) == 2 and self._tiles(4) < 2 * dev.max_compute_units:
+        caps = rt.caps
+        gpu = [v for v in ("gpu_gemm", "gpu_gemm_t32") if gemm_fits(caps, gemm_tile(v))]
+        if len(gpu) == 2 and self._tiles(4) < 2 * caps.compute_units:
             gpu = gpu[::-1]  # too few 64x64 tiles to fill the device: 32x32 tiles first
-        cpu = bool(dev.type & cl.device_type.CPU)
+        cpu = caps.is_cpu
         self._variants = ["default"] + gpu if cpu or not gpu else gpu + ["default"]
-        self.use_variant(self._variants[0])
+        self._variants = self.first_working_variant(self._variants)
 
     def _tiles(self, t: int) -> int:
         m, n, _, nb, _ = self.dims
@@ -65,7 +65,7 @@ class _Linear(GpuOp):
             self.gws = (-(-n // (16 * t)) * GEMM_WG, -(-m // (16 * t)) * GEMM_WG, nb)
             self.lws = (GEMM_WG, GEMM_WG, 1)
             return
-        vw, pb = pick_vw(n) if sbn == 1 else (1, 1)
+        vw, pb = self.rt.caps.vector_width(n) if sbn == 1 else (1, 1)
         mr = _mr(m)
         self.k, self.key = self.kernel("linear", "gemm", opts + [f"-DVW={vw}", f"-DPB={pb}", f"-DMR={mr}"])
         self.gws = (-(-n // (vw * pb)), -(-m // mr), nb)

@@ -76,7 +76,24 @@ __kernel void pool2d(__global const store_t* restrict in, __global store_t* rest
 #endif
 
 #ifdef GLOBAL_POOL
-typedef float16 f16u __attribute__((aligned(4)));
+/* global_pool: WV-wide vector loads (WV = 16, 8 or 4: the widest the device's probe accepted;
+ * 1: scalar only), then a horizontal reduction of the vector and a scalar tail. */
+#ifndef WV
+#define WV 4
+#endif
+#ifdef GMAX
+#define COMBINE(a, b) fmax((a), (b))
+#else
+#define COMBINE(a, b) ((a) + (b))
+#endif
+/* wv -> float4 -> float, pairwise */
+#if WV == 16
+#define TO4(a) COMBINE(COMBINE((a).lo.lo, (a).lo.hi), COMBINE((a).hi.lo, (a).hi.hi))
+#elif WV == 8
+#define TO4(a) COMBINE((a).lo, (a).hi)
+#else
+#define TO4(a) (a)
+#endif
 __kernel void global_pool(__global const store_t* restrict in, __global store_t* restrict out, int S, int NC) {
     const int nc = get_global_id(0);
     if (nc >= NC) return;
@@ -84,25 +101,20 @@ __kernel void global_pool(__global const store_t* restrict in, __global store_t*
     int i = 0;
 #ifdef GMAX
     float r = -INFINITY;
-#ifndef STORAGE_HALF
-    float16 a = -INFINITY;
-    for (; i + 16 <= S; i += 16) a = fmax(a, *(const __global f16u*)(ip + i));
-    float8 a8 = fmax(a.lo, a.hi);
-    float4 a4 = fmax(a8.lo, a8.hi);
-    r = fmax(fmax(a4.x, a4.y), fmax(a4.z, a4.w));
-#endif
-    for (; i < S; i++) r = fmax(r, LOAD(ip, i));
-    STORE(out, nc, r);
 #else
     float r = 0.0f;
-#ifndef STORAGE_HALF
-    float16 a = 0.0f;
-    for (; i + 16 <= S; i += 16) a += *(const __global f16u*)(ip + i);
-    float8 a8 = a.lo + a.hi;
-    float4 a4 = a8.lo + a8.hi;
-    r = (a4.x + a4.y) + (a4.z + a4.w);
 #endif
-    for (; i < S; i++) r += LOAD(ip, i);
+#if !defined(STORAGE_HALF) && WV >= 4
+    typedef CAT(float, WV) wvu __attribute__((aligned(4)));
+    CAT(float, WV) a = r;
+    for (; i + WV <= S; i += WV) a = COMBINE(a, *(const __global wvu*)(ip + i));
+    float4 a4 = TO4(a);
+    r = COMBINE(COMBINE(a4.x, a4.y), COMBINE(a4.z, a4.w));
+#endif
+    for (; i < S; i++) r = COMBINE(r, LOAD(ip, i));
+#ifdef GMAX
+    STORE(out, nc, r);
+#else
     STORE(out, nc, r / (float)S);
 #endif
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
+from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32, wide_width
 
 
 @gpu_op
@@ -59,7 +59,7 @@ class GlobalPoolOp(GpuOp):
         shp = in_shapes[0]
         self.nc = int(shp[0] * shp[1])
         self.s = int(np.prod(shp[2:], dtype=np.int64)) if len(shp) > 2 else 1
-        opts = ["-DGLOBAL_POOL"] + (["-DGMAX"] if node.op_type == "GlobalMaxPool" else [])
+        opts = ["-DGLOBAL_POOL", f"-DWV={wide_width(rt.caps)}"] + (["-DGMAX"] if node.op_type == "GlobalMaxPool" else [])
         self.k, self.key = self.kernel("pool", "global_pool", opts)
 
     def bind(self, inputs, outputs):
