@@ -289,16 +289,18 @@ def tune(model, device, program, mode, budget, as_json):
 @JSON_OPT
 def devices(as_json):
     """List the OpenCL devices (index and name for --device)."""
-    from mace.runtime.opencl.device import describe, list_devices, select_device
+    from mace.runtime.opencl.device import describe, list_devices, select_device, stored_or_probed_caps
     devs = list_devices()
     default = select_device(None) if devs else None
     rows = [{"index": i, "name": describe(d), "version": d.version, "driver": d.driver_version,
-             "default": d == default} for i, d in enumerate(devs)]
+             "default": d == default, "caps": stored_or_probed_caps(d).to_dict()} for i, d in enumerate(devs)]
     if as_json:
         emit_json({"devices": rows})
     else:
+        from mace.runtime.opencl.caps import DeviceCaps
         for r in rows:
             click.echo(f"{'*' if r['default'] else ' '} {r['index']}: {r['name']} ({r['version']}, driver {r['driver']})")
+            click.echo(f"     {DeviceCaps.from_dict(r['caps']).summary()}")
 
 
 # -- demo ------------------------------------------------------------------------------------

@@ -110,8 +110,18 @@ def doctor_cmd(file: Path, device: str | None, model: Path | None, as_json: bool
                   "device_tuning_records", "blob_kinds"):
             if k in result.stats:
                 click.echo(f"  {k.replace('_', ' ')}: {result.stats[k]}")
+        caps = result.stats.get("device_caps")
+        click.echo(f"  device probe: {_caps_line(caps) if caps else 'not in this file (probed at the next start)'}")
+        for key, rec in (result.stats.get("build_failures") or {}).items():
+            click.echo(f"  build failure: {key}: {rec.get('stage', '')}: {rec.get('log', '')}")
         _echo_findings(result.findings)
     sys.exit(OK if result.ok else FINDINGS)
+
+
+def _caps_line(caps: dict) -> str:
+    probe = ", ".join(f"{w}: {r}" for w, r in sorted((caps.get("probe") or {}).items(), key=lambda kv: -int(kv[0])))
+    return (f"vector width {caps.get('max_vector_width')} (reported {caps.get('reported_vector_width')}; "
+            f"{probe or 'not probed'})")
 
 
 def _model_programs(file: Path, model: Path, device: str | None, as_json: bool):

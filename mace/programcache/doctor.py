@@ -17,6 +17,7 @@ from mace.programcache.errors import (
     MISSING,
     MISSING_PROGRAMS,
     QUARANTINED,
+    BUILD_FAILED,
     UNWRITABLE,
     VERSION_MISMATCH,
     Finding,
@@ -92,6 +93,16 @@ def _check_device(cache: ProgramCache, fp: DeviceFingerprint, res: DoctorResult)
         res.findings.append(Finding(QUARANTINED, f"{len(quarantined)} program(s) quarantined on "
                                     f"this device (compiled from source each start): "
                                     f"{', '.join(quarantined[:5])}", severity="info"))
+    failures = cache.build_failures(fp)
+    if failures:
+        res.findings.append(Finding(BUILD_FAILED, f"{len(failures)} program(s) failed to build on this "
+                                    f"device and are skipped (their ops use another variant or the CPU "
+                                    f"runtime): " + "; ".join(f"{k.split('|')[0]}: {r.get('log', '')[:80]}"
+                                                               for k, r in list(failures.items())[:3]),
+                                    severity="info"))
+    caps = cache.get_caps(fp)
+    res.stats["device_caps"] = caps
+    res.stats["build_failures"] = failures
     res.stats.update(device_programs=len(mine) - len(bad), device_tuning_records=sum(
         1 for (f, _) in data.tuning if f == fp.id), blob_kinds=kinds, quarantined=len(quarantined))
 

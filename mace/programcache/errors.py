@@ -21,6 +21,7 @@ XIAOMI_FORMAT = "XIAOMI_FORMAT"
 UNWRITABLE = "UNWRITABLE"
 MISSING_PROGRAMS = "MISSING_PROGRAMS"
 QUARANTINED = "QUARANTINED"
+BUILD_FAILED = "BUILD_FAILED"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ CODES: dict[str, CodeInfo] = {c.code: c for c in (
     CodeInfo(QUARANTINED, "the driver refused these binaries on this device earlier",
              "nothing to do: they are compiled from source; a driver update starts a new "
              "section"),
+    CodeInfo(BUILD_FAILED, "the device's compiler could not build these programs (or make their "
+             "kernels) earlier", "nothing to do: their ops use another variant or the CPU runtime; "
+             "a driver update starts a new section and tries them again"),
 )}
 
 SEVERITIES = ("error", "warning", "info")

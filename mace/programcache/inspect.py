@@ -35,7 +35,7 @@ def inspect_file(path: str | Path) -> dict:
 
 def inspect_bytes(buf: bytes, name: str = "<bytes>") -> dict:
     info: dict = {"path": name, "size": len(buf), "format": "unknown", "header": None,
-                  "sections": [], "programs": [], "tuning": [], "quarantine": [],
+                  "sections": [], "programs": [], "tuning": [], "quarantine": [], "caps": [], "build_failures": [],
                   "xiaomi": None, "findings": []}
     if buf[:8] == MAGIC:
         _ours(buf, name, info)
@@ -87,6 +87,12 @@ def _ours(buf: bytes, name: str, info: dict) -> None:
                       for (f, k), t in sorted(data.tuning.items())]
     info["quarantine"] = [{"device": f, "key": k, "reason": q.reason, "time": iso(q.time_ns),
                            "sha256": q.sha256_hex} for (f, k), q in sorted(data.quarantine.items())]
+    info["caps"] = [{"device": f, "updated": iso(t.updated_ns), "record": t.record}
+                    for (f, _), t in sorted(data.caps.items())]
+    info["build_failures"] = [{"device": f, "key": k, "stage": t.record.get("stage", ""),
+                               "driver": t.record.get("driver", ""), "log": t.record.get("log", ""),
+                               "time": iso(t.updated_ns)}
+                              for (f, k), t in sorted(data.build_failures.items())]
 
 
 def _xiaomi(found: xiaomi.XiaomiFile) -> dict:
@@ -133,6 +139,9 @@ def render(info: dict, console=None) -> None:
         console.print(t)
     _render_rows(console, "tuning records", info["tuning"], ("device", "key", "updated", "record"))
     _render_rows(console, "quarantine", info["quarantine"], ("device", "key", "reason", "time"))
+    _render_rows(console, "device capabilities (probed)", info.get("caps", []), ("device", "updated", "record"))
+    _render_rows(console, "build failures (skipped on that device)", info.get("build_failures", []),
+                 ("device", "key", "stage", "log"))
     if info["xiaomi"]:
         _render_xiaomi(console, info["xiaomi"])
     for f in info["findings"]:

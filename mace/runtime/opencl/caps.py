@@ -86,7 +86,7 @@ class DeviceCaps:
         return total <= self.max_work_group_size and local_bytes <= self.local_mem_size
 
     def summary(self) -> str:
-        probed = ", ".join(f"{w}: {'ok' if r == 'ok' else r}" for w, r in self.probe.items()) or "-"
+        probed = ", ".join(f"{w}: {r}" for w, r in sorted(self.probe.items(), key=lambda kv: -int(kv[0]))) or "-"
         return (f"vector width {self.max_vector_width} (reported {self.reported_vector_width}; "
                 f"probe {probed}), half storage {'yes' if self.half_storage else 'no'}, "
                 f"work-group {self.max_work_group_size}, local memory {self.local_mem_size // 1024} KiB, "

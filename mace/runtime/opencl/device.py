@@ -47,3 +47,13 @@ def select_device(spec: str | int | None = None) -> cl.Device:
             return d
     names = "; ".join(f"{i}: {describe(d)}" for i, d in enumerate(devices))
     raise DeviceError(f"no OpenCL device matches {spec!r}: choose one of [{names}] with --device")
+
+
+def stored_or_probed_caps(dev: cl.Device):
+    """The device's caps as the default program cache holds them, else probed now (read-only:
+    listing devices writes nothing)."""
+    from mace.programcache import DeviceFingerprint, ProgramCache
+    from mace.runtime.opencl.caps import device_caps
+    fp = DeviceFingerprint.from_cl_device(dev)
+    cache = ProgramCache.open(None, device_fp=fp, log_findings=False)
+    return device_caps(dev, cache=None if cache.get_caps(fp) is None else cache, fingerprint=fp)

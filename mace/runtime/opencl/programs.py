@@ -38,14 +38,15 @@ def log_head(text: str, lines: int = 3) -> str:
     return " | ".join(rows[:lines])[:400]
 
 
-def injected_failure(name: str, options: list[str]) -> str | None:
-    """MACE_TEST_BREAK_BUILD (tests only): builds whose "<program> <options>" match fail."""
+def injected(stage: str, name: str, options: list[str]) -> bool:
+    """MACE_TEST_BREAK_BUILD (fault injection for tests): a regex over "<program> <options>".
+    Plain: a matching program gets an `#error` line, so the driver's compiler really fails;
+    "kernel:" first: its kernels are asked for under a wrong name (INVALID_KERNEL_NAME from the
+    driver); "abort:" first: only the device probe's child process (it aborts)."""
     from mace import settings
     spec = settings.get("MACE_TEST_BREAK_BUILD", "") or ""
-    pattern = spec[6:] if spec.startswith("abort:") else spec
-    if pattern and re.search(pattern, f"{name} {' '.join(options)}"):
-        return "injected build failure (MACE_TEST_BREAK_BUILD)"
-    return None
+    want, _, pattern = spec.partition(":") if spec.startswith(("kernel:", "abort:")) else ("build", "", spec)
+    return want == stage and bool(pattern) and re.search(pattern, f"{name} {' '.join(options)}") is not None
 
 
 def program_source(name: str) -> str:
@@ -118,7 +119,7 @@ class ProgramBuilder:
         prog = self.build(name, options)
         key = self.key(name, sorted(set(options)))
         try:
-            return cl.Kernel(prog, kernel_name), key
+            return cl.Kernel(prog, kernel_name + ("_injected" if injected("kernel", name, options) else "")), key
         except cl.Error as exc:
             self._built.pop(key, None)
             if key not in self._from_source and self.cache is not None:
@@ -164,10 +165,10 @@ class ProgramBuilder:
         return prog
 
     def _compile(self, name: str, key: str, opts: list[str]) -> cl.Program:
-        injected = injected_failure(name, opts)
-        if injected:
-            raise self.failed(name, key, "build", injected)
-        prog = cl.Program(self.ctx, program_source(name))
+        source = program_source(name)
+        if injected("build", name, opts):
+            source += "\n#error injected build failure (MACE_TEST_BREAK_BUILD)\n"
+        prog = cl.Program(self.ctx, source)
         try:
             prog.build(options=opts, devices=[self.device], cache_dir=False)
         except cl.Error as exc:

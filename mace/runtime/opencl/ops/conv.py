@@ -131,7 +131,8 @@ class WinogradSteps:
         self.t = self.ty * self.tx
         isz = rt.store_dtype.itemsize
         self.cp = winograd.plane_rows(c, self.t, isz)
-        vt = [f"-DVT={8 if self.tx >= 8 else 4}"]
+        # VT tiles per vector: 8 needs float16 rows, 4 float8 (caps.max_vector_width)
+        vt = [f"-DVT={8 if self.tx >= 8 and rt.caps.max_vector_width >= 16 else 4}"]
         self.k_in, self.key_in = op.kernel("winograd", "winograd_input", vt)
         self.k_out, self.key_out = op.kernel("winograd", "winograd_output", act + vt)
         self.bias = rt.upload(op.bias, dtype=np.float32)
@@ -256,9 +257,9 @@ class ConvOp(GpuOp):
                 gpu.remove("gpu_direct_splitk")  # even 32x32 tiles leave units idle: split K
                 gpu.insert(0, "gpu_direct_splitk")
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
-            # winograd.cl keeps a 4x4 tile in a float16 vector: only where 16-wide vectors work
+            # winograd.cl moves 2*VT input columns as one vector (VT = 4 or 8): float8 at least
             if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group) \
-                    and caps.max_vector_width >= 16:
+                    and caps.max_vector_width >= 8:
                 self._variants.append("winograd")
                 if not cpu and gemm_fits(caps, self._tile("gpu_winograd")):
                     self._variants.append("gpu_winograd")
