@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mace.errors import ModelFileError
+from mace.fileio import write_atomic
 
 MAGIC = b"MACEBNDL"
 BUNDLE_VERSION = 1
@@ -93,9 +94,7 @@ def write(path: str | os.PathLike, model: bytes, program: bytes | None = None, *
     data = encode(model, program, **header)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)
     return len(data)
 
 
@@ -132,9 +131,7 @@ def write_module(path: str | os.PathLike, bundle_bytes: bytes) -> int:
     path = Path(path)
     src = _MODULE.format(name=b.name, module=path.stem, header=b.header, chunks=chunks)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(src)
-    os.replace(tmp, path)
+    write_atomic(path, src)
     return len(src)
 
 

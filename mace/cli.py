@@ -32,22 +32,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    return str(o)
+    """The one `--json` document of a command, on stdout."""
+    from mace.jsondoc import dumps
+    click.echo(dumps(obj))
 
 
 class MaceGroup(click.Group):
@@ -124,14 +111,6 @@ def _model_runtime(model: str, runtime: str | None) -> str:
     return "gpu"
 
 
-def _stats(samples: list[float]) -> dict:
-    import numpy as np
-    a = np.array(samples) * 1e3
-    return {"runs": len(a), "median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
-            "min_ms": float(a.min()), "max_ms": float(a.max()), "mean_ms": float(a.mean()),
-            "std_ms": float(a.std())}
-
-
 RUNTIME_OPT = click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default=None,
                            help="Runtime (default gpu).")
 DEVICE_OPT = click.option("--device", default=None, help="OpenCL device index or name (MACE_DEVICE).")
@@ -166,6 +145,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
         return
     t_start = time.perf_counter()
     import numpy as np
+    from mace.tools.latency import latency_stats
     from mace.tools.validate import random_inputs
     engine = _engine(model, _model_runtime(model, runtime), device, program, warmup)
     feeds = random_inputs(engine.graph, seed)
@@ -180,11 +160,9 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
         engine.run(feeds)
         samples.append(time.perf_counter() - t0)
     if output_dir:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        for name, v in outs.items():
-            np.save(Path(output_dir) / f"{name.replace('/', '_')}.npy", v)
+        _save_outputs(Path(output_dir), outs)
     result = {"summary": engine.summary(), "first_run_ms": first * 1e3, "process_to_first_result_s": first_result,
-              "latency": _stats(samples) if samples else None,
+              "latency": latency_stats(samples, with_samples=False) if samples else None,
               "outputs": {k: {"shape": list(v.shape), "mean": float(v.mean()), "std": float(v.std()),
                               "argmax": int(np.argmax(v.reshape(v.shape[0], -1)[0])) if v.size else None,
                               "head": v.ravel()[:5].tolist()} for k, v in outs.items()}}
@@ -200,6 +178,20 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
     for k, v in result["outputs"].items():
         click.echo(f"  {k} {v['shape']}: argmax {v['argmax']}, mean {v['mean']:.4g}, std {v['std']:.4g}, "
                    f"first {[round(x, 4) for x in v['head']]}")
+
+
+def _save_outputs(out_dir: Path, outs: dict) -> None:
+    """Each output as `<name>.npy`, written atomically."""
+    import io
+
+    import numpy as np
+
+    from mace.fileio import write_atomic
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, v in outs.items():
+        buf = io.BytesIO()
+        np.save(buf, v)
+        write_atomic(out_dir / f"{name.replace('/', '_')}.npy", buf.getvalue())
 
 
 # -- validate --------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mace import __version__
+from mace import __version__, fileio
 from mace.deploy.devices import DeviceSpec, LoadedDevices, load_devices
 from mace.deploy.errors import (RemoteDiskFull, RemoteError, RemoteMaceMissing,
                                 RemotePythonMissing, RemoteRunFailed)
@@ -274,20 +274,6 @@ class RemoteDevice:
         return pulled
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def merge_program(local: Path, pulled: Path) -> dict:
     """Merge a device's program file into the local one (created when missing): sections are
     keyed by device fingerprint, so each device keeps its own. Never raises: problems become
@@ -354,9 +340,9 @@ def run_on_device(name: str, spec: DeviceSpec, job: Job, output_dir: str | Path 
         timings["download_s"] = time.perf_counter() - t0
         if out_dir is not None:
             for f in sorted(pulled.glob("*.npy")):
-                os.replace(f, out_dir / f.name)
+                fileio.move_into(f, out_dir / f.name)
                 outputs[f.stem] = str(out_dir / f.name)
-            _atomic_write_text(out_dir / RESULT_JSON, json.dumps(result, indent=2))
+            fileio.write_atomic(out_dir / RESULT_JSON, json.dumps(result, indent=2))
         t0 = time.perf_counter()
         if (pulled / PULLED_PROGRAM).is_file():
             program = merge_program(job.program, pulled / PULLED_PROGRAM)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mace.errors import ModelFileError
+from mace.fileio import write_atomic
 from mace.ir.graph import Graph, Node
 
 MAGIC = b"MACEMODL"
@@ -66,10 +67,7 @@ def encode(graph: Graph) -> bytes:
 def save(graph: Graph, path: str | os.PathLike) -> str:
     """Write atomically; returns the content sha256 (hex)."""
     data = encode(graph)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(Path(path), data)
     return data[-32:].hex()
 
 

@@ -6,7 +6,6 @@ required, unknown device). `--json` prints one JSON document on stdout.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,7 +15,8 @@ OK, FINDINGS, BAD_INPUT = 0, 1, 2
 
 
 def _emit(obj: dict) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+    from mace.jsondoc import dumps
+    click.echo(dumps(obj))
 
 
 def _bad_input(message: str, as_json: bool) -> None:

@@ -30,7 +30,8 @@ def split_key(key: str) -> tuple[str, str, str]:
 def inspect_file(path: str | Path) -> dict:
     """Raises OSError (FileNotFoundError...) when the file cannot be read."""
     path = Path(path)
-    return inspect_bytes(path.read_bytes(), str(path))
+    from mace.programcache.atomic import read_cache
+    return inspect_bytes(read_cache(path), str(path))
 
 
 def inspect_bytes(buf: bytes, name: str = "<bytes>") -> dict:

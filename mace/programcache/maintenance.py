@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mace import fileio
 from mace.programcache import atomic, settings, xiaomi
 from mace.programcache.errors import (
     DAMAGED_ENTRY,
@@ -42,7 +43,7 @@ def verify(path: str | Path, max_bytes: int | None = None) -> list[Finding]:
     cap. An empty list means the file is intact. Raises OSError (e.g. FileNotFoundError) when
     the file cannot be read."""
     path = Path(path)
-    buf = path.read_bytes()
+    buf = atomic.read_cache(path)
     name = str(path)
     if buf[:8] != MAGIC:
         return _verify_foreign(buf, name)
@@ -87,7 +88,7 @@ def load(path: str | Path) -> tuple[CacheData, list[Finding]]:
     """A mace program cache's content (damaged records dropped, with findings). Raises OSError
     or ProgramCacheError (a Xiaomi file is a XiaomiFormatError: it has no fingerprints)."""
     path = Path(path)
-    buf = path.read_bytes()
+    buf = atomic.read_cache(path)
     if buf[:8] != MAGIC and xiaomi.sniff(buf, str(path)) is not None:
         raise XiaomiFormatError(f"{path} is a Xiaomi MACE program cache: it has no device "
                                 f"fingerprint, so it cannot be merged or pruned")
@@ -132,7 +133,7 @@ def _write(path: Path, data: CacheData, result: Result, max_bytes: int) -> None:
             f"dropped {len(dropped)} least recently used programs: split the model or raise "
             f"MACE_PROGRAM_CACHE_MAX_BYTES"), severity="warning"))
     blob = encode(data)
-    atomic.write_atomic(path, blob)
+    fileio.write_atomic(path, blob)
     result.stats.update(programs=len(data.programs), sections=len(data.sections),
                         bytes=len(blob), dropped=[e.key for e in dropped])
 
@@ -163,7 +164,7 @@ def prune(path: str | Path, max_bytes: int) -> Result:
         result.stats.update(bytes_before=before, max_bytes=max_bytes)
         dropped = prune_lru(data, max_bytes)
         if dropped or found:
-            atomic.write_atomic(path, encode(data))
+            fileio.write_atomic(path, encode(data))
         after = encoded_size(data)
         result.stats.update(bytes_after=after, programs=len(data.programs),
                             dropped=[e.key for e in dropped])

@@ -45,6 +45,12 @@ def max_bytes() -> int:
         return DEFAULT_MAX_BYTES
 
 
+def read_limit() -> int:
+    """The most bytes a cache file may hold to be read at all: four times the cap, so an
+    oversized file can still be inspected and pruned, while a huge one is refused unread."""
+    return 4 * max_bytes() + (1 << 20)
+
+
 def default_cache_path() -> Path:
     """$MACE_PROGRAM_PATH, else <user cache dir>/mace/mace-cl-compiled-program.bin."""
     raw = _settings.get("MACE_PROGRAM_PATH")

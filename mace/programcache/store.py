@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from mace import fileio
 from mace.programcache import atomic, settings, xiaomi
 from mace.programcache.errors import (
     DAMAGED_ENTRY,
@@ -128,7 +129,7 @@ class ProgramCache:
             cache = cls(path, device_fp=device_fp, max_bytes=max_bytes)
             cache._log_findings = log_findings
             try:
-                buf = path.read_bytes()
+                buf = atomic.read_cache(path)
             except (FileNotFoundError, NotADirectoryError):
                 cache.report.format = "missing"
                 cache._find(Finding(MISSING, f"There is no precompiled OpenCL binary at {path} "
@@ -409,6 +410,10 @@ class ProgramCache:
                 return False
             try:
                 return self._save_locked()
+            except fileio.FileRefused as exc:    # read-only, a device node, a FIFO: left alone
+                msg = f"cannot write program cache {exc}"
+                self._warn_once("unwritable", msg, Finding(UNWRITABLE, msg))
+                return False
             except Exception as exc:     # OSError, filelock.Timeout, a full disk...: never crash
                 msg = (f"cannot write program cache {self.path}: {getattr(exc, 'strerror', None) or exc}"
                        f": make the directory writable, or set MACE_PROGRAM_PATH to a writable file")
@@ -417,7 +422,7 @@ class ProgramCache:
                 return False
 
     def _save_locked(self) -> bool:
-        path = self.path
+        path = fileio.write_target(self.path)    # refused before a lock file appears beside it
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic.lock_for(path, settings.LOCK_TIMEOUT_S):
             atomic.remove_stale_temps(path)
@@ -433,7 +438,7 @@ class ProgramCache:
                     f"{len(dropped)} least recently used programs ({mine} of them just built)"))
                 self._warn_once("cap", msg.message, msg)
             data = encode(merged)
-            atomic.write_atomic(path, data)
+            fileio.write_atomic(path, data)
         self._data = merged
         self._dirty = False
         self._puts.clear()

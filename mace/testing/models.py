@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from mace.programcache.atomic import write_atomic
+from mace.fileio import write_atomic
 
 __all__ = ["MODELS_DIR", "available", "default_cache_dir", "materialize", "load_recipe", "build_model"]
 

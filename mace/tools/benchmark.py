@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mace.errors import MaceError
+from mace.tools.latency import latency_stats
 from mace.tools.progress import Bars
 
 #: PyOpenCL's, PoCL's and NVIDIA's (PTX -> SASS compute cache) hidden caches, all off
@@ -87,17 +88,6 @@ def _median_block(runs: list[dict]) -> dict:
             "maxrss_kb": max((r["maxrss_kb"] for r in runs), default=None),
             "compiled": max((r["compiled"] for r in runs), default=0),
             "from_cache": min((r["from_cache"] for r in runs), default=0), "runs": runs}
-
-
-def latency_stats(samples_s: list[float]) -> dict:
-    a = np.asarray(samples_s, dtype=np.float64) * 1e3
-    if a.size == 0:
-        return {"runs": 0, "samples_ms": []}
-    p10, p25, p50, p75, p90, p99 = np.percentile(a, [10, 25, 50, 75, 90, 99])
-    return {"runs": int(a.size), "median_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
-            "mean_ms": float(a.mean()), "std_ms": float(a.std()), "min_ms": float(a.min()),
-            "max_ms": float(a.max()), "iqr_ms": float(p75 - p25),
-            "spread": float((p90 - p10) / p50) if p50 > 0 else 0.0, "samples_ms": a.tolist()}
 
 
 def op_profile(engine, inputs, runs: int, top: int) -> dict:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mace import fileio
 from mace.errors import ConfigError, DeviceError, MaceError
 from mace.tools.progress import Bars
 
@@ -147,7 +148,7 @@ def _gpu_models(results) -> list:
 def _ensure_section(path: Path, target: Target) -> None:
     """A per-target file always exists and names its device, even when no program was compiled
     (a model whose ops all run on the CPU fallback)."""
-    from mace.programcache import DeviceFingerprint, atomic
+    from mace.programcache import DeviceFingerprint
     from mace.programcache.format import CacheData, encode
     from mace.programcache.maintenance import load
     fp = DeviceFingerprint.from_cl_device(target.device)
@@ -159,7 +160,7 @@ def _ensure_section(path: Path, target: Target) -> None:
         return
     data.sections[fp.id] = fp
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_atomic(path, encode(data))
+    fileio.write_atomic(path, encode(data))
 
 
 def compile_target(target: Target, results, out_dir: Path, library: str, tune: bool = False,
@@ -207,7 +208,6 @@ def _tuner():
 def merge_files(paths: list[Path], out: Path) -> dict:
     """One multi-device program file from per-target files (sections never conflict: each is
     keyed by its device fingerprint)."""
-    from mace.programcache import atomic
     from mace.programcache.format import CacheData, encode
     from mace.programcache.maintenance import load, merge_data
     data = CacheData()
@@ -218,7 +218,7 @@ def merge_files(paths: list[Path], out: Path) -> dict:
         data = merge_data(data, d)
     blob = encode(data)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_atomic(out, blob)
+    fileio.write_atomic(out, blob)
     return {"file": str(out), "inputs": [str(p) for p in paths], "sections": len(data.sections),
             "programs": len(data.programs), "tuning": len(data.tuning), "bytes": len(blob)}
 
@@ -236,7 +236,7 @@ def embed(results, library: str, lib_dir: Path, program_file: Path | None, targe
                              targets=[{"device_name": t["device_name"], "soc": t["soc"]} for t in targets])
         path = lib_dir / f"{r.name}{bundle.SUFFIX}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        fileio.write_atomic(path, data)
         module = lib_dir / "embed" / f"{sanitize(r.name).replace('-', '_').replace('.', '_')}_mace_bundle.py"
         bundle.write_module(module, data)
         out.append({"model": r.name, "bundle": str(path), "bytes": len(data), "module": str(module),

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mace.tools.latency import latency_stats
+
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "digits"
 
 
@@ -48,9 +50,9 @@ def run_demo(device=None, program=None, echo=print, build_dir: Path | None = Non
                 first_out = out
             preds.append(int(np.argmax(out)))
         acc = float(np.mean(np.array(preds) == y))
-        lat_ms = np.array(lat[1:]) * 1e3
-        entry = {"init_ms": init_s * 1e3, "first_run_ms": lat[0] * 1e3, "median_ms": float(np.median(lat_ms)),
-                 "p90_ms": float(np.percentile(lat_ms, 90)), "accuracy": acc,
+        steady = latency_stats(lat[1:], with_samples=False)
+        entry = {"init_ms": init_s * 1e3, "first_run_ms": lat[0] * 1e3, "median_ms": steady.get("median_ms"),
+                 "p90_ms": steady.get("p90_ms"), "accuracy": acc,
                  "first_sample": {"label": int(y[0]), "predicted": preds[0],
                                   "logits": [round(float(v), 4) for v in first_out.ravel()]}}
         s = engine.summary()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html as _html
+import io
 import json
 import logging
 import os
@@ -23,10 +24,13 @@ import tempfile
 from pathlib import Path
 
 from mace.errors import ConfigError, MaceError
+from mace.fileio import read_bounded, write_atomic
+from mace.jsondoc import dumps
 
 log = logging.getLogger("mace.report")
 
 RESULTS_KIND = "mace-report-results"
+SAVED_JSON_MAX_BYTES = 256 * 1024 * 1024     # a saved --json document (benchmark samples included)
 
 
 # {{{ collecting results
@@ -71,7 +75,7 @@ def _environment() -> dict:
 def load_saved(paths: list, results: dict) -> None:
     for p in paths:
         try:
-            doc = json.loads(Path(p).read_text())
+            doc = json.loads(read_bounded(p, SAVED_JSON_MAX_BYTES))
         except FileNotFoundError:
             raise ConfigError(f"--from-json {p}: no such file") from None
         except (OSError, ValueError) as exc:
@@ -238,7 +242,9 @@ def _save(fig, path: Path) -> Path:
     FigureCanvasAgg(fig)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_atomic(path, buf.getvalue())
     return path
 
 
@@ -765,12 +771,11 @@ def make_report(config=None, out_dir="report", from_json=(), target_socs=None, b
         blocks, plots = build_blocks(results, out, top)
         lib = (results.get("convert") or results.get("config") or {}).get("library_name", "mace")
         md = out / "report.md"
-        md.write_text(to_markdown(blocks, out))
+        write_atomic(md, to_markdown(blocks, out))
         page = out / "report.html"
-        page.write_text(to_html(blocks, f"mace deployment report: {lib}"))
+        write_atomic(page, to_html(blocks, f"mace deployment report: {lib}"))
         rj = out / "results.json"
-        from mace.cli import _json_default
-        rj.write_text(json.dumps(results, indent=2, default=_json_default))
+        write_atomic(rj, dumps(results))
     return {"markdown": str(md), "html": str(page), "results": str(rj), "plots": [str(p) for p in plots],
             "sections": [b[2] for b in blocks if b[0] == "h" and b[1] == 2],
             "commands": [c["command"] for c in results["commands"]]}

@@ -11,7 +11,6 @@ underscore spelling (dashes work too); --enable_opencl takes true|false.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -45,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from mace.cli import _json_default, _setup_logging
+    from mace.cli import _setup_logging
+    from mace.jsondoc import dumps
     from mace.errors import MaceError
     from mace.tools.build import build
     from mace.tools.workflow_cli import _bool_text, _print_build
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.json:
-        print(json.dumps(doc, indent=2, default=_json_default))
+        print(dumps(doc))
     else:
         _print_build(doc)
     return 0
