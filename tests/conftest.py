@@ -7,6 +7,18 @@ import pytest
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
 
+def pytest_sessionstart(session):
+    """Under the implementation matrix (tests/test_implementations.py) the device must be the one
+    asked for: a run that silently fell back to another driver would prove nothing."""
+    want = os.environ.get("MACE_TEST_EXPECT_DEVICE")
+    if want:
+        from mace.runtime.opencl.device import select_device
+        dev = select_device()
+        seen = f"{dev.platform.name} {dev.platform.version} {dev.version}"
+        if want not in seen:
+            raise pytest.UsageError(f"MACE_TEST_EXPECT_DEVICE={want!r} but the device is {seen!r}")
+
+
 @pytest.fixture
 def rng(request):
     """A fresh seed per test (printed on failure via the test id)."""

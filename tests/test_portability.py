@@ -206,3 +206,30 @@ def test_probe_off_trusts_the_driver(monkeypatch):
     caps = caps_mod._discover(select_device())
     assert caps.source.startswith("not probed") and caps.probe == {}
     assert caps.max_vector_width <= max(caps.reported_vector_width, 1)
+
+
+def test_driver_cache_of_a_run_that_died_mid_build_is_cleared(tmp_path):
+    """A process killed while PoCL compiled leaves its mark in mace's PoCL cache directory; the
+    next start clears that directory before the driver loads, then runs normally."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    env.pop("POCL_CACHE_DIR", None)
+    env.pop("POCL_KERNEL_CACHE", None)
+    root = tmp_path / "mace" / "pocl-kernel-cache"
+    root.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (root / f"mace-building.{dead.stdout.strip()}").touch()
+    (root / "poisoned-entry").write_bytes(b"\x7fELF truncated")
+    code = ("import os, mace.runtime.opencl.device as d; d.list_devices(); "
+            "print(os.environ['POCL_CACHE_DIR'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(root)
+    assert root.is_dir() and not (root / "poisoned-entry").exists()
+    assert not list(root.glob("mace-building.*"))
+
+
+def test_user_choice_of_driver_cache_is_left_alone(tmp_path):
+    env = dict(os.environ, POCL_CACHE_DIR=str(tmp_path / "mine"))
+    code = "import os, mace.runtime.opencl.device as d; d.list_devices(); print(os.environ['POCL_CACHE_DIR'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "mine")

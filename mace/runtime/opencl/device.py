@@ -6,9 +6,11 @@ import pyopencl as cl
 
 from mace import settings
 from mace.errors import DeviceError
+from mace.runtime.opencl import driver_cache
 
 
 def list_devices() -> list[cl.Device]:
+    driver_cache.prepare()   # before the driver reads its environment
     devices = []
     try:
         platforms = cl.get_platforms()

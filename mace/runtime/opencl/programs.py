@@ -18,6 +18,7 @@ from pathlib import Path
 import pyopencl as cl
 
 from mace.errors import KernelBuildError
+from mace.runtime.opencl import driver_cache
 
 log = logging.getLogger("mace.opencl")
 
@@ -170,7 +171,8 @@ class ProgramBuilder:
             source += "\n#error injected build failure (MACE_TEST_BREAK_BUILD)\n"
         prog = cl.Program(self.ctx, source)
         try:
-            prog.build(options=opts, devices=[self.device], cache_dir=False)
+            with driver_cache.building():
+                prog.build(options=opts, devices=[self.device], cache_dir=False)
         except cl.Error as exc:
             build_log = ""
             try:

@@ -1,0 +1,52 @@
+"""The op tests, the five test models and the portability tests on every OpenCL implementation
+CI installs besides the default (PyPI's PoCL):
+
+- Debian's PoCL 3.1 (`pocl-opencl-icd`): its ICD file in a directory of its own
+  ($MACE_TEST_CMDBUF_ICD, default /opt/mace-cmdbuf-icd), so the default device stays PyPI's PoCL;
+- Intel's CPU OpenCL runtime from PyPI (`pip install 'mace[intel-cpu]'`, i.e. intel-opencl-rt +
+  intel-cmplr-lib-rt): an ICD file naming the venv's `lib/libintelocl.so` in its own directory
+  ($MACE_TEST_INTEL_ICD, default <venv>/etc/mace-intel-icd), with that `lib/` on LD_LIBRARY_PATH.
+
+Each runs in a child pytest whose OCL_ICD_VENDORS points at that directory and whose device is
+checked to be the intended one (MACE_TEST_EXPECT_DEVICE, see conftest.py). Under CI a missing
+implementation fails; elsewhere it is skipped with the reason.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(sys.prefix)
+SUBSET = ["tests/ops", "tests/test_models.py", "tests/test_portability.py"]
+
+IMPLEMENTATIONS = {
+    "debian-pocl": dict(icd=Path(os.environ.get("MACE_TEST_CMDBUF_ICD", "/opt/mace-cmdbuf-icd")),
+                        expect="PoCL 3.1", lib=None,
+                        install="apt install pocl-opencl-icd, then move /etc/OpenCL/vendors/pocl.icd there"),
+    "intel-cpu": dict(icd=Path(os.environ.get("MACE_TEST_INTEL_ICD", VENV / "etc" / "mace-intel-icd")),
+                      expect="Intel(R) OpenCL", lib=VENV / "lib",
+                      install="pip install '.[intel-cpu]' and write intel.icd naming <venv>/lib/libintelocl.so there"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
+def test_suite_subset_on_implementation(name):
+    impl = IMPLEMENTATIONS[name]
+    if not any(impl["icd"].glob("*.icd")):
+        msg = f"{name}: no ICD file in {impl['icd']} ({impl['install']})"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    env = dict(os.environ, OCL_ICD_VENDORS=str(impl["icd"]), MACE_DEVICE="0",
+               MACE_TEST_EXPECT_DEVICE=impl["expect"], PYTHONPATH=str(ROOT))
+    if impl["lib"] is not None:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(impl["lib"]), env.get("LD_LIBRARY_PATH")]))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *SUBSET],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, f"{name}: the suite subset failed:\n{tail}"
