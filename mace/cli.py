@@ -105,14 +105,15 @@ def _engine(model, runtime, device, program, warmup):
     return mace.Engine(model, runtime=runtime, device=device, program=program, warmup=warmup)
 
 
-def _model_runtime(model: str, runtime: str | None) -> str:
-    if runtime:
-        return runtime
-    return "gpu"
+def _model_runtime(model: str, runtime: str | None) -> str | None:
+    """The runtime asked for; None lets the engine take the model's own (mace.yml `runtime`)."""
+    return runtime
 
 
 RUNTIME_OPT = click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default=None,
-                           help="Runtime (default gpu).")
+                           help="Runtime (default: the model's, from mace.yml's `runtime`, else cpu+gpu). "
+                                "gpu refuses a model with ops the GPU runtime lacks; cpu+gpu runs those "
+                                "on the CPU runtime.")
 DEVICE_OPT = click.option("--device", default=None, help="OpenCL device index or name (MACE_DEVICE).")
 PROGRAM_OPT = click.option("--program", type=click.Path(dir_okay=False), default=None,
                            help="Compiled program cache file (default MACE_PROGRAM_PATH or the user cache dir).")
@@ -251,7 +252,7 @@ def tune(model, device, program, mode, budget, as_json):
     """Tune local work sizes and kernel variants on this device; records go into the program cache."""
     import mace
     from mace.tuning import tune as do_tune
-    engine = mace.Engine(model, runtime="gpu", device=device, program=program, warmup=True)
+    engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=program, warmup=True)
     from mace.tools.progress import Bars
     with Bars(not as_json) as bars:
         task = bars.add("tuning", len(engine.executor.segments))

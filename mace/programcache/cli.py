@@ -130,7 +130,7 @@ def _model_programs(file: Path, model: Path, device: str | None, as_json: bool):
     import mace
     from mace.errors import MaceError
     try:
-        engine = mace.Engine(model, runtime="gpu", device=device, program=file.read_bytes())
+        engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=file.read_bytes())
     except MaceError as exc:
         _bad_input(str(exc), as_json)
     report = engine.program_cache_report

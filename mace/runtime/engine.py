@@ -23,17 +23,23 @@ from mace.ir.graph import Graph
 log = logging.getLogger("mace")
 
 RUNTIMES = ("cpu", "gpu", "cpu+gpu")
+#: a model file that names no runtime runs here: the GPU, with the CPU runtime for what it lacks
+DEFAULT_RUNTIME = "cpu+gpu"
 
 
 class Engine:
-    def __init__(self, model: str | os.PathLike | Graph, runtime: str = "gpu", device=None,
+    def __init__(self, model: str | os.PathLike | Graph, runtime: str | None = None, device=None,
                  program: str | os.PathLike | bytes | None = None, warmup: bool = False,
                  data_type: str | None = None, use_program_cache: bool = True):
-        if runtime not in RUNTIMES:
-            raise MaceError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        """runtime: "cpu", "gpu" (every op on the GPU, or a DeviceError listing those that
+        cannot be) or "cpu+gpu" (ops without a GPU kernel on the CPU runtime); None: the
+        model's own (mace.yml `runtime`, kept in the model file), else "cpu+gpu"."""
         t0 = time.perf_counter()
         self.graph = model if isinstance(model, Graph) else modelfile.load(model)
         self.model_path = None if isinstance(model, Graph) else str(model)
+        runtime = runtime or self.graph.meta.get("runtime") or DEFAULT_RUNTIME
+        if runtime not in RUNTIMES:
+            raise MaceError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         self.runtime = runtime
         self.data_type = data_type or self.graph.meta.get("data_type", "fp32_fp32")
         self.program_cache = None
@@ -77,7 +83,7 @@ class Engine:
             cache = ProgramCache.open(program, device_fp=fp)
             self.program_cache, self.program_cache_report = cache, cache.report
         self._fingerprint = fp
-        self.executor = self._new_executor()
+        self.executor = self._driver_call("init", self._new_executor)
         if cache is not None and cache.report.from_cache == 0 and cache.report.compiled:
             msg = cache.first_run_message(cache.report.compiled)
             if msg:
@@ -90,7 +96,8 @@ class Engine:
             from mace.tuning.tuner import make_lookup
             lookup = make_lookup(self.program_cache, self._fingerprint, self.device)
         return OpenCLExecutor(self.graph, self.device, self.data_type, self.program_cache, self._fingerprint,
-                              allow_cpu_fallback=True, tuning_lookup=lookup, force_source=force_source)
+                              allow_cpu_fallback=self.runtime == "cpu+gpu", tuning_lookup=lookup,
+                              force_source=force_source)
 
     def rebuild_after_tuning(self, changed_keys: set[str]) -> None:
         """Rebuild the programs whose launch configuration tuning changed from source with the
@@ -142,8 +149,23 @@ class Engine:
             out[n] = arr
         return out
 
+    def _driver_call(self, what: str, fn, *args, **kwargs):
+        """Call into the OpenCL driver; its errors become a typed DeviceError naming the device."""
+        if self.device is None:
+            return fn(*args, **kwargs)
+        import pyopencl as cl
+        try:
+            return fn(*args, **kwargs)
+        except (cl.Error, cl.RuntimeError) as exc:
+            from mace.errors import DeviceError
+            from mace.runtime.opencl.device import describe
+            first = " ".join(str(exc).split())[:300]
+            raise DeviceError(f"the OpenCL driver failed during {what} on {describe(self.device)}: {first}: "
+                              f"try another device (--device / MACE_DEVICE, see `mace devices`) or the CPU "
+                              f"runtime (--runtime cpu), and check the program cache with `mace doctor`") from None
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self.executor.run(self._check_inputs(inputs))
+        outs = self._driver_call("run", self.executor.run, self._check_inputs(inputs))
         self._after_run()
         return outs
 

@@ -175,7 +175,7 @@ def compile_target(target: Target, results, out_dir: Path, library: str, tune: b
     tune_fn = _tuner() if tune else None
     for r in _gpu_models(results):
         t1 = time.perf_counter()
-        engine = mace.Engine(r.output, runtime="gpu", device=target.index, program=str(path), warmup=True)
+        engine = mace.Engine(r.output, runtime="cpu+gpu", device=target.index, program=str(path), warmup=True)
         rep = engine.program_cache_report
         entry = {"init_seconds": engine.init_seconds, "compiled": rep.compiled if rep else 0,
                  "from_cache": rep.from_cache if rep else 0,

@@ -16,7 +16,7 @@ import numpy as np
 import pyopencl as cl
 
 from mace import settings
-from mace.errors import KernelBuildError
+from mace.errors import DeviceError, KernelBuildError, MaceError
 from mace.ir.graph import Graph, Node
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
@@ -79,9 +79,14 @@ class OpenCLExecutor:
 
     # -- init --------------------------------------------------------------------------
     def _place(self, allow_fallback: bool) -> None:
+        """A GPU op per node; where the GPU runtime has no kernel for a node, `cpu+gpu` runs it on
+        the CPU runtime (one info line) and `gpu` refuses the model, naming every such node. A
+        kernel the device's compiler cannot build falls back in both (never fatal: the warning
+        names op, variant and compiler message)."""
         reg = registry()
         g = self.graph
         self.ops: dict[str, GpuOp | None] = {}
+        refused = []
         for n in g.nodes:
             ins = [g.shape(v) if v else () for v in n.inputs]
             outs = [g.shape(v) for v in n.outputs if v]
@@ -89,30 +94,36 @@ class OpenCLExecutor:
             baked = all(i >= len(n.inputs) or not n.inputs[i] or n.inputs[i] in g.weights
                         for i in (cls.const_inputs if cls is not None else ()))
             if cls is not None and baked and cls.supports(n, ins, outs):
-                consts = [np.asarray(g.weights[v]) if v in g.weights else None for v in n.inputs]
-                try:
-                    self.ops[n.name] = cls(self, n, ins, outs, consts)
+                if self._construct(cls, n, ins, outs):
                     continue
-                except KernelBuildError as exc:
-                    if n.op_type not in cpu_registry.supported_ops():
-                        raise
-                    log.log(logging.DEBUG if exc.known else logging.WARNING,
-                            "Op %s(%s) runs on the CPU runtime: no GPU variant builds on this device (%s)",
-                            n.name, n.op_type, exc)
-                    self.fallback_nodes.append(n.name)
-                    self.build_fallbacks[n.name] = str(exc)
-                    self.ops[n.name] = None
-                    continue
-            if n.op_type in cpu_registry.supported_ops():
-                if not allow_fallback:
-                    from mace.errors import DeviceError
-                    raise DeviceError(f"op {n.name} ({n.op_type}) has no GPU kernel: use runtime cpu+gpu")
-                log.info("Op %s(%s) falls back to the CPU runtime", n.name, n.op_type)
-                self.fallback_nodes.append(n.name)
-                self.ops[n.name] = None
-            else:
-                from mace.errors import MaceError
+            elif n.op_type not in cpu_registry.supported_ops():
                 raise MaceError(f"op {n.name} ({n.op_type}) is supported by neither runtime")
+            elif not allow_fallback:
+                refused.append(f"{n.name} ({n.op_type})")
+                continue
+            else:
+                log.info("Op %s(%s) falls back to the CPU runtime", n.name, n.op_type)
+            self.fallback_nodes.append(n.name)
+            self.ops[n.name] = None
+        if refused:
+            raise DeviceError(f"runtime gpu: {len(refused)} op(s) have no GPU kernel for their shapes or inputs: "
+                              f"{', '.join(refused)}: use runtime cpu+gpu (runs them on the CPU runtime)")
+
+    def _construct(self, cls, n: Node, ins, outs) -> bool:
+        """Build the node's GPU op; False (with a warning) when no variant of it builds here."""
+        g = self.graph
+        consts = [np.asarray(g.weights[v]) if v in g.weights else None for v in n.inputs]
+        try:
+            self.ops[n.name] = cls(self, n, ins, outs, consts)
+            return True
+        except KernelBuildError as exc:
+            if n.op_type not in cpu_registry.supported_ops():
+                raise
+            log.log(logging.DEBUG if exc.known else logging.WARNING,
+                    "Op %s(%s) runs on the CPU runtime: no GPU variant builds on this device (%s)",
+                    n.name, n.op_type, exc)
+            self.build_fallbacks[n.name] = str(exc)
+            return False
 
     def _dtype(self, v: str) -> np.dtype:
         """How a value is stored: float32 tensors in the storage type, others as they are."""
