@@ -55,7 +55,7 @@ def conv_engine(graph, variant: str | None, device):
     (name, op), = [(k, v) for k, v in ex.ops.items() if v is not None and v.node.op_type == "Conv"]
     if variant is not None:
         op.use_variant(variant)
-        ex.set_segment(name, ex.bind_op(name))
+        ex.rebind(name)
     return e, op
 
 

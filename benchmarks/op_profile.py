@@ -24,14 +24,14 @@ from common import converted, machine  # noqa: E402
 
 def force(engine, family: str) -> None:
     ex = engine.executor
-    for name in list(ex.segments):
+    for name in ex.op_names():
         op = ex.ops[name]
         names = op.variants()
         pick = [v for v in names if v.startswith("gpu_")] if family == "gpu" else \
             [v for v in names if not v.startswith("gpu_")]
         if pick and op.variant not in pick:
             op.use_variant(pick[0])
-            ex.set_segment(name, ex.bind_op(name))
+            ex.rebind(name)
 
 
 def profile(name: str, device, top: int, family: str, runs: int = 10) -> dict:

@@ -255,7 +255,7 @@ def tune(model, device, program, mode, budget, as_json):
     engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=program, warmup=True)
     from mace.tools.progress import Bars
     with Bars(not as_json) as bars:
-        task = bars.add("tuning", len(engine.executor.segments))
+        task = bars.add("tuning", len(engine.executor.op_names()))
         res = do_tune(engine, mode=mode, budget=budget, progress=lambda i, n, name: bars.advance(task, item=name))
     d = res.to_dict()
     d["program_cache"] = engine.program_cache_report.to_dict() if engine.program_cache_report else None

@@ -31,9 +31,9 @@ def main(model_path: str, input_path: str, out_dir: str) -> int:
     report.update(recorded=ex.command_buffer.count if ex.command_buffer else 0, launches=len(ex.launches),
                   note=ex.command_buffer_note)
     # a rebind (the tuner switching an op's variant) must be recorded again before the next run
-    first = ex._order[0]
+    first = ex.op_names()[0]
     before = ex.command_buffer
-    ex.set_segment(first, ex.bind_op(first))
+    ex.rebind(first)
     np.save(os.path.join(out_dir, "rebound.npy"), engine.run({name: x})[out])
     report["rerecorded"] = ex.command_buffer is not None and ex.command_buffer is not before
     os.environ["MACE_COMMAND_BUFFER"] = "0"

@@ -1,6 +1,6 @@
 """Checking one ONNX node on both mace runtimes against onnxruntime.
 
-`check_node` builds a one-node ONNX model, converts it with mace's converter (so the frontend's
+`check` builds a one-node ONNX model, converts it with mace's converter (so the frontend's
 normalization and passes are exercised too), runs it on the requested runtimes and compares with
 onnxruntime. Tolerances: fp32 `rtol`/`atol` as given (default 1e-4 / 1e-4 absolute on values of
 order 1), i.e. tighter than the cosine 0.999 a model must reach.
@@ -61,14 +61,6 @@ def check_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray], runtimes=(
             np.testing.assert_allclose(g, w.astype(np.float32), rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
 
 
-def check_node(op_type: str, inputs: dict[str, np.ndarray], attrs: dict | None = None,
-               initializers: dict[str, np.ndarray] | None = None, n_outputs: int = 1,
-               input_order: list[str] | None = None, runtimes=("cpu", "gpu"),
-               rtol: float = 1e-4, atol: float = 1e-4, opset: int = OPSET) -> None:
-    model = make_model(op_type, inputs, attrs, initializers, n_outputs, input_order, opset)
-    check_model(model, inputs, runtimes, rtol, atol)
-
-
 def rand(rng: np.random.Generator, *shape, lo=-1.0, hi=1.0) -> np.ndarray:
     return rng.uniform(lo, hi, shape).astype(np.float32)
 
@@ -80,7 +72,8 @@ def check_graph(model: onnx.ModelProto, feeds: dict[str, np.ndarray], runtimes=(
     want = reference(model, feeds)
     graph = convert(model, data_type=data_type)
     for rt in runtimes:
-        engine = mace.Engine(graph, runtime=rt, use_program_cache=False)
+        engine = mace.Engine(graph, runtime="cpu+gpu" if rt == "gpu" and not gpu_native else rt,
+                             use_program_cache=False)
         if rt == "gpu" and gpu_native:
             assert not engine.executor.fallback_nodes, f"fell back to the CPU: {engine.executor.fallback_nodes}"
         outs = engine.run(feeds)
@@ -106,9 +99,8 @@ def run_with_local_sizes(model, feeds, cap):
     for name, op in ex.ops.items():
         if op is None or op.alias:
             continue
-        launches = ex.bind_op(name)
-        for ln in launches:
-            ln.lws = tuple(max(d for d in range(1, min(g, cap) + 1) if g % d == 0) for g in ln.gws)
-        ex.set_segment(name, launches)
+        launches = ex.rebind(name)
+        ex.rebind(name, [tuple(max(d for d in range(1, min(g, cap) + 1) if g % d == 0) for g in ln.gws)
+                         for ln in launches])
     assert ex.launches and all(ln.lws for ln in ex.launches)
     return engine.run(feeds)

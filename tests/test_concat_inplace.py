@@ -56,7 +56,7 @@ def assert_placed(ex, node, placed: set[int]) -> None:
         placed = set()
     op = ex.ops[node.name]
     assert op.in_place == placed
-    assert len(ex.segments[node.name]) == len(node.inputs) - len(placed)
+    assert len(ex.launches_of(node.name)) == len(node.inputs) - len(placed)
     out = node.outputs[0]
     slot = ex.slots[ex.plan.slot_of[out]]
     base = ex.plan.offset_of.get(out, 0)
@@ -232,4 +232,4 @@ def test_nested_concat(rng):
         assert_placed(ex, inner, {0, 1})
         if subbuffers_safe(ex.device):
             assert ex.plan.offset_of[inner.inputs[1]] == (8 + 4) * 64 * ex.store_dtype.itemsize
-            assert not ex.segments[inner.name] and not ex.segments[outer.name]
+            assert not ex.launches_of(inner.name) and not ex.launches_of(outer.name)

@@ -79,7 +79,7 @@ def test_records_carry_evidence_and_survive_restart(tuned, x_and_ref):
         assert rec["driver"] == select_device().driver_version and rec["samples"] >= 3
     again = mace.Engine(engine.model_path, runtime="gpu", program=prog)
     assert again.program_cache_report.tuning_hits == len(recs)
-    applied = {o.name: [list(l.lws) if l.lws else None for l in again.executor.segments[o.name]] for o in result.ops}
+    applied = {o.name: [list(l.lws) if l.lws else None for l in again.executor.launches_of(o.name)] for o in result.ops}
     assert applied == {o.name: o.lws for o in result.ops}
     x, ref = x_and_ref
     np.testing.assert_allclose(again.run({"x": x})["y"], ref, rtol=1e-4, atol=1e-4)
@@ -118,7 +118,7 @@ def test_stale_driver_record_is_reported_not_applied(tuned, tmp_path):
 def test_budget_is_honoured(model, tmp_path):
     engine = mace.Engine(model, runtime="gpu", program=tmp_path / "p.bin", warmup=True)
     res = tune(engine, mode="exhaustive", budget=0.0)
-    assert res.untuned_ops == len(engine.executor.segments) and not res.ops
+    assert res.untuned_ops == len(engine.executor.op_names()) and not res.ops
 
 
 def test_mace_tuning_env_tunes_during_a_normal_run(model, tmp_path, monkeypatch):

@@ -53,15 +53,14 @@ class Engine:
             self._init_gpu(device, program, use_program_cache)
         self.init_seconds = time.perf_counter() - t0
         if self.program_cache_report is not None:
-            self.program_cache_report.load_seconds = getattr(self.program_cache_report, "load_seconds", 0.0)
             log.info("%s", self.program_cache_report.summary_line())
         if warmup:
-            self.run(self._dummy_inputs())
+            self.run(self.dummy_inputs())
             self.init_seconds = time.perf_counter() - t0
         from mace import settings
         if self.device is not None and settings.flag("MACE_TUNING"):
             from mace.tuning import tune
-            log.info("MACE_TUNING=1: tuning %d ops (mode normal)", len(self.executor.segments))
+            log.info("MACE_TUNING=1: tuning %d ops (mode normal)", len(self.executor.op_names()))
             self.tuning_result = tune(self, mode="normal")
 
     @classmethod
@@ -109,7 +108,7 @@ class Engine:
         before = set(self.executor.builder.keys)
         self.executor.release()
         self.executor = self._new_executor(force_source=changed_keys)
-        self.executor.run(self._dummy_inputs())
+        self.executor.run(self.dummy_inputs())
         if self.program_cache is not None:
             self.executor.builder.harvest()
             for key in before - set(self.executor.builder.keys):  # variants not kept
@@ -128,7 +127,8 @@ class Engine:
     def input_shape(self, name: str) -> tuple[int, ...]:
         return self.graph.shape(name)
 
-    def _dummy_inputs(self) -> dict[str, np.ndarray]:
+    def dummy_inputs(self) -> dict[str, np.ndarray]:
+        """Seeded inputs of the model's shapes in [-1, 1] (warm-up, tuning, profiling)."""
         rng = np.random.default_rng(0)
         return {n: rng.uniform(-1, 1, self.graph.shape(n)).astype(np.float32) for n in self.graph.inputs}
 
@@ -171,7 +171,7 @@ class Engine:
 
     def profile(self, inputs: dict[str, np.ndarray] | None = None):
         """Run once and return (outputs, [(name, op_type, seconds), ...]) from profiling events."""
-        outs, times = self.executor.run(self._check_inputs(inputs or self._dummy_inputs()), profile=True)
+        outs, times = self.executor.run(self._check_inputs(inputs or self.dummy_inputs()), profile=True)
         self._after_run()
         rows = []
         for step, sec in times:

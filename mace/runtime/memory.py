@@ -29,7 +29,7 @@ class MemoryPlan:
         return sum(self.slot_bytes)
 
 
-def plan(graph: Graph, nbytes, alias_ops: set[str], skip: set[str] = frozenset(),
+def plan(graph: Graph, nbytes, alias_ops: set[str],
          views: dict[str, tuple[str, int]] | None = None) -> MemoryPlan:
     """`nbytes(name)` gives a value's size; nodes whose name is in `alias_ops` alias input 0;
     `views` maps a value to (base value, byte offset of the value inside the base)."""
@@ -74,7 +74,7 @@ def plan(graph: Graph, nbytes, alias_ops: set[str], skip: set[str] = frozenset()
         slot_of[v] = new_slot(nbytes(v))
         naive += nbytes(v)
     for i, n in enumerate(graph.nodes):
-        outs = [o for o in n.outputs if o and o not in skip]
+        outs = [o for o in n.outputs if o]
         for o in outs:
             if o not in alias_of:
                 naive += nbytes(o)

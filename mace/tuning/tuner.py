@@ -98,7 +98,7 @@ def _time(queue, launches, lws_list, candidate_s: float, min_samples: int) -> tu
 
 
 def _model_latency(engine, runs: int = 5) -> float:
-    inputs = engine._dummy_inputs()
+    inputs = engine.dummy_inputs()
     engine.executor.run(inputs)
     ts = []
     for _ in range(runs):
@@ -121,9 +121,9 @@ def tune(engine, mode: str = "normal", budget: float | None = None, progress=Non
     dev = engine.device
     result = TuneResult(mode, budget)
     t_start = time.perf_counter()
-    ex.run(engine._dummy_inputs())  # buffers hold real (non-zero) data from here on
+    ex.run(engine.dummy_inputs())  # buffers hold real (non-zero) data from here on
     result.model_before_s = _model_latency(engine)
-    names = [n for n in ex._order if isinstance(n, str)]
+    names = ex.op_names()
     dev_dims = tuple(dev.max_work_item_sizes)
     done: dict[str, OpResult] = {}
     for idx, name in enumerate(names):
@@ -166,11 +166,7 @@ def _apply(ex, name: str, op, variant: str, lws: list) -> list:
     """Put one op in a configuration (variant + local sizes) on the live executor."""
     if op.variant != variant:
         op.use_variant(variant)
-    launches = ex.bind_op(name)
-    for l, w in zip(launches, lws):
-        l.lws = tuple(w) if w else None
-    ex.set_segment(name, launches)
-    return launches
+    return ex.rebind(name, lws)
 
 
 def _whole_model_guard(engine, result: TuneResult) -> None:
@@ -198,7 +194,7 @@ def _whole_model_guard(engine, result: TuneResult) -> None:
     for r in changed:
         _apply(ex, r.name, ex.ops[r.name], r.default_variant, r.base_lws)
         r.variant, r.lws, r.tuned_s = r.default_variant, r.base_lws, r.default_s
-        r.sources = records.source_hashes(ex.segments[r.name])
+        r.sources = records.source_hashes(ex.launches_of(r.name))
     result.changed_keys.clear()
     result.reverted = True
     result.model_after_s = result.model_before_s
@@ -207,7 +203,7 @@ def _whole_model_guard(engine, result: TuneResult) -> None:
 def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     default_variant = op.variant
     key = records.op_key(op, ex.data_type)
-    launches = ex.segments[name]
+    launches = ex.launches_of(name)
     if not launches:
         return None
     base_lws = [l.lws for l in launches]  # the op's own choice is the default to beat
@@ -224,7 +220,7 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
         try:
             if variant != op.variant:
                 op.use_variant(variant)
-            cand_launches = ex.bind_op(name) if variant != default_variant else launches
+            cand_launches = ex.rebind(name) if variant != default_variant else launches
         except Exception as exc:  # a variant that fails to build is skipped and counted
             failed += 1
             log.debug("variant %s of %s failed: %s", variant, name, exc)
@@ -282,12 +278,12 @@ def make_lookup(cache, fingerprint, device):
         why = None
         if rec.get("driver") != device.driver_version:
             why = f"tuned on driver {rec.get('driver')}, this is {device.driver_version}"
-        launches = ex.segments[name]
+        launches = ex.launches_of(name)
         original = op.variant
         if why is None and rec.get("variant", op.variant) != op.variant:
             try:
                 op.use_variant(rec["variant"])
-                launches = ex.bind_op(name)
+                launches = ex.rebind(name)
             except Exception as exc:
                 why = f"variant {rec['variant']} unusable ({exc})"
         if why is None and rec.get("source_hashes") and records.source_hashes(launches) != rec["source_hashes"]:
@@ -301,9 +297,9 @@ def make_lookup(cache, fingerprint, device):
                                                  f"re-run `mace tune`", severity="info", key=key))
             if op.variant != original:
                 op.use_variant(original)
-                ex.segments[name] = ex.bind_op(name)
+                ex.rebind(name)
             return
         for l, w in zip(launches, rec["lws"]):
             l.lws = tuple(w) if w else None
-        ex.segments[name] = launches
+        ex.set_launches(name, launches)
     return lookup

@@ -132,7 +132,7 @@ def test_conv_gpu_variants(rng):
         assert sorted(op.variants()) == sorted(want)
         for variant in want:
             op.use_variant(variant)
-            eng.executor.set_segment(name, eng.executor.bind_op(name))
+            eng.executor.rebind(name)
             got = eng.run({"X": x})[eng.graph.outputs[0]]
             np.testing.assert_allclose(got, ref, rtol=1e-4, atol=_tol(54, 1e-4), err_msg=variant)
 
@@ -152,7 +152,7 @@ def check_variants(model, feeds, atol, rtol=1e-4, data_type="fp32_fp32", op_type
     variants = [v for v in op.variants() if v not in T128]
     for variant in variants:
         op.use_variant(variant)
-        eng.executor.set_segment(name, eng.executor.bind_op(name))
+        eng.executor.rebind(name)
         got = eng.run(feeds)[eng.graph.outputs[0]]
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"variant={variant}")
@@ -453,8 +453,8 @@ def check_forced(model, feeds, variant, kernels, atol, rtol=1e-4, data_type="fp3
         assert variant not in op.variants()
         op._variants.append(variant)
     op.use_variant(variant)
-    eng.executor.set_segment(name, eng.executor.bind_op(name))
-    assert [l.kernel.function_name for l in eng.executor.segments[name]] == kernels
+    eng.executor.rebind(name)
+    assert [l.kernel.function_name for l in eng.executor.launches_of(name)] == kernels
     eng.executor.write_value(out, np.full(want.shape, np.nan, np.float32))
     got = eng.run(feeds)[out]
     assert got.shape == want.shape

@@ -123,11 +123,10 @@ def run_with(engine, feeds, variant=None, lws_cap=None):
             continue
         if variant is not None and variant in op.variants() and op.variant != variant:
             op.use_variant(variant)
-        launches = ex.bind_op(name)
+        launches = ex.rebind(name)
         if lws_cap is not None:
-            for ln in launches:
-                ln.lws = tuple(max(d for d in range(1, min(g, lws_cap) + 1) if g % d == 0) for g in ln.gws)
-        ex.set_segment(name, launches)
+            ex.rebind(name, [tuple(max(d for d in range(1, min(g, lws_cap) + 1) if g % d == 0) for g in ln.gws)
+                             for ln in launches])
     return engine.run(feeds)
 
 

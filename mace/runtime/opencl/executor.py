@@ -185,8 +185,9 @@ class OpenCLExecutor:
 
     def _bind(self) -> None:
         """Bind every op once; apply tuning records (variant + local sizes) where they fit."""
-        self.segments: dict[str, list[Launch]] = {}
+        self._segments: dict[str, list[Launch]] = {}
         self._order: list[str | HostStep] = []
+        self._binding = True
         for n in self.graph.nodes:
             op = self.ops[n.name]
             if op is None:
@@ -195,13 +196,13 @@ class OpenCLExecutor:
             if op.alias:
                 continue
             self._order.append(n.name)
-            self.segments[n.name] = self.bind_op(n.name)
+            self._segments[n.name] = self._bind_op(n.name)
             if self.tuning_lookup is not None:
                 self.tuning_lookup(self, n.name, op)
+        self._binding = False
         self._flatten()
 
-    def bind_op(self, name: str) -> list[Launch]:
-        """(Re)bind one op to its planned buffers; returns its launches."""
+    def _bind_op(self, name: str) -> list[Launch]:
         n, op = self.ops[name].node, self.ops[name]
         ins = [self.buffers.get(v) if v and v not in self.graph.weights else None for v in n.inputs]
         outs = [self.buffers[v] for v in n.outputs if v]
@@ -214,9 +215,30 @@ class OpenCLExecutor:
                     l.lws = None
         return launches
 
-    def set_segment(self, name: str, launches: list[Launch]) -> None:
-        self.segments[name] = launches
-        self._flatten()
+    # -- the public view the tuner, profilers and tests drive ----------------------------
+    def op_names(self) -> list[str]:
+        """The GPU ops that launch kernels, in run order."""
+        return [item for item in self._order if isinstance(item, str)]
+
+    def launches_of(self, name: str) -> list[Launch]:
+        """The launches op `name` enqueues on every run."""
+        return self._segments[name]
+
+    def rebind(self, name: str, lws: list | None = None) -> list[Launch]:
+        """Bind op `name` again (after `op.use_variant`), with local sizes `lws` per launch if
+        given (None entries: the driver's choice), and run those launches from now on."""
+        launches = self._bind_op(name)
+        if lws is not None:
+            for launch, size in zip(launches, lws):
+                launch.lws = tuple(size) if size else None
+        self.set_launches(name, launches)
+        return launches
+
+    def set_launches(self, name: str, launches: list[Launch]) -> None:
+        """Run `launches` for op `name` from now on."""
+        self._segments[name] = launches
+        if not self._binding:
+            self._flatten()
 
     def _flatten(self) -> None:
         self.steps: list[Launch | HostStep] = []
@@ -224,7 +246,7 @@ class OpenCLExecutor:
             if isinstance(item, HostStep):
                 self.steps.append(item)
             else:
-                self.steps.extend(self.segments[item])
+                self.steps.extend(self._segments[item])
         self.launches = [s for s in self.steps if isinstance(s, Launch)]
         self._drop_recording()
 
@@ -261,7 +283,7 @@ class OpenCLExecutor:
         form a cycle); used when tuning replaces the executor."""
         self._drop_recording()
         self.steps, self.launches, self._order = [], [], []
-        self.segments.clear()
+        self._segments.clear()
         self.ops.clear()
         self.buffers.clear()
         self.slots = []
@@ -322,7 +344,3 @@ class OpenCLExecutor:
             times = [(s, (e.profile.end - e.profile.start) * 1e-9) for s, e in events]
             return outs, times
         return outs
-
-    @property
-    def rt(self):
-        return self

@@ -200,6 +200,11 @@ def use_im2col(cg, kh, kw, sw, ow) -> bool:
     return cg * kh * kw >= 32 and (ow < 16 or (kh == kw == 1 and sw > 1))
 
 
+#: variant family -> ConvOp builder, first match wins ("gpu_depthwise" before "gpu"; "*" the rest)
+BUILDERS = {"gpu_depthwise": "_build_gpu_depthwise", "depthwise": "_build_depthwise",
+            "gpu": "_build_tiled_gemm", "*": "_build_register_tiled"}
+
+
 @gpu_op
 class ConvOp(GpuOp):
     op_types = ("Conv",)
@@ -288,64 +293,89 @@ class ConvOp(GpuOp):
         self._build(name)
 
     def _build(self, variant: str) -> None:
-        rt, G = self.rt, self.g
-        n, c, h, wd, oh, ow, m, group, cg, mg = (G[k] for k in ("n", "c", "h", "w", "oh", "ow", "m", "group", "cg", "mg"))
-        (kh, kw), (sh, sw), (dh, dw), pads = G["k"], G["s"], G["d"], G["pads"]
-        act = self.activation_options() + (["-DRESIDUAL"] if self.residual else [])
+        """Build `variant`'s kernels and weights: one small builder per family (BUILDERS)."""
         self.pad = self.im2col = self.wino = None
         self.lws = TILE_LWS
-        geo = [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
-        if variant == "gpu_depthwise":  # one work-item per output element
-            self.k, self.key = self.kernel("gpu_conv", "depthwise_px", geo + act + ["-DDEPTHWISE"])
-            self.w = rt.upload(self.w4.reshape(m, kh * kw), dtype=np.float32)
-            self.b = rt.upload(self.bias, dtype=np.float32)
-            self.lws = DW_LWS
-            self.gws = (round_up(ow, DW_LWS[0]), round_up(oh, DW_LWS[1]), n * c)
-            self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
-            return
-        if variant.startswith("gpu_"):  # tiled SGEMM with local memory (gpu_conv.cl)
-            t = self._tile(variant)
-            opts = [f"-DTM={t}", f"-DTN={t}"]
-            if variant == "gpu_winograd":  # 16 GEMMs (M x CP) x (CP x T) on V: 16 groups, no epilogue
-                self.wino = WinogradSteps(self, act)
-                group, kk, mg, p = 16, self.wino.cp, m, self.wino.t
-                wt = np.zeros((16, kk, m), np.float32)  # zero rows past C
-                wt[:, :c] = winograd.transform_weights(self.w4).transpose(0, 2, 1)
-                bias = np.zeros(16 * m, np.float32)  # bias, residual, activation: in the output transform
-            else:
-                kk, p, bias = cg * kh * kw, oh * ow, self.bias
-                opts += act
-                # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
-                wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
-            if variant.startswith("gpu_direct"):
-                opts += geo + ["-DIMPLICIT"]
-            if variant == "gpu_direct_splitk":
-                opts += ["-DSPLITK"]
-            elif variant == "gpu_im2col":
-                self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
-            self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
-            self._gemm_opts = opts
-            # rows padded to a multiple of 4 with zeros: the kernel reads them as aligned float4s
-            wpad = np.zeros(wt.shape[:2] + (round_up(mg, 4),), np.float32)
-            wpad[..., :mg] = wt
-            self.w = rt.upload(wpad, dtype=np.float32)
-            self.b = rt.upload(bias, dtype=np.float32)
-            b = GEMM_WG * t
-            self.lws = (GEMM_WG, GEMM_WG, 1)
-            self.gws = (-(-p // b) * GEMM_WG, -(-mg // b) * GEMM_WG, n * group)
-            self.args = [i32(kk), i32(p), i32(mg), i32(group), i32(h), i32(wd), i32(ow), i32(pads[0]), i32(pads[1])]
-            if variant == "gpu_direct_splitk":
-                self._split_k(kk, n * group * mg * oh * ow)
-            return
-        if variant == "depthwise":
-            vw, pb = rt.caps.vector_width(ow)
-            rb = min(4, oh)
-            self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"])
-            self.w = rt.upload(self.w4.reshape(m, kh * kw), dtype=np.float32)
-            self.b = rt.upload(self.bias, dtype=np.float32)
-            self.gws = (-(-ow // (vw * pb)), -(-oh // rb), n * c)
-            self.args = [i32(c), i32(h), i32(wd), i32(oh), i32(ow), i32(n * c), i32(pads[0]), i32(pads[1])]
-            return
+        family = next(f for f in BUILDERS if variant == f or variant.startswith(f + "_") or f == "*")
+        getattr(self, BUILDERS[family])(variant, self._geometry_options(), self.activation_options()
+                                        + (["-DRESIDUAL"] if self.residual else []))
+
+    def _geometry_options(self) -> list[str]:
+        (kh, kw), (sh, sw), (dh, dw) = self.g["k"], self.g["s"], self.g["d"]
+        return [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
+
+    def _depthwise_args(self) -> list:
+        G = self.g
+        return [i32(G["c"]), i32(G["h"]), i32(G["w"]), i32(G["oh"]), i32(G["ow"]), i32(G["n"] * G["c"]),
+                i32(G["pads"][0]), i32(G["pads"][1])]
+
+    def _build_gpu_depthwise(self, variant: str, geo: list[str], act: list[str]) -> None:
+        """One work-item per output element (gpu_conv.cl depthwise_px)."""
+        rt, G = self.rt, self.g
+        kh, kw = G["k"]
+        self.k, self.key = self.kernel("gpu_conv", "depthwise_px", geo + act + ["-DDEPTHWISE"])
+        self.w = rt.upload(self.w4.reshape(G["m"], kh * kw), dtype=np.float32)
+        self.b = rt.upload(self.bias, dtype=np.float32)
+        self.lws = DW_LWS
+        self.gws = (round_up(G["ow"], DW_LWS[0]), round_up(G["oh"], DW_LWS[1]), G["n"] * G["c"])
+        self.args = self._depthwise_args()
+
+    def _build_depthwise(self, variant: str, geo: list[str], act: list[str]) -> None:
+        """RB rows x VW*PB pixels of a channel per work-item (depthwise.cl)."""
+        rt, G = self.rt, self.g
+        kh, kw = G["k"]
+        vw, pb = rt.caps.vector_width(G["ow"])
+        rb = min(4, G["oh"])
+        self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"])
+        self.w = rt.upload(self.w4.reshape(G["m"], kh * kw), dtype=np.float32)
+        self.b = rt.upload(self.bias, dtype=np.float32)
+        self.gws = (-(-G["ow"] // (vw * pb)), -(-G["oh"] // rb), G["n"] * G["c"])
+        self.args = self._depthwise_args()
+
+    def _build_tiled_gemm(self, variant: str, geo: list[str], act: list[str]) -> None:
+        """The local-memory tiled SGEMM of gpu_conv.cl, fed directly (1x1), by an implicit
+        gather (gpu_direct*), im2col columns or Winograd's transformed input."""
+        rt, G = self.rt, self.g
+        n, c, h, wd, oh, ow, m, group, cg, mg = (G[k] for k in ("n", "c", "h", "w", "oh", "ow", "m", "group", "cg", "mg"))
+        t = self._tile(variant)
+        opts = [f"-DTM={t}", f"-DTN={t}"]
+        if variant == "gpu_winograd":  # 16 GEMMs (M x CP) x (CP x T) on V: 16 groups, no epilogue
+            self.wino = WinogradSteps(self, act)
+            group, kk, mg, p = 16, self.wino.cp, m, self.wino.t
+            wt = np.zeros((16, kk, m), np.float32)  # zero rows past C
+            wt[:, :c] = winograd.transform_weights(self.w4).transpose(0, 2, 1)
+            bias = np.zeros(16 * m, np.float32)  # bias, residual, activation: in the output transform
+        else:
+            kk, p, bias = cg * G["k"][0] * G["k"][1], oh * ow, self.bias
+            opts += act
+            # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
+            wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
+        if variant.startswith("gpu_direct"):
+            opts += geo + ["-DIMPLICIT"]
+        if variant == "gpu_direct_splitk":
+            opts += ["-DSPLITK"]
+        elif variant == "gpu_im2col":
+            self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, G["k"], G["s"], G["d"], G["pads"])
+        self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
+        self._gemm_opts = opts
+        # rows padded to a multiple of 4 with zeros: the kernel reads them as aligned float4s
+        wpad = np.zeros(wt.shape[:2] + (round_up(mg, 4),), np.float32)
+        wpad[..., :mg] = wt
+        self.w = rt.upload(wpad, dtype=np.float32)
+        self.b = rt.upload(bias, dtype=np.float32)
+        b = GEMM_WG * t
+        self.lws = (GEMM_WG, GEMM_WG, 1)
+        self.gws = (-(-p // b) * GEMM_WG, -(-mg // b) * GEMM_WG, n * group)
+        self.args = [i32(kk), i32(p), i32(mg), i32(group), i32(h), i32(wd), i32(ow), i32(G["pads"][0]), i32(G["pads"][1])]
+        if variant == "gpu_direct_splitk":
+            self._split_k(kk, n * group * mg * oh * ow)
+
+    def _build_register_tiled(self, variant: str, geo: list[str], act: list[str]) -> None:
+        """conv.cl's conv2d: OCB channels x VW*PB pixels per work-item, over the padded input
+        (direct), its im2col columns, the flattened pixels (pointwise*) or Winograd's V."""
+        rt, G = self.rt, self.g
+        n, c, h, wd, oh, ow, m, group, cg, mg = (G[k] for k in ("n", "c", "h", "w", "oh", "ow", "m", "group", "cg", "mg"))
+        (kh, kw), pads = G["k"], G["pads"]
         hp, wp = h + pads[0] + pads[2], wd + pads[1] + pads[3]
         w5 = self.w4.reshape(group, mg, cg, kh, kw)
         if variant.startswith("pointwise"):  # GEMM over flattened pixels
@@ -358,7 +388,7 @@ class ConvOp(GpuOp):
             hp, wp, ohk, owk = 1, self.wino.t, 1, self.wino.t
             act = []  # bias, residual and activation: in the output transform
         elif variant == "im2col":  # GEMM over the im2col columns
-            self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, (kh, kw), (sh, sw), (dh, dw), pads)
+            self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, G["k"], G["s"], G["d"], pads)
             hp, wp, ohk, owk = 1, oh * ow, 1, oh * ow
         else:
             self.pad = PadStep(self, n, c, h, wd, pads) if any(pads) else None
