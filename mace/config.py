@@ -6,14 +6,21 @@ Every problem is one line naming the file, the field and the fix, e.g.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from pathlib import Path
 from typing import Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mace.boundedread import check_regular, read_bounded
 from mace.errors import ConfigError
 
+#: a deployment or device file larger than this is not a hand-written config
+MAX_CONFIG_BYTES = 1 << 20
+#: library and model names become file and module names: a conservative character set
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 Runtime = Literal["cpu", "gpu", "cpu+gpu"]
 DataType = Literal["fp32_fp32", "fp16_fp32"]
 DEFAULT_THRESHOLDS = {"cpu": 0.999, "gpu": 0.995}
@@ -34,6 +41,14 @@ def parse_shape(text: str) -> list[int]:
 def parse_range(text: str) -> tuple[float, float]:
     lo, hi = (float(x) for x in str(text).split(","))
     return lo, hi
+
+
+def check_name(name: str, what: str) -> str:
+    """`name` when it is safe as a path component and a module name, else ValueError."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} may use only letters, digits, '_', '-' and '.' (not '..'), "
+                         f"starting with a letter or digit, at most 128 characters")
+    return name
 
 
 class _Strict(BaseModel):
@@ -83,6 +98,8 @@ class GraphSpec(_Strict):
                 lo, hi = parse_range(s)
             except ValueError:
                 raise ValueError(f"range {s!r} is not 'low,high' like '-1,1'") from None
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ValueError(f"range {s!r} must be finite numbers (no nan or inf)")
             if lo > hi:
                 raise ValueError(f"range {s!r} has low > high")
         return v
@@ -147,6 +164,19 @@ class DeploymentConfig(_Strict):
 
     _lists = field_validator("target_abis", "target_socs", mode="before")(lambda v: _listify(v))
 
+    @field_validator("library_name")
+    @classmethod
+    def _library_name(cls, v):
+        return check_name(v, "library_name")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_names(cls, v):
+        if isinstance(v, dict):
+            for name in v:
+                check_name(name, "model name")
+        return v
+
 
 class LoadedConfig:
     """A validated mace.yml plus where it lives (model paths are relative to it)."""
@@ -167,21 +197,46 @@ def _fix_for(loc: str, msg: str) -> str:
     return "correct it"
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader without aliases: a few hundred bytes of nested `*ref`s expand to gigabytes
+    (the "billion laughs"), and no deployment file needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} (aliases are not allowed)",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: Path):
     """A YAML file's content, or a one-line ConfigError naming the file and the line."""
+    raw = read_bounded(path, MAX_CONFIG_BYTES, ConfigError, "pass a YAML deployment file")
     try:
-        return yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)}): fix the syntax") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        problem = getattr(exc, "problem", None) or exc
+        fix = "write the value out in full" if "alias" in str(problem) else "fix the syntax"
+        raise ConfigError(f"{path}:{where}: not valid YAML ({problem}): {fix}") from None
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def load_config(path) -> LoadedConfig:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: no such deployment file: write one (see README, 'Deploying')")
     raw = read_yaml(path)
     if not isinstance(raw, dict):
@@ -199,9 +254,10 @@ def load_config(path) -> LoadedConfig:
     for name, spec in cfg.models.items():
         mp = loaded.model_path(name)
         where = f"{path}: models.{name}"
-        if not mp.is_file():
+        if not mp.exists():
             raise ConfigError(f"{where}.model_file_path: {mp} does not exist: fix the path (relative to {path.parent})")
-        digest = hashlib.sha256(mp.read_bytes()).hexdigest()
+        check_regular(mp, ConfigError, f"fix {where}.model_file_path")
+        digest = _sha256_file(mp)
         if digest != spec.model_sha256_checksum.lower():
             raise ConfigError(f"{where}.model_sha256_checksum: checksum mismatch ({mp.name} has {digest}): "
                               f"update the checksum or restore the model file")

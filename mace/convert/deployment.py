@@ -22,9 +22,24 @@ class ConvertedModel:
     data_type: str
 
 
+def build_root(loaded: LoadedConfig, build_dir: Path | None = None) -> Path:
+    return Path(build_dir or (loaded.path.parent / "build"))
+
+
 def output_dir(loaded: LoadedConfig, build_dir: Path | None = None) -> Path:
-    base = build_dir or (loaded.path.parent / "build")
-    return Path(base) / loaded.config.library_name
+    root = build_root(loaded, build_dir)
+    return inside(root, root / loaded.config.library_name, loaded.path)
+
+
+def inside(root: Path, path: Path, config: Path | str) -> Path:
+    """`path` when it resolves (symlinks followed) to a place under `root`, else a ConfigError:
+    names from the deployment file must never steer a write out of the build directory."""
+    real_root, real = Path(root).resolve(), Path(path).resolve()
+    if real != real_root and real_root not in real.parents:
+        raise ConfigError(f"{config}: output {path} resolves to {real}, outside the build directory "
+                          f"{real_root}: use plain names for library_name and models (and no symlinks "
+                          f"out of the build directory)")
+    return Path(path)
 
 
 def convert_config(loaded: LoadedConfig, build_dir: Path | None = None, only: str | None = None,
@@ -38,7 +53,8 @@ def convert_config(loaded: LoadedConfig, build_dir: Path | None = None, only: st
         spec = loaded.config.models[name]
         g = spec.graph()
         src = loaded.model_path(name)
-        out = output_dir(loaded, build_dir) / "model" / f"{name}.mace"
+        out = inside(build_root(loaded, build_dir), output_dir(loaded, build_dir) / "model" / f"{name}.mace",
+                     loaded.path)
         try:
             graph = convert(src, None, input_shapes=g.input_shape_map(),
                             data_type=spec.data_type, runtime=spec.runtime,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import mmap
 import os
 import struct
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mace.boundedread import check_regular
 from mace.errors import ModelFileError
 from mace.fileio import write_atomic
 from mace.ir.graph import Graph, Node
@@ -75,8 +77,96 @@ def _fail(path, what: str) -> ModelFileError:
     return ModelFileError(f"{path}: {what}: regenerate it with `mace convert`")
 
 
+def _is_str_list(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_dims(v) -> bool:
+    return isinstance(v, list) and all(type(d) is int and 0 <= d < 1 << 40 for d in v)
+
+
+def _check_header(h, source) -> None:
+    """Every field a loader or an executor reads, with its type: a crafted header (the checksum
+    guards only against damage: anyone can recompute it) fails here with one typed error, not
+    with a KeyError or TypeError deep in a runtime."""
+    if not isinstance(h, dict):
+        raise _fail(source, "the header is not a JSON object")
+    for key, ok in (("name", lambda v: isinstance(v, str)), ("inputs", _is_str_list),
+                    ("outputs", _is_str_list), ("shapes", lambda v: isinstance(v, dict)),
+                    ("dtypes", lambda v: isinstance(v, dict)), ("nodes", lambda v: isinstance(v, list)),
+                    ("weights", lambda v: isinstance(v, list)), ("meta", lambda v: isinstance(v, dict))):
+        if key not in h and key != "meta":
+            raise _fail(source, f"the header has no {key!r}")
+        if key in h and not ok(h[key]):
+            raise _fail(source, f"the header's {key!r} has the wrong type")
+    for name, dims in h["shapes"].items():
+        if not _is_dims(dims):
+            raise _fail(source, f"shape of {name!r} is not a list of non-negative integers")
+    for name, dt in h["dtypes"].items():
+        if not isinstance(dt, str) or _numeric_dtype(dt) is None:
+            raise _fail(source, f"dtype of {name!r} is not a numeric dtype")
+    for i, n in enumerate(h["nodes"]):
+        if not (isinstance(n, dict) and isinstance(n.get("name"), str) and isinstance(n.get("op_type"), str)
+                and _is_str_list(n.get("inputs")) and _is_str_list(n.get("outputs"))
+                and isinstance(n.get("attrs", {}), dict)):
+            raise _fail(source, f"node {i} is not {{name, op_type, inputs, outputs, attrs}}")
+        for v in n["inputs"] + n["outputs"]:
+            if v and v not in h["shapes"]:
+                raise _fail(source, f"node {n['name']!r} uses {v!r}, which has no shape")
+    for v in h["inputs"] + h["outputs"]:
+        if v not in h["shapes"]:
+            raise _fail(source, f"graph input/output {v!r} has no shape")
+    _check_meta(h.get("meta", {}), source)
+
+
+def _finite(x) -> bool:
+    return type(x) in (int, float) and math.isfinite(x)
+
+
+def _check_meta(meta: dict, source) -> None:
+    """The meta fields that runs read: data type, input ranges, validation thresholds."""
+    if meta.get("data_type", "fp32_fp32") not in ("fp32_fp32", "fp16_fp32"):
+        raise _fail(source, "meta.data_type is not fp32_fp32 or fp16_fp32")
+    ranges = meta.get("input_ranges", {})
+    if not isinstance(ranges, dict) or not all(
+            isinstance(r, list) and len(r) == 2 and all(_finite(x) for x in r) and r[0] <= r[1]
+            for r in ranges.values()):
+        raise _fail(source, "meta.input_ranges is not {input: [low, high]} of finite numbers")
+    th = meta.get("validation_threshold", {})
+    if not isinstance(th, dict) or not all(_finite(x) for x in th.values()):
+        raise _fail(source, "meta.validation_threshold is not {runtime: number}")
+
+
+def _numeric_dtype(text: str):
+    try:
+        dt = np.dtype(text)
+    except (TypeError, ValueError):
+        return None
+    return dt if dt.kind in "biuf" and not dt.hasobject and dt.fields is None else None
+
+
+def _weight(buf, w, base: int, end: int, source) -> np.ndarray:
+    if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("dtype"), str)
+            and _is_dims(w.get("shape")) and type(w.get("offset")) is int and type(w.get("nbytes")) is int):
+        raise _fail(source, "a weight entry is not {name, dtype, shape, offset, nbytes}")
+    name, dt = w["name"], _numeric_dtype(w["dtype"])
+    if dt is None:
+        raise _fail(source, f"weight {name!r} has dtype {w['dtype'][:20]!r}, not a numeric dtype")
+    count = 1
+    for d in w["shape"]:
+        count *= d
+    if w["offset"] < 0 or w["nbytes"] != count * dt.itemsize:
+        raise _fail(source, f"weight {name!r}: offset {w['offset']} / {w['nbytes']} bytes do not fit "
+                            f"its shape {w['shape']} and dtype")
+    start = base + w["offset"]
+    if start + w["nbytes"] > end:
+        raise _fail(source, f"weight {name!r} lies outside the file")
+    return np.frombuffer(buf, dtype=dt, count=count, offset=start).reshape(w["shape"])
+
+
 def decode(buf, source="<bytes>") -> Graph:
-    """Parse a model from a bytes-like object (bytes or mmap); weights are views into it."""
+    """Parse a model from a bytes-like object (bytes or mmap); weights are views into it.
+    Anything but an intact model of a known version raises ModelFileError, and only that."""
     size = len(buf)
     if size < _PREFIX.size + 32:
         raise _fail(source, f"not a mace model file (only {size} bytes)")
@@ -92,17 +182,13 @@ def decode(buf, source="<bytes>") -> Graph:
         raise _fail(source, "header length exceeds the file")
     try:
         header = json.loads(bytes(buf[_PREFIX.size:_PREFIX.size + hlen]))
-    except ValueError as exc:
-        raise _fail(source, f"unreadable header ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise _fail(source, f"unreadable header ({type(exc).__name__})") from None
+    _check_header(header, source)
     base = _align(_PREFIX.size + hlen)
     weights = {}
     for w in header["weights"]:
-        start = base + w["offset"]
-        if start + w["nbytes"] > size - 32:
-            raise _fail(source, f"weight {w['name']!r} lies outside the file")
-        arr = np.frombuffer(buf, dtype=np.dtype(w["dtype"]), count=int(np.prod(w["shape"], dtype=np.int64)),
-                            offset=start).reshape(w["shape"])
-        weights[w["name"]] = arr
+        weights[w["name"] if isinstance(w, dict) else ""] = _weight(buf, w, base, size - 32, source)
     return Graph(name=header["name"], nodes=[Node.from_dict(n) for n in header["nodes"]],
                  inputs=header["inputs"], outputs=header["outputs"], shapes=header["shapes"],
                  dtypes=header["dtypes"], weights=weights, meta=header.get("meta", {}))
@@ -111,9 +197,14 @@ def decode(buf, source="<bytes>") -> Graph:
 def load(path: str | os.PathLike) -> Graph:
     """Memory-map and parse a model file; a clear ModelFileError for any problem."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path}: no such model file: convert one with `mace convert model.onnx -o {path}`")
-    with open(path, "rb") as f:
+    check_regular(path, ModelFileError, "give a .mace model file")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    with f:
         if os.fstat(f.fileno()).st_size == 0:
             raise _fail(path, "empty file")
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)

@@ -168,7 +168,8 @@ def compile_target(target: Target, results, out_dir: Path, library: str, tune: b
                    progress=None) -> TargetBuild:
     """Compile (and optionally tune) every GPU model for one local device into its file."""
     import mace
-    path = out_dir / kernel_file_name(library, target.device_name, target.soc)
+    from mace.convert.deployment import inside
+    path = inside(out_dir, out_dir / kernel_file_name(library, target.device_name, target.soc), library)
     path.unlink(missing_ok=True)          # a build starts from nothing: no stale programs or records
     build = TargetBuild(target, path)
     t0 = time.perf_counter()
@@ -226,6 +227,7 @@ def merge_files(paths: list[Path], out: Path) -> dict:
 def embed(results, library: str, lib_dir: Path, program_file: Path | None, targets: list[dict]) -> list[dict]:
     """Per model: `<lib_dir>/<model>.mace-bundle` and `<lib_dir>/embed/<model>_mace_bundle.py`."""
     from mace import bundle
+    from mace.convert.deployment import inside
     program = program_file.read_bytes() if program_file and program_file.is_file() else b""
     out = []
     for r in results:
@@ -234,10 +236,11 @@ def embed(results, library: str, lib_dir: Path, program_file: Path | None, targe
         data = bundle.encode(model, prog, name=r.name, library=library, runtime=r.runtime,
                              data_type=r.data_type,
                              targets=[{"device_name": t["device_name"], "soc": t["soc"]} for t in targets])
-        path = lib_dir / f"{r.name}{bundle.SUFFIX}"
+        path = inside(lib_dir, lib_dir / f"{r.name}{bundle.SUFFIX}", library)
         path.parent.mkdir(parents=True, exist_ok=True)
         fileio.write_atomic(path, data)
-        module = lib_dir / "embed" / f"{sanitize(r.name).replace('-', '_').replace('.', '_')}_mace_bundle.py"
+        module = inside(lib_dir, lib_dir / "embed" / f"{sanitize(r.name).replace('-', '_').replace('.', '_')}"
+                                                    f"_mace_bundle.py", library)
         bundle.write_module(module, data)
         out.append({"model": r.name, "bundle": str(path), "bytes": len(data), "module": str(module),
                     "model_bytes": len(model), "program_bytes": len(prog)})
@@ -273,6 +276,7 @@ def build_remote_via_deploy(device_conf, config, results, target_abi=None, targe
     """Per remote device of device.yml whose target_socs match (all when none/'all' are given):
     run every GPU model once there with warm-up (`mace.deploy.remote.deploy`), which merges the
     device's compiled programs into `opencl/<lib>_compiled_opencl_kernel.<device>.<soc>.bin`."""
+    from mace.convert.deployment import inside
     from mace.deploy.devices import load_devices
     from mace.deploy.remote import deploy
     conf = load_devices(device_conf)
@@ -290,7 +294,7 @@ def build_remote_via_deploy(device_conf, config, results, target_abi=None, targe
     devices, files = [], []
     for name, spec in chosen:
         dev, soc = remote_target_names(spec)
-        path = out_dir / kernel_file_name(library, dev, soc)
+        path = inside(out_dir, out_dir / kernel_file_name(library, dev, soc), library)
         path.unlink(missing_ok=True)
         runs = {}
         for r in _gpu_models(results):
@@ -313,7 +317,7 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
           tune_mode: str = "normal", tune_budget: float | None = None) -> dict:
     """The whole `mace convert --config` workflow; returns the --json document."""
     from mace.config import load_config
-    from mace.convert.deployment import convert_config, output_dir
+    from mace.convert.deployment import convert_config, inside, output_dir
     t0 = time.perf_counter()
     loaded = load_config(config)
     cfg = loaded.config
@@ -375,7 +379,8 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
             if isinstance(remote, dict):
                 paths += [Path(p) for p in remote.get("files", []) if Path(p).is_file()]
             if paths:
-                doc["merged"] = merge_files(paths, out_dir / kernel_file_name(cfg.library_name))
+                doc["merged"] = merge_files(paths, inside(lib_dir, out_dir / kernel_file_name(cfg.library_name),
+                                                          loaded.path))
             for lock in out_dir.glob("*.bin.lock"):   # the cache's lock files are not shipped
                 lock.unlink(missing_ok=True)
         if embed_bundles:
