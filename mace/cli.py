@@ -45,7 +45,8 @@ class MaceGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MaceError as exc:
-            click.echo(f"error: {exc}", err=True)
+            from mace import termtext
+            click.echo(f"error: {termtext.plain(exc)}", err=True)
             sys.exit(exc.exit_code)
 
 
@@ -55,6 +56,8 @@ class MaceGroup(click.Group):
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 def cli(verbose: int, quiet: bool) -> None:
     """mace: run ONNX models on OpenCL GPUs (PoCL by default) and the CPU."""
+    from mace import settings
+    settings.check()
     _setup_logging(verbose, quiet)
 
 

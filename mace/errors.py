@@ -40,3 +40,7 @@ class KernelBuildError(DeviceError):
                  log: str = "", known: bool = False):
         super().__init__(message)
         self.program, self.key, self.stage, self.log, self.known = program, key, stage, log, known
+
+
+class SettingsError(MaceError):
+    """A MACE_* environment variable holds a value mace cannot use."""

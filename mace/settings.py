@@ -18,6 +18,49 @@ KNOBS = {
 }
 
 
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _bool(name: str, value: str) -> bool:
+    from mace.errors import SettingsError
+    try:
+        return _BOOL[value.strip().lower()]
+    except KeyError:
+        raise SettingsError(f"{name}={value!r}: not a boolean: set it to 1 or 0 (or unset it)") from None
+
+
+def _level(name: str, value: str) -> None:
+    from mace.errors import SettingsError
+    if value.strip().upper() not in _LEVELS:
+        raise SettingsError(f"{name}={value!r}: not a log level: set it to one of {', '.join(_LEVELS)}")
+
+
+def _size(name: str, value: str) -> None:
+    from mace.errors import SettingsError
+    from mace.programcache.settings import parse_size
+    try:
+        ok = parse_size(value) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SettingsError(f"{name}={value!r}: not a positive size: set it to e.g. 268435456, 256M or 256MiB")
+
+
+#: knobs whose values have a form; the others (a device name, a path) are free text
+_CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_LOG_LEVEL": _level,
+           "MACE_PROGRAM_CACHE_MAX_BYTES": _size}
+
+
+def check() -> None:
+    """Raise SettingsError (one line: the variable, its value, the fix) for the first knob set to a
+    value mace cannot use: a typo must not be ignored silently."""
+    for name, fn in _CHECKS.items():
+        value = get(name)
+        if value is not None:
+            fn(name, value)
+
+
 def get(name: str, default: str | None = None) -> str | None:
     assert name in KNOBS, name
     value = os.environ.get(name)
@@ -25,4 +68,5 @@ def get(name: str, default: str | None = None) -> str | None:
 
 
 def flag(name: str) -> bool:
-    return (get(name, "0") or "0").lower() in ("1", "true", "yes", "on")
+    """A boolean knob; SettingsError for a value that is not one."""
+    return _bool(name, get(name, "0") or "0")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from mace import termtext
+
 OK, FINDINGS, BAD_INPUT = 0, 1, 2
 
 
@@ -37,14 +39,9 @@ def _require_file(path: Path, as_json: bool) -> None:
 def _echo_findings(findings) -> None:
     for f in findings:
         d = f if isinstance(f, dict) else f.to_dict()
-        click.echo(f"{d['severity']} {d['code']}: {d['message']}")
+        click.echo(termtext.plain(f"{d['severity']} {d['code']}: {d['message']}"))
         if d["fix"] and d["fix"] not in d["message"]:
-            click.echo(f"  fix: {d['fix']}")
-
-
-def _exit_for(findings, levels=("error",)) -> None:
-    sev = [f["severity"] if isinstance(f, dict) else f.severity for f in findings]
-    sys.exit(FINDINGS if any(s in levels for s in sev) else OK)
+            click.echo(termtext.plain(f"  fix: {d['fix']}"))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -56,7 +53,7 @@ file_argument = click.argument("file", type=click.Path(dir_okay=True, path_type=
 @json_option
 def inspect_cmd(file: Path, as_json: bool) -> None:
     """Identify FILE (mace cache, Xiaomi MACE legacy or protobuf file) and list its contents."""
-    from mace.programcache.inspect import inspect_file, render
+    from mace.programcache.inspect import damaged, inspect_file, render
     _require_file(file, as_json)
     try:
         info = inspect_file(file)
@@ -66,7 +63,7 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
         _emit(info)
     else:
         render(info)
-    _exit_for(info["findings"])
+    sys.exit(FINDINGS if damaged(info) else OK)
 
 
 def _select_device(spec: str | None):
@@ -105,15 +102,15 @@ def doctor_cmd(file: Path, device: str | None, model: Path | None, as_json: bool
     if as_json:
         _emit(result.to_dict())
     else:
-        click.echo(f"{file} on {fp.short()}: {'usable' if result.ok else 'NOT usable'}")
+        click.echo(termtext.plain(f"{file} on {fp.short()}: {'usable' if result.ok else 'NOT usable'}"))
         for k in ("format", "writer", "sections", "programs", "device_programs",
                   "device_tuning_records", "blob_kinds"):
             if k in result.stats:
-                click.echo(f"  {k.replace('_', ' ')}: {result.stats[k]}")
+                click.echo(termtext.plain(f"  {k.replace('_', ' ')}: {result.stats[k]}"))
         caps = result.stats.get("device_caps")
-        click.echo(f"  device probe: {_caps_line(caps) if caps else 'not in this file (probed at the next start)'}")
+        click.echo(termtext.plain(f"  device probe: {_caps_line(caps) if caps else 'not in this file (probed at the next start)'}"))
         for key, rec in (result.stats.get("build_failures") or {}).items():
-            click.echo(f"  build failure: {key}: {rec.get('stage', '')}: {rec.get('log', '')}")
+            click.echo(termtext.plain(f"  build failure: {key}: {rec.get('stage', '')}: {rec.get('log', '')}"))
         _echo_findings(result.findings)
     sys.exit(OK if result.ok else FINDINGS)
 

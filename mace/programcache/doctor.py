@@ -103,8 +103,14 @@ def _check_device(cache: ProgramCache, fp: DeviceFingerprint, res: DoctorResult)
     caps = cache.get_caps(fp)
     res.stats["device_caps"] = caps
     res.stats["build_failures"] = failures
-    res.stats.update(device_programs=len(mine) - len(bad), device_tuning_records=sum(
+    usable = [k for k, e in mine.items() if k not in bad and k not in quarantined]
+    res.stats.update(device_programs=len(usable), device_tuning_records=sum(
         1 for (f, _) in data.tuning if f == fp.id), blob_kinds=kinds, quarantined=len(quarantined))
+    if not usable:
+        why = "every one of them is damaged or quarantined" if mine else "its section holds none"
+        res.findings.append(Finding(MISSING_PROGRAMS, f"{cache.name} has no usable program for this "
+                                    f"device ({why}): the engine compiles everything from source",
+                                    severity="error"))
 
 
 def _check_required(cache: ProgramCache, fp: DeviceFingerprint, keys: list[str],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from mace import termtext
 from mace.programcache import blobkind, xiaomi
 from mace.programcache.errors import XIAOMI_FORMAT, Finding, ProgramCacheError
 from mace.programcache.format import MAGIC, decode
@@ -109,24 +110,27 @@ def _xiaomi(found: xiaomi.XiaomiFile) -> dict:
 
 
 # {{{ rendering
+# Every string below may come from the file: it goes through termtext.markup (control characters
+# and rich markup escaped) before it reaches the console.
 
 def render(info: dict, console=None) -> None:
     """Rich tables of an inspect_* dict."""
     from rich.console import Console
     from rich.table import Table
+    m = termtext.markup
     console = console or Console()
-    console.print(f"[bold]{info['path']}[/bold]: {human_bytes(info['size'])}, format "
-                  f"[bold]{info['format']}[/bold]")
+    console.print(f"[bold]{m(info['path'])}[/bold]: {human_bytes(info['size'])}, format "
+                  f"[bold]{m(info['format'])}[/bold]")
     if info["header"]:
         h = info["header"]
-        console.print(f"header: format {h['format']} (readers >= {h['min_reader_major']}), "
-                      f"written by {h['writer']}, {h['record_count']} records")
+        console.print(f"header: format {m(h['format'])} (readers >= {m(h['min_reader_major'])}), "
+                      f"written by {m(h['writer'])}, {m(h['record_count'])} records")
     if info["sections"]:
         t = Table(title="device sections")
         for col in ("id", "device", "programs", "bytes", "tuning", "quarantined"):
             t.add_column(col)
         for s in info["sections"]:
-            t.add_row(s["id"], s["short"], str(s["programs"]), human_bytes(s["program_bytes"]),
+            t.add_row(m(s["id"]), m(s["short"]), str(s["programs"]), human_bytes(s["program_bytes"]),
                       str(s["tuning"]), str(s["quarantined"]))
         console.print(t)
     if info["programs"]:
@@ -135,8 +139,8 @@ def render(info: dict, console=None) -> None:
                     "last used", "hits"):
             t.add_column(col, overflow="fold")
         for p in info["programs"]:
-            t.add_row(p["device"][:8], p["program"], p["build_options"], human_bytes(p["size"]),
-                      p["checksum"], p["kind"], p["created"], p["last_used"], str(p["hits"]))
+            t.add_row(m(p["device"][:8]), m(p["program"]), m(p["build_options"]), human_bytes(p["size"]),
+                      m(p["checksum"]), m(p["kind"]), m(p["created"]), m(p["last_used"]), m(p["hits"]))
         console.print(t)
     _render_rows(console, "tuning records", info["tuning"], ("device", "key", "updated", "record"))
     _render_rows(console, "quarantine", info["quarantine"], ("device", "key", "reason", "time"))
@@ -147,7 +151,7 @@ def render(info: dict, console=None) -> None:
         _render_xiaomi(console, info["xiaomi"])
     for f in info["findings"]:
         style = {"error": "red", "warning": "yellow"}.get(f["severity"], "cyan")
-        console.print(f"[{style}]{f['severity']} {f['code']}[/{style}]: {f['message']}",
+        console.print(f"[{style}]{m(f['severity'])} {m(f['code'])}[/{style}]: {m(f['message'])}",
                       markup=True, highlight=False)
 
 
@@ -159,23 +163,32 @@ def _render_rows(console, title: str, rows: list[dict], cols: tuple[str, ...]) -
     for c in cols:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*(str(r[c])[:8] if c == "device" else str(r[c]) for c in cols))
+        t.add_row(*(termtext.markup(str(r[c])[:8] if c == "device" else r[c]) for c in cols))
     console.print(t)
 
 
 def _render_xiaomi(console, x: dict) -> None:
     from rich.table import Table
+    m = termtext.markup
     crc = {None: "no checksum", True: "CRC ok", False: "CRC INVALID"}[x["crc_ok"]]
-    console.print(f"Xiaomi MACE {x['format']} ({crc}): {x['entries']} entries, "
+    console.print(f"Xiaomi MACE {m(x['format'])} ({crc}): {x['entries']} entries, "
                   f"{len(x['programs'])} programs, read-only")
-    console.print(f"platform info: {x['platform_info']!r}", highlight=False)
+    console.print(f"platform info: {m(repr(x['platform_info']))}", highlight=False)
     if x["device_name"] is not None:
-        console.print(f"device name: {x['device_name']!r}", highlight=False)
+        console.print(f"device name: {m(repr(x['device_name']))}", highlight=False)
     t = Table(title="Xiaomi MACE programs")
     for col in ("program", "build options", "size", "kind"):
         t.add_column(col, overflow="fold")
     for p in x["programs"]:
-        t.add_row(p["program"], p["build_options"], human_bytes(p["size"]), p["kind"])
+        t.add_row(m(p["program"]), m(p["build_options"]), human_bytes(p["size"]), m(p["kind"]))
     console.print(t)
+
+
+def damaged(info: dict) -> bool:
+    """True when `mace inspect` should exit 1: an error, a damaged record or a bad checksum."""
+    from mace.programcache.errors import DAMAGED_ENTRY
+    return (any(f["severity"] == "error" or f["code"] == DAMAGED_ENTRY for f in info["findings"])
+            or any(p["checksum"] != "ok" for p in info["programs"])
+            or bool(info["xiaomi"] and info["xiaomi"]["crc_ok"] is False))
 
 # }}}
