@@ -88,19 +88,9 @@ def main() -> None:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _parse_inputs(items: tuple[str, ...]) -> dict:
-    import numpy as np
-    from mace.errors import InputError
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise InputError(f"--input {item!r}: expected NAME=FILE.npy")
-        name, path = item.split("=", 1)
-        try:
-            out[name] = np.load(path)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"--input {name}: cannot read {path} ({exc}): give a .npy file") from None
-    return out
+def _parse_inputs(items: tuple[str, ...], graph) -> dict:
+    from mace.feeds import read_input_args
+    return read_input_args(items, graph.inputs)
 
 
 def _engine(model, runtime, device, program, warmup):
@@ -153,7 +143,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
     from mace.tools.validate import random_inputs
     engine = _engine(model, _model_runtime(model, runtime), device, program, warmup)
     feeds = random_inputs(engine.graph, seed)
-    feeds.update(_parse_inputs(inputs))
+    feeds.update(_parse_inputs(inputs, engine.graph))
     t0 = time.perf_counter()
     outs = engine.run(feeds)
     first = time.perf_counter() - t0
@@ -218,7 +208,7 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
         raise InputError(f"{reference}: no such ONNX file: pass the model you converted with --reference")
     engine = _engine(model, _model_runtime(model, runtime), device, program, False)
     feeds = random_inputs(engine.graph, seed)
-    feeds.update(_parse_inputs(inputs))
+    feeds.update(_parse_inputs(inputs, engine.graph))
     res = do_validate(engine, reference, threshold, seed, feeds)
     res["model"] = model
     res["reference"] = reference

@@ -52,7 +52,7 @@ def test_run_with_input_file(digits_model, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "missing.mace"], "no such model file"),
-    (["run", "{model}", "--input", "input=missing.npy"], "cannot read missing.npy"),
+    (["run", "{model}", "--input", "input=missing.npy"], "missing.npy: no such file"),
     (["run", "{model}", "--device", "no-such-device-xyz"], "no OpenCL device matches"),
     (["validate", "{model}", "--reference", "missing.onnx"], "no such ONNX file"),
     (["convert"], "give an ONNX model"),

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from mace.errors import InputError, MaceError
+from mace.errors import MaceError
 from mace.ir import modelfile
 from mace.ir.graph import Graph
 
@@ -133,21 +133,8 @@ class Engine:
         return {n: rng.uniform(-1, 1, self.graph.shape(n)).astype(np.float32) for n in self.graph.inputs}
 
     def _check_inputs(self, inputs: dict) -> dict:
-        missing = [n for n in self.graph.inputs if n not in inputs]
-        if missing:
-            raise InputError(f"missing input(s) {', '.join(missing)}: the model takes "
-                             + ", ".join(f"{n}{list(self.graph.shape(n))}" for n in self.graph.inputs))
-        out = {}
-        for n in self.graph.inputs:
-            arr = np.asarray(inputs[n], dtype=np.float32)
-            want = self.graph.shape(n)
-            if arr.shape != want:
-                if arr.size == int(np.prod(want)):
-                    arr = arr.reshape(want)
-                else:
-                    raise InputError(f"input {n} has shape {list(arr.shape)}, the model expects {list(want)}")
-            out[n] = arr
-        return out
+        from mace.feeds import check_feeds
+        return check_feeds(self.graph, inputs)
 
     def _driver_call(self, what: str, fn, *args, **kwargs):
         """Call into the OpenCL driver; its errors become a typed DeviceError naming the device."""

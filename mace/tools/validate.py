@@ -45,19 +45,45 @@ def random_inputs(graph, seed: int | None = None) -> dict[str, np.ndarray]:
 
 
 def onnx_reference(onnx_path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """onnxruntime's outputs on `inputs`; InputError when the file is not an ONNX model that
+    onnxruntime loads, or its inputs are not the converted model's."""
     import onnxruntime as ort
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    from mace.boundedread import check_regular
+    from mace.errors import InputError
+    fix = "pass the ONNX model this .mace file was converted from with --reference"
+    check_regular(onnx_path, InputError, fix)
+    try:
+        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph/... types
+        raise InputError(f"{onnx_path}: onnxruntime cannot load it ({_first_line(exc)}): {fix}") from None
+    ref_inputs = {i.name: i.shape for i in sess.get_inputs()}
+    if set(ref_inputs) != set(inputs):
+        raise InputError(f"{onnx_path}: its inputs ({', '.join(ref_inputs)}) are not the model's "
+                         f"({', '.join(inputs)}): {fix}")
+    for name, shape in ref_inputs.items():
+        got = inputs[name].shape
+        if len(shape) != len(got) or any(isinstance(d, int) and d != g for d, g in zip(shape, got)):
+            raise InputError(f"{onnx_path}: input {name} has shape {list(shape)} there, {list(got)} in the "
+                             f"model: {fix}")
     names = [o.name for o in sess.get_outputs()]
-    feeds = {}
-    for i in sess.get_inputs():
-        feeds[i.name] = inputs[i.name]
-    return dict(zip(names, sess.run(None, feeds)))
+    try:
+        outs = sess.run(None, {k: np.asarray(v, np.float32) for k, v in inputs.items()})
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{onnx_path}: onnxruntime failed on the inputs ({_first_line(exc)}): {fix}") from None
+    return dict(zip(names, outs))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def validate(engine, onnx_path, threshold: float | None = None, seed: int | None = None,
              inputs: dict | None = None) -> dict:
     graph = engine.graph
-    inputs = inputs or random_inputs(graph, seed)
+    from mace.feeds import check_feeds
+    inputs = check_feeds(graph, inputs or random_inputs(graph, seed))
     ref = onnx_reference(onnx_path, inputs)
     got = engine.run(inputs)
     threshold = threshold if threshold is not None else graph.meta.get("validation_threshold", {}).get(
@@ -67,6 +93,11 @@ def validate(engine, onnx_path, threshold: float | None = None, seed: int | None
         if name not in ref:
             outputs[name] = {"error": "not an output of the reference model"}
             continue
+        if np.shape(value) != np.shape(ref[name]):
+            from mace.errors import InputError
+            raise InputError(f"{onnx_path}: output {name} has shape {list(np.shape(ref[name]))} there, "
+                             f"{list(np.shape(value))} in the model: pass the ONNX model this .mace file "
+                             f"was converted from with --reference")
         m = metrics(value, ref[name])
         m["passed"] = bool(m["cosine"] >= threshold)
         outputs[name] = m
