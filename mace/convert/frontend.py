@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mace.boundedread import check_regular
 from mace.errors import ConversionError
 from mace.ir.graph import Graph, Node
 
@@ -20,13 +21,17 @@ log = logging.getLogger("mace.convert")
 
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                "Bernoulli"}
+#: a value larger than this (4 GiB of float32) cannot be a mobile model's tensor: refused at
+#: conversion with its size rather than failing with MemoryError at run time
+MAX_ELEMENTS = 1 << 30
 
 
 def load_onnx(path) -> "onnx.ModelProto":  # noqa: F821
     import onnx
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConversionError(f"{path}: no such ONNX file")
+    check_regular(path, ConversionError, "give an ONNX model file")
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a broken file
@@ -41,16 +46,50 @@ def _attr_dict(node) -> dict:
     from onnx import helper
     out = {}
     for a in node.attribute:
+        if a.type == a.SPARSE_TENSOR or a.type == a.SPARSE_TENSORS:
+            raise ConversionError(f"node {node.name or node.op_type}: attribute {a.name} is a sparse tensor, "
+                                  f"which mace does not read: re-export the model with dense constants")
         v = helper.get_attribute_value(a)
         if isinstance(v, bytes):
-            v = v.decode()
+            v = _text(v, node, a.name)
         elif isinstance(v, (list, tuple)):
-            v = [x.decode() if isinstance(x, bytes) else x for x in v]
+            v = [_text(x, node, a.name) if isinstance(x, bytes) else x for x in v]
         elif hasattr(v, "dims"):  # TensorProto attribute (e.g. ConstantOfShape value)
-            from onnx import numpy_helper
-            v = numpy_helper.to_array(v)
+            v = _tensor(v, f"node {node.name or node.op_type} attribute {a.name}")
         out[a.name] = v
     return out
+
+
+def _text(b: bytes, node, attr: str) -> str:
+    try:
+        return b.decode()
+    except UnicodeDecodeError:
+        raise ConversionError(f"node {node.name or node.op_type}: attribute {attr} is not UTF-8 text: "
+                              f"re-export the model") from None
+
+
+def _tensor(t, what: str) -> np.ndarray:
+    """numpy_helper.to_array with a ConversionError for a malformed tensor (data that does not
+    match its dims or type, external data that is missing)."""
+    from onnx import numpy_helper
+    count = 1
+    for d in t.dims:
+        count *= d
+    if any(d < 0 for d in t.dims) or count > MAX_ELEMENTS:
+        raise ConversionError(f"{what}: dims {list(t.dims)} are negative or too large: re-export the model")
+    try:
+        return np.asarray(numpy_helper.to_array(t))
+    except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError, KeyError, OSError...
+        raise ConversionError(f"{what} ({t.name or 'unnamed'}): malformed tensor ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:120] if str(exc) else ''}): re-export the model") from None
+
+
+def _constant(node, attrs: dict, source: str) -> np.ndarray:
+    """The value of a Constant node, whichever of its value attributes it uses."""
+    if len(attrs) != 1:
+        raise ConversionError(f"{source}: Constant node {node.name or node.output[0]} has {len(attrs)} value attributes, "
+                              f"not one: re-export the model")
+    return np.asarray(next(iter(attrs.values())))
 
 
 def _eval_node(node, inputs: list, opset: int) -> list[np.ndarray]:
@@ -72,11 +111,11 @@ def _eval_node(node, inputs: list, opset: int) -> list[np.ndarray]:
 def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: str = "<onnx>") -> Graph:
     """Fold constants and produce an IR graph (shapes filled by `infer_shapes`)."""
     import onnx
-    from onnx import numpy_helper
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     g = model.graph
-    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    consts: dict[str, np.ndarray] = {i.name: _tensor(i, f"{source}: initializer") for i in g.initializer}
+    _check_single_producers(g, source)
     graph_inputs = [i for i in g.input if i.name not in consts]
     shapes: dict[str, list[int]] = {}
     dtypes: dict[str, str] = {}
@@ -93,8 +132,13 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
             dims = [1 if d <= 0 else d for d in dims]
             log.info("input %s has dynamic dimensions: using %s (set input_shapes to choose)", i.name, dims)
         shapes[i.name] = dims
+        _check_size(i.name, dims, source, "input")
         et = i.type.tensor_type.elem_type
-        dtypes[i.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(et)).name if et else "float32"
+        try:
+            dtypes[i.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(et)).name if et else "float32"
+        except (KeyError, TypeError, ValueError):
+            raise ConversionError(f"{source}: input {i.name} has element type {et}, unknown to onnx: "
+                                  f"re-export the model") from None
     unknown_inputs = set(input_shapes) - {i.name for i in graph_inputs}
     if unknown_inputs:
         raise ConversionError(f"{source}: the model has no input named {', '.join(sorted(unknown_inputs))}: "
@@ -103,12 +147,12 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
     # Fold constants and static Shape ops; shapes of runtime values come from onnx inference.
     nodes = []
     for node in g.node:
-        attrs = _attr_dict(node)
+        try:
+            attrs = _attr_dict(node)
+        except ConversionError as exc:
+            raise ConversionError(f"{source}: {exc}") from None
         if node.op_type == "Constant":
-            value = attrs.get("value")
-            if value is None:
-                value = next(iter(v for k, v in attrs.items()))
-            consts[node.output[0]] = np.asarray(value)
+            consts[node.output[0]] = _constant(node, attrs, source)
             continue
         nodes.append(node)
     changed = True
@@ -141,6 +185,8 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
             rest.append(node)
         nodes = rest
 
+    for v, dims in shapes.items():
+        _check_size(v, dims, source, "value")
     ir_nodes = []
     for k, node in enumerate(nodes):
         ir_nodes.append(Node(name=node.name or f"{node.op_type}_{k}", op_type=node.op_type,
@@ -158,6 +204,31 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
         graph.shapes[k] = list(v.shape)
         graph.dtypes[k] = v.dtype.name
     return graph
+
+
+def _check_size(name: str, dims, source: str, what: str) -> None:
+    count = 1
+    for d in dims:
+        count *= max(int(d), 1)
+    if count > MAX_ELEMENTS:
+        raise ConversionError(f"{source}: {what} {name} has shape {list(dims)}, {count} elements "
+                              f"({count * 4 / 2**30:.0f} GiB as float32), more than mace allows "
+                              f"({MAX_ELEMENTS}): set smaller input_shapes")
+
+
+def _check_single_producers(g, source: str) -> None:
+    """Every value has one producer (a node, an initializer or a graph input), as onnxruntime
+    requires: with two, which one a consumer sees would depend on the order of the nodes."""
+    seen = {i.name: "an initializer" for i in g.initializer}
+    seen.update({i.name: "a graph input" for i in g.input if i.name not in seen})
+    for node in g.node:
+        for o in node.output:
+            if not o:
+                continue
+            if o in seen:
+                raise ConversionError(f"{source}: {o} is produced by node {node.name or node.op_type} and "
+                                      f"by {seen[o]}: every tensor needs one producer; re-export the model")
+            seen[o] = f"node {node.name or node.op_type}"
 
 
 def _infer(model, nodes, consts, shapes, dtypes, graph_inputs, opset) -> dict[str, list[int]]:
