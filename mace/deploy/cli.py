@@ -46,7 +46,7 @@ def register(cli_group: click.Group) -> None:
     @cli_group.command("deploy")
     @click.argument("model", type=click.Path(dir_okay=False))
     @click.option("--device-conf", type=click.Path(dir_okay=False), default=None,
-                  help="device.yml listing the devices (default ./device.yml or ./devices.yml).")
+                  help="device.yml listing the devices (required; trusted configuration).")
     @click.option("--device", "device", default=None,
                   help="Only this device of device.yml (default: every device).")
     @PROGRAM_OPT

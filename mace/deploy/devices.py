@@ -19,6 +19,12 @@
 
 MACE's fields (target_abis, target_socs, models, address, username) keep their meaning. Every
 problem is one line naming the file, the field and the fix.
+
+device.yml is trusted configuration, like ~/.ssh/config: `ssh_options` go to ssh as they are
+(ProxyCommand runs a local command) and `python` is a command line run on the device. So it is
+read only from an explicit --device-conf, never from the current directory. Its words are
+still quoted one by one for the remote shell (`remote_python`), so a metacharacter in them is
+never a second command.
 """
 from __future__ import annotations
 
@@ -36,8 +42,6 @@ log = logging.getLogger("mace.deploy")
 
 DEFAULT_PYTHON = "python3"
 DEFAULT_WORKDIR = "/tmp/data/mace_run"
-#: file names looked up in the current directory when --device-conf is not given
-DEFAULT_FILES = ("device.yml", "devices.yml")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -147,6 +151,11 @@ class DeviceSpec(BaseModel):
         return f"{self.username}@{self.address}" + (f":{self.port}" if self.port else "")
 
 
+def remote_python(spec: DeviceSpec) -> str:
+    """`spec.python` for the remote shell: split like a shell would, every word quoted."""
+    return " ".join(shlex.quote(w) for w in shlex.split(spec.python))
+
+
 class DeviceConf(BaseModel):
     """The whole device.yml."""
 
@@ -198,14 +207,12 @@ def _fix_for(msg: str, err_type: str) -> str:
 
 
 def find_device_conf(path: str | Path | None) -> Path:
-    """The device.yml to use: `path`, else ./device.yml or ./devices.yml (as MACE does)."""
+    """The device.yml named with --device-conf. It is never picked up from the current directory:
+    it is trusted configuration (its ssh_options and python run commands), so it must be chosen."""
     if path is not None:
         return Path(path)
-    for name in DEFAULT_FILES:
-        if Path(name).is_file():
-            return Path(name)
-    raise ConfigError("no device.yml: pass --device-conf FILE or write ./device.yml "
-                      "(see docs/remote-devices.md)")
+    raise ConfigError("no device file given: pass --device-conf device.yml (it is not read from the "
+                      "current directory, see docs/remote-devices.md)")
 
 
 def load_devices(path: str | Path | None = None) -> LoadedDevices:
@@ -243,5 +250,5 @@ def load_devices(path: str | Path | None = None) -> LoadedDevices:
     return LoadedDevices(path, conf)
 
 
-__all__ = ["DeviceSpec", "DeviceConf", "LoadedDevices", "load_devices", "find_device_conf",
+__all__ = ["DeviceSpec", "DeviceConf", "LoadedDevices", "load_devices", "find_device_conf", "remote_python",
            "DEFAULT_PYTHON", "DEFAULT_WORKDIR"]

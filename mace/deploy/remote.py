@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mace import __version__, fileio
-from mace.deploy.devices import DeviceSpec, LoadedDevices, load_devices
+from mace.deploy.devices import DeviceSpec, LoadedDevices, load_devices, remote_python
 from mace.deploy.errors import (RemoteDiskFull, RemoteError, RemoteMaceMissing,
                                 RemotePythonMissing, RemoteRunFailed)
 from mace.deploy.transport import SshTransport, _last_line
@@ -157,7 +157,7 @@ class RemoteDevice:
         script = (f"mkdir -p {_q(rdir)} && cd {_q(rdir)} || exit {_RC_WORKDIR}\n"
                   f"find . -maxdepth 1 -name '.incoming-*' -mmin +{STALE_UPLOAD_MINUTES} "
                   f"-exec rm -rf {{}} + 2>/dev/null\n"
-                  f"{_env_lines(self.spec)}{py} -m mace --version")
+                  f"{_env_lines(self.spec)}{remote_python(self.spec)} -m mace --version")
         res = self.t.ssh(script)
         last = _last_line(res.stderr)
         fix = (f"install it there with: {py} -m pip install mace (or copy the wheel over and run "
@@ -239,7 +239,7 @@ class RemoteDevice:
             argv += ["--runs", str(job.runs)]
         if job.warmup:
             argv.append("--warmup")
-        return f"{self.spec.python} " + " ".join(_q(a) for a in argv)
+        return f"{remote_python(self.spec)} " + " ".join(_q(a) for a in argv)
 
     def run(self, job: Job, rdir: str, incoming: str, files: list[str]) -> tuple[dict, str]:
         moves = " && ".join(f"mv -f {_q(incoming + '/' + f)} {_q(f)}" for f in files)
