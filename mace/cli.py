@@ -204,7 +204,7 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
     """Compare a converted model's outputs with onnxruntime's (exit 1 below threshold)."""
     from mace.errors import InputError
     from mace.tools.validate import random_inputs, validate as do_validate
-    if not Path(reference).is_file():
+    if not Path(reference).exists():
         raise InputError(f"{reference}: no such ONNX file: pass the model you converted with --reference")
     engine = _engine(model, _model_runtime(model, runtime), device, program, False)
     feeds = random_inputs(engine.graph, seed)

@@ -46,7 +46,7 @@ def read_npy(path: str | os.PathLike, what: str = "--input") -> np.ndarray:
             if reader is None:
                 raise ValueError(f"npy format version {version}")
             shape, fortran, dtype = reader(f)
-        except (ValueError, SyntaxError, TypeError, EOFError) as exc:
+        except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many types on hostile text
             raise InputError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0][:80]}): {fix}") from None
         if dtype.hasobject or dtype.kind not in _NUMERIC or dtype.fields is not None:
             raise InputError(f"{path}: holds {dtype} values, not numbers: {fix}")
