@@ -48,8 +48,8 @@ def _size(name: str, value: str) -> None:
 
 
 #: knobs whose values have a form; the others (a device name, a path) are free text
-_CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_LOG_LEVEL": _level,
-           "MACE_PROGRAM_CACHE_MAX_BYTES": _size}
+_CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_DEVICE_PROBE": _bool,
+           "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size}
 
 
 def check() -> None:

@@ -116,18 +116,15 @@ def make_job(model, program=None, runtime=None, inputs=(), *, seed=None, runs=1,
                              f"({getattr(exc, 'message', None) or exc}): check it with `mace doctor "
                              f"{prog}` or pass another --program") from None
     items = parse_inputs(inputs)
-    if items:                      # the same checks as a local run, before anything is uploaded
-        import numpy as np
-
-        from mace.feeds import check_feeds, read_npy
+    if items:        # names and files checked here, before anything is uploaded; shapes there
+        from mace.feeds import read_npy
         from mace.ir.modelfile import load as load_model
         graph = load_model(model)
         for name, path in items:
             if name not in graph.inputs:
                 raise InputError(f"--input {name}={path}: the model has no input {name!r} (its inputs: "
                                  f"{', '.join(graph.inputs)}): fix the name")
-            check_feeds(graph, {**{n: np.zeros(graph.shape(n), np.float32) for n in graph.inputs},
-                                name: read_npy(path, f"--input {name}")})
+            read_npy(path, f"--input {name}")
     return Job(model, prog, runtime, items, seed, runs, warmup)
 
 
