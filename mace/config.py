@@ -14,7 +14,7 @@ from typing import Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mace.boundedread import check_regular, read_bounded
+from mace import fileio
 from mace.errors import ConfigError
 
 #: a deployment or device file larger than this is not a hand-written config
@@ -211,7 +211,14 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def read_yaml(path: Path):
     """A YAML file's content, or a one-line ConfigError naming the file and the line."""
-    raw = read_bounded(path, MAX_CONFIG_BYTES, ConfigError, "pass a YAML deployment file")
+    try:
+        raw = fileio.read_bounded(path, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file: check the path") from None
+    except fileio.FileRefused:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -256,7 +263,7 @@ def load_config(path) -> LoadedConfig:
         where = f"{path}: models.{name}"
         if not mp.exists():
             raise ConfigError(f"{where}.model_file_path: {mp} does not exist: fix the path (relative to {path.parent})")
-        check_regular(mp, ConfigError, f"fix {where}.model_file_path")
+        fileio.check_readable(mp)
         digest = _sha256_file(mp)
         if digest != spec.model_sha256_checksum.lower():
             raise ConfigError(f"{where}.model_sha256_checksum: checksum mismatch ({mp.name} has {digest}): "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mace.boundedread import check_regular
+from mace import fileio
 from mace.errors import InputError
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -32,8 +32,12 @@ def read_npy(path: str | os.PathLike, what: str = "--input") -> np.ndarray:
     """A numeric array from a `.npy` file; InputError (one line: the file and the fix) otherwise."""
     path = Path(path)
     fix = "give a .npy file written by numpy.save of a numeric array"
-    st = check_regular(path, InputError, f"{what}: {fix}")
-    with open(path, "rb") as f:
+    try:
+        f = fileio.open_regular(path)
+    except FileNotFoundError:
+        raise InputError(f"{what}: {path}: no such file: {fix}") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(6)
         if head[:4] == b"PK\x03\x04":
             raise InputError(f"{path}: an .npz archive, not an .npy file: save each input with "
@@ -53,7 +57,7 @@ def read_npy(path: str | os.PathLike, what: str = "--input") -> np.ndarray:
         count = 1
         for d in shape:
             count *= d
-        need, have = count * dtype.itemsize, st.st_size - f.tell()
+        need, have = count * dtype.itemsize, size - f.tell()
         if need != have:
             raise InputError(f"{path}: its header declares {count} elements of shape {list(shape)} "
                              f"({need} bytes), the file holds {have} bytes of data: {fix}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mace.boundedread import check_regular
+from mace import fileio
 from mace.errors import ConversionError
 from mace.ir.graph import Graph, Node
 
@@ -31,7 +31,7 @@ def load_onnx(path) -> "onnx.ModelProto":  # noqa: F821
     path = Path(path)
     if not path.exists():
         raise ConversionError(f"{path}: no such ONNX file")
-    check_regular(path, ConversionError, "give an ONNX model file")
+    fileio.check_readable(path)
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a broken file

@@ -218,7 +218,7 @@ def find_device_conf(path: str | Path | None) -> Path:
 def load_devices(path: str | Path | None = None) -> LoadedDevices:
     """Read and validate a device.yml. Raises ConfigError with a one-line message."""
     path = find_device_conf(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: no such device file: write one (see docs/remote-devices.md)")
     raw = read_yaml(path)
     if not isinstance(raw, dict):

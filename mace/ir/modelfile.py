@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mace.boundedread import check_regular
+from mace import fileio
 from mace.errors import ModelFileError
 from mace.fileio import write_atomic
 from mace.ir.graph import Graph, Node
@@ -199,9 +199,12 @@ def load(path: str | os.PathLike) -> Graph:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file: convert one with `mace convert model.onnx -o {path}`")
-    check_regular(path, ModelFileError, "give a .mace model file")
     try:
-        f = open(path, "rb")
+        f = fileio.open_regular(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file: convert one with `mace convert model.onnx -o {path}`") from None
+    except fileio.FileRefused:
+        raise
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     with f:

@@ -108,7 +108,8 @@ def doctor_cmd(file: Path, device: str | None, model: Path | None, as_json: bool
             if k in result.stats:
                 click.echo(termtext.plain(f"  {k.replace('_', ' ')}: {result.stats[k]}"))
         caps = result.stats.get("device_caps")
-        click.echo(termtext.plain(f"  device probe: {_caps_line(caps) if caps else 'not in this file (probed at the next start)'}"))
+        probe = _caps_line(caps) if caps else "not in this file (probed at the next start)"
+        click.echo(termtext.plain(f"  device probe: {probe}"))
         for key, rec in (result.stats.get("build_failures") or {}).items():
             click.echo(termtext.plain(f"  build failure: {key}: {rec.get('stage', '')}: {rec.get('log', '')}"))
         _echo_findings(result.findings)

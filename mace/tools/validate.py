@@ -49,10 +49,13 @@ def onnx_reference(onnx_path, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     onnxruntime loads, or its inputs are not the converted model's."""
     import onnxruntime as ort
 
-    from mace.boundedread import check_regular
+    from mace import fileio
     from mace.errors import InputError
     fix = "pass the ONNX model this .mace file was converted from with --reference"
-    check_regular(onnx_path, InputError, fix)
+    try:
+        fileio.check_readable(onnx_path)
+    except FileNotFoundError:
+        raise InputError(f"{onnx_path}: no such file: {fix}") from None
     try:
         sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph/... types
