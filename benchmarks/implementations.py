@@ -5,7 +5,8 @@ Implementations (each skipped with the reason when absent):
 - pypi-pocl:   PyPI's PoCL (the default device);
 - debian-pocl: Debian's PoCL 3.1, its ICD file in --debian-icd (default /opt/mace-cmdbuf-icd);
 - intel-cpu:   Intel's CPU OpenCL runtime from PyPI (`pip install '.[intel-cpu]'`), an ICD file
-               naming <venv>/lib/libintelocl.so in --intel-icd (default <venv>/etc/mace-intel-icd).
+               naming <venv>/lib/libintelocl.so in --intel-icd (default <venv>/etc/mace-intel-icd);
+- nvidia:      NVIDIA's driver, where OCL_ICD_VENDORS holds its ICD file (benchmarks/run_nvidia.sh).
 
 cold: `mace run MODEL --runtime gpu --program P --json`, P absent, hidden caches off
       (PYOPENCL_NO_CACHE=1 POCL_KERNEL_CACHE=0), a fresh process: every program compiles;
@@ -67,6 +68,9 @@ def implementations(debian_icd: Path, intel_icd: Path) -> dict[str, dict | str]:
                          "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [str(venv_lib), os.environ.get("LD_LIBRARY_PATH")]))}
                         if any(intel_icd.glob("*.icd"))
                         else f"no ICD file in {intel_icd} (pip install '.[intel-cpu]', write intel.icd there)")
+    vendors = Path(os.environ.get("OCL_ICD_VENDORS", "/etc/OpenCL/vendors"))
+    out["nvidia"] = ({"MACE_DEVICE": "NVIDIA"} if any(vendors.glob("*nvidia*.icd"))
+                     else f"no NVIDIA ICD file in {vendors} (benchmarks/run_nvidia.sh registers one)")
     return out
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks on an NVIDIA GPU through NVIDIA's OpenCL driver, PoCL beside it.
-#   bash benchmarks/run_nvidia.sh [startup|cross|tuning|torch|profile|workflow|cmdbuf|variants|winograd|all]   (results in $OUT or ./out)
+#   bash benchmarks/run_nvidia.sh [portability|startup|cross|tuning|torch|profile|workflow|cmdbuf|variants|winograd|all]   (results in $OUT or ./out)
+# (portability: the op tests, the five test models and the portability tests on NVIDIA's driver,
+#  and benchmarks/implementations.py's table for it)
 # (winograd: only when named; variants times every Conv variant, Winograd ones included)
 # The NVIDIA ICD is installed but not registered on the lent machine: register it (and PoCL)
 # in a private vendors directory.
@@ -16,6 +18,11 @@ what=${1:-all}
 $PY -m mace devices --json > "$OUT/devices.json" 2>> "$OUT/log.txt"
 cat "$OUT/devices.json"
 run() { echo "== $*" >> "$OUT/log.txt"; "$@" 2>> "$OUT/log.txt"; }
+case $what in portability|all)
+  MACE_DEVICE=NVIDIA MACE_TEST_EXPECT_DEVICE=NVIDIA run $PY -m pytest -q -p no:cacheprovider tests/ops tests/test_models.py \
+      tests/test_portability.py > "$OUT/tests_nvidia.txt"
+  tail -5 "$OUT/tests_nvidia.txt"
+  run $PY benchmarks/implementations.py --only nvidia > "$OUT/implementations_nvidia.json" ;; esac
 case $what in startup|all)
   run $PY benchmarks/startup.py --device NVIDIA --models mobilenet_v2,resnet18 > "$OUT/startup_nvidia.json" ;; esac
 case $what in cross|all)

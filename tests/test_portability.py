@@ -233,3 +233,20 @@ def test_user_choice_of_driver_cache_is_left_alone(tmp_path):
     code = "import os, mace.runtime.opencl.device as d; d.list_devices(); print(os.environ['POCL_CACHE_DIR'])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "mine")
+
+
+def test_half_storage_falls_back_to_float_where_the_probe_failed(cnn):
+    """A device whose half-storage probe failed runs an fp16_fp32 model in float32 storage."""
+    dev = select_device()
+    fp = DeviceFingerprint.from_cl_device(dev)
+    real = caps_mod.device_caps(dev, fingerprint=fp)
+    caps_mod._MEMO[fp.id] = replace(real, half_storage=False)
+    try:
+        graph = modelfile.load(cnn["model"])
+        graph.meta["data_type"] = "fp16_fp32"
+        e = mace.Engine(graph, runtime="gpu", use_program_cache=False)
+        out = e.run({"x": np.load(cnn["x"])})["y"]
+    finally:
+        caps_mod._MEMO[fp.id] = real
+    assert e.executor.data_type == "fp32_fp32" and e.executor.store_dtype == np.float32
+    assert_close(out, cnn["want"])

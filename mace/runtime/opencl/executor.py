@@ -61,10 +61,14 @@ class OpenCLExecutor:
         self.ctx = cl.Context([device])
         self.queue = cl.CommandQueue(self.ctx, device,
                                      properties=cl.command_queue_properties.PROFILING_ENABLE)
+        self.caps = device_caps(device, cache, fingerprint)
+        if data_type == "fp16_fp32" and not self.caps.half_storage:
+            log.warning("%s failed the half-storage probe (vload_half/vstore_half): running this "
+                        "fp16_fp32 model with float32 storage", self.caps.device)
+            data_type = "fp32_fp32"
         self.store_dtype = np.dtype(np.float16 if data_type == "fp16_fp32" else np.float32)
         self.dtype_options = ["-DSTORAGE_HALF"] if data_type == "fp16_fp32" else []
         self.data_type = data_type
-        self.caps = device_caps(device, cache, fingerprint)
         self._cpu_device = self.caps.is_cpu
         self.tuning_lookup = tuning_lookup
         self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint, force_source=force_source)
