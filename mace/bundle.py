@@ -35,11 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mace.errors import ModelFileError
-from mace.fileio import write_atomic
+from mace.fileio import FileRefused, read_bounded, write_atomic
 
 MAGIC = b"MACEBNDL"
 BUNDLE_VERSION = 1
 SUFFIX = ".mace-bundle"
+#: a bundle is read whole: a larger file is refused before a byte is read
+MAX_BUNDLE_BYTES = 4 << 30
 _PREFIX = struct.Struct("<8sIIQQ")
 
 
@@ -152,10 +154,12 @@ def load(source) -> Bundle:
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         try:
-            buf = p.read_bytes()
+            buf = read_bounded(p, MAX_BUNDLE_BYTES)
         except FileNotFoundError:
             raise ModelFileError(f"{p}: no such bundle: build it with `mace convert --config mace.yml "
                                  f"--embed`") from None
+        except FileRefused:
+            raise
         except OSError as exc:
             raise ModelFileError(f"{p}: cannot read bundle ({exc.strerror or exc})") from None
         return decode(buf, str(p))

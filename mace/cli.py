@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from mace import __version__
+from mace import __version__, termtext
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -170,7 +170,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
         l = result["latency"]
         click.echo(f"latency over {l['runs']} runs: median {l['median_ms']:.3f} ms, p90 {l['p90_ms']:.3f} ms")
     for k, v in result["outputs"].items():
-        click.echo(f"  {k} {v['shape']}: argmax {v['argmax']}, mean {v['mean']:.4g}, std {v['std']:.4g}, "
+        click.echo(f"  {termtext.plain(k)} {v['shape']}: argmax {v['argmax']}, mean {v['mean']:.4g}, std {v['std']:.4g}, "
                    f"first {[round(x, 4) for x in v['head']]}")
 
 
@@ -180,12 +180,13 @@ def _save_outputs(out_dir: Path, outs: dict) -> None:
 
     import numpy as np
 
+    from mace.feeds import output_file_name
     from mace.fileio import write_atomic
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, v in outs.items():
         buf = io.BytesIO()
         np.save(buf, v)
-        write_atomic(out_dir / f"{name.replace('/', '_')}.npy", buf.getvalue())
+        write_atomic(out_dir / output_file_name(name), buf.getvalue())
 
 
 # -- validate --------------------------------------------------------------------------------
@@ -219,14 +220,14 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
     else:
         from rich.console import Console
         from rich.table import Table
-        t = Table(title=f"{model} vs {reference} ({res['runtime']}, threshold {res['threshold']})")
+        t = Table(title=f"{termtext.markup(model)} vs {termtext.markup(reference)} ({res['runtime']}, threshold {res['threshold']})")
         for col in ("output", "cosine", "SQNR dB", "max abs err", "argmax agree", "result"):
             t.add_column(col)
         for name, m in res["outputs"].items():
             if "error" in m:
-                t.add_row(name, "-", "-", "-", "-", m["error"])
+                t.add_row(termtext.markup(name), "-", "-", "-", "-", m["error"])
                 continue
-            t.add_row(name, f"{m['cosine']:.6f}", f"{m['sqnr_db']:.1f}", f"{m['max_abs_error']:.3g}",
+            t.add_row(termtext.markup(name), f"{m['cosine']:.6f}", f"{m['sqnr_db']:.1f}", f"{m['max_abs_error']:.3g}",
                       f"{m['argmax_agreement']:.3f}", "pass" if m["passed"] else "FAIL")
         Console().print(t)
     sys.exit(0 if res["passed"] else 1)
@@ -257,11 +258,11 @@ def tune(model, device, program, mode, budget, as_json):
         return
     from rich.console import Console
     from rich.table import Table
-    t = Table(title=f"{model}: tuning ({mode}) in {res.seconds:.1f} s")
+    t = Table(title=f"{termtext.markup(model)}: tuning ({mode}) in {res.seconds:.1f} s")
     for col in ("op", "type", "default ms", "tuned ms", "gain", "variant", "local size"):
         t.add_column(col)
     for o in sorted(res.ops, key=lambda o: -o.default_s):
-        t.add_row(o.name, o.op_type, f"{o.default_s * 1e3:.3f}", f"{o.tuned_s * 1e3:.3f}", f"{o.gain * 100:+.1f}%",
+        t.add_row(termtext.markup(o.name), termtext.markup(o.op_type), f"{o.default_s * 1e3:.3f}", f"{o.tuned_s * 1e3:.3f}", f"{o.gain * 100:+.1f}%",
                   o.variant, str(o.lws))
     Console().print(t)
     click.echo(f"model latency: {d['model_before_ms']:.2f} ms before, {d['model_after_ms']:.2f} ms after "

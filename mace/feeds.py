@@ -16,6 +16,7 @@ header declaring 1e12 elements must not allocate them).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,14 @@ def read_input_args(items, model_inputs: list[str]) -> dict[str, np.ndarray]:
                              f"{', '.join(model_inputs)}): fix the name")
         pairs.append((name, path))
     return {name: read_npy(path, f"--input {name}") for name, path in pairs}
+
+
+def output_file_name(name: str) -> str:
+    """`<name>.npy` for an output named in the model file: path separators, control characters
+    and NUL become '_' and a leading '.' is prefixed, so the file lands in the output directory
+    whatever the name says."""
+    safe = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name) or "_"
+    return ("_" + safe if safe.startswith(".") else safe) + ".npy"
 
 
 def _strip_ones(shape) -> tuple[int, ...]:

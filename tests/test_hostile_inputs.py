@@ -651,3 +651,48 @@ def test_termtext_plain_escapes_every_control_character():
     assert termtext.markup("[/evil]") == "\\[/evil]"
 
 # }}}
+
+
+# {{{ names inside a model file reach the terminal and the file system safely
+
+EVIL = "[/evil]/../\x1b[2Jout\u202e"
+
+
+@pytest.fixture
+def evil_model(tmp_path):
+    m = _onnx([helper.make_node("Relu", ["x"], [EVIL], name="[bold]relu\x1b]0;t\x07")],
+              out=[helper.make_tensor_value_info(EVIL, TensorProto.FLOAT, [1, 4])])
+    src = tmp_path / "evil.onnx"
+    src.write_bytes(m.SerializeToString())
+    model = tmp_path / "evil.mace"
+    convert(src, model)
+    return src, model
+
+
+@pytest.mark.parametrize("verb", ["run", "validate", "benchmark"])
+def test_names_from_a_model_are_escaped(verb, evil_model, tmp_path):
+    src, model = evil_model
+    out = tmp_path / "out"
+    args = {"run": ["run", model, "--runtime", "cpu", "--output-dir", out],
+            "validate": ["validate", model, "--reference", src, "--runtime", "cpu"],
+            "benchmark": ["benchmark", model, "--runtime", "cpu", "--runs", "1", "--init-runs", "1",
+                          "--profile-runs", "1"]}[verb]
+    before = {p for p in tmp_path.parent.rglob("*")}
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\u202e" not in res.output
+    new = {p for p in tmp_path.parent.rglob("*")} - before
+    assert all(out in p.parents or p == out for p in new), new
+    if verb == "run":
+        [saved] = list(out.iterdir())
+        assert saved.name.endswith(".npy") and saved.parent == out
+
+
+def test_fifo_bundle_is_refused(tmp_path):
+    import mace
+    p = tmp_path / "m.mace-bundle"
+    os.mkfifo(p)
+    with pytest.raises(MaceError, match="FIFO"):
+        mace.Engine.from_bundle(p, runtime="cpu")
+
+# }}}

@@ -126,9 +126,12 @@ def _model_programs(file: Path, model: Path, device: str | None, as_json: bool):
     """Initialize MODEL read-only against FILE's bytes: the program keys it needs and what the
     driver made of the cached binaries."""
     import mace
+    from mace import fileio
     from mace.errors import MaceError
+    from mace.programcache.settings import read_limit
     try:
-        engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=file.read_bytes())
+        program = fileio.read_bounded(file, read_limit())
+        engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=program)
     except MaceError as exc:
         _bad_input(str(exc), as_json)
     report = engine.program_cache_report

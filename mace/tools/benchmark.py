@@ -221,9 +221,10 @@ def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int 
 def render(res: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from mace.termtext import markup as esc
     console = console or Console(highlight=False)
-    console.print(f"[bold]{res['model']}[/bold] on {res['runtime']}"
-                  + (f" ({res['device']})" if res.get("device") else ""))
+    console.print(f"[bold]{esc(res['model'])}[/bold] on {res['runtime']}"
+                  + (f" ({esc(res['device'])})" if res.get("device") else ""))
     t = Table(title="initialization (fresh processes, medians)")
     t.add_column("")
     for k in ("cold", "warm"):
@@ -258,11 +259,11 @@ def render(res: dict, console=None) -> None:
         for col in ("op", "type", "avg ms", "%", "cdf %", "GFLOP/s"):
             t.add_column(col, justify="right" if col not in ("op", "type") else "left")
         for o in p["ops"]:
-            t.add_row(o["name"], o["op_type"], f"{o['ms']:.4f}", f"{o['share'] * 100:.1f}",
+            t.add_row(esc(o["name"]), esc(o["op_type"]), f"{o['ms']:.4f}", f"{o['share'] * 100:.1f}",
                       f"{o['cdf'] * 100:.1f}", f"{o['gflops']:.2f}" if o["gflops"] else "-")
         console.print(t)
     elif p.get("note"):
-        console.print(p["note"])
+        console.print(esc(p["note"]))
 
 
 __all__ = ["benchmark", "render", "run_child", "latency_stats", "op_profile"]
