@@ -100,27 +100,35 @@ def assert_close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+#: the program (and its telling option) of each depthwise variant, to break one on purpose
+DW_PROGRAMS = {"depthwise": ("depthwise", "^depthwise "), "gpu_depthwise": ("gpu_conv", "^gpu_conv .*-DDEPTHWISE")}
+
+
 def test_failed_variant_falls_back_is_recorded_and_skipped_next_time(cnn, tmp_path):
     """The depthwise conv's first variant gets a real compiler error: the op runs its next
     variant, the warning names op, variant and the compiler's message, the failure is recorded
     under the device's fingerprint, and the next start skips the variant without a warning."""
+    e = mace.Engine(cnn["model"], runtime="gpu", use_program_cache=False)
+    first, second = e.executor.ops["dwconv"].variants()[:2]
     program = tmp_path / "p.bin"
-    env = {"MACE_TEST_BREAK_BUILD": "^depthwise "}
+    env = {"MACE_TEST_BREAK_BUILD": DW_PROGRAMS[first][1]}
     info, err, out = run_child(cnn, program, env)
     assert_close(out, cnn["want"])
-    assert info["variants"]["dwconv"] == "gpu_depthwise" and info["fallback"] == []
+    assert info["variants"]["dwconv"] == second and info["fallback"] == []
     (key, rec), = info["failures"].items()
-    assert key.startswith("depthwise|") and rec["stage"] == "build" and "injected build failure" in rec["log"]
-    warning = [ln for ln in err.splitlines() if "dwconv" in ln and "variant depthwise" in ln]
-    assert warning and "injected build failure" in warning[0] and "trying gpu_depthwise" in warning[0]
+    assert key.startswith(DW_PROGRAMS[first][0] + "|") and rec["stage"] == "build"
+    assert "injected build failure" in rec["log"]
+    warning = [ln for ln in err.splitlines() if "dwconv" in ln and f"variant {first}:" in ln]
+    assert warning and "injected build failure" in warning[0] and f"trying {second}" in warning[0]
     info2, err2, out2 = run_child(cnn, program, env)
     assert_close(out2, cnn["want"])
-    assert info2["variants"]["dwconv"] == "gpu_depthwise"
-    assert "variant depthwise" not in err2  # known: skipped untried, no second warning
+    assert info2["variants"]["dwconv"] == second
+    assert f"variant {first}:" not in err2  # known: skipped untried, no second warning
 
 
 def test_no_variant_builds_runs_the_op_on_the_cpu_runtime(cnn, tmp_path):
-    info, err, out = run_child(cnn, tmp_path / "p.bin", {"MACE_TEST_BREAK_BUILD": "^(depthwise|gpu_conv) "})
+    info, err, out = run_child(cnn, tmp_path / "p.bin",
+                               {"MACE_TEST_BREAK_BUILD": "|".join(p for _, p in DW_PROGRAMS.values())})
     assert_close(out, cnn["want"])
     assert info["fallback"] == ["dwconv"]
     assert "no variant left" in err and "runs on the CPU runtime" in err
