@@ -104,6 +104,14 @@ class GraphSpec(_Strict):
                 raise ValueError(f"range {s!r} has low > high")
         return v
 
+    @field_validator("validation_threshold")
+    @classmethod
+    def _thresholds(cls, v):
+        for k, x in (v or {}).items():
+            if not math.isfinite(x):
+                raise ValueError(f"threshold {k}: {x} is not a finite number")
+        return v
+
     def input_shape_map(self) -> dict[str, list[int]]:
         if len(self.input_shapes) != len(self.input_tensors):
             raise ValueError(f"{len(self.input_tensors)} input_tensors but {len(self.input_shapes)} input_shapes")
@@ -197,16 +205,30 @@ def _fix_for(loc: str, msg: str) -> str:
     return "correct it"
 
 
+#: deployment files nest a few levels; PyYAML's composer recurses once per level
+MAX_YAML_DEPTH = 32
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader without aliases: a few hundred bytes of nested `*ref`s expand to gigabytes
-    (the "billion laughs"), and no deployment file needs them."""
+    """SafeLoader without aliases (a few hundred bytes of nested `*ref`s expand to gigabytes,
+    the "billion laughs", and no deployment file needs them) and with bounded nesting (a
+    megabyte of `[` would exhaust Python's recursion limit)."""
+
+    _depth = 0
 
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} (aliases are not allowed)",
                                               event.start_mark)
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                              event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def read_yaml(path: Path):
@@ -225,11 +247,15 @@ def read_yaml(path: Path):
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:         # the scanner's own recursion, before the composer's bound
+        raise ConfigError(f"{path}: nested too deeply to read: write it with at most {MAX_YAML_DEPTH} "
+                          f"levels") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or exc
-        fix = "write the value out in full" if "alias" in str(problem) else "fix the syntax"
+        fix = ("write the value out in full" if "alias" in str(problem) else
+               "flatten it" if "nested" in str(problem) else "fix the syntax")
         raise ConfigError(f"{path}:{where}: not valid YAML ({problem}): {fix}") from None
 
 

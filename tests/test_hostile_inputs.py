@@ -119,6 +119,9 @@ def _set(key, value, model=False):
 CONFIG_CASES = {
     "alias bomb": (dict(text=BOMB), "alias"),
     "single alias": (dict(text="library_name: &n x\nmodels: {a: *n}\n"), "alias"),
+    "deep nesting": (dict(text="[" * 100000), "nested deeper"),
+    "deep mapping": (dict(text="a: " + "{b: " * 5000 + "1" + "}" * 5000), "nested deeper"),
+    "nan threshold": (dict(mutate=_set("validation_threshold", {"cpu": float("nan")}, model=True)), "finite"),
     "nan range": (dict(mutate=_set("input_ranges", ["nan,1"], model=True)), "finite"),
     "inf range": (dict(mutate=_set("input_ranges", ["0,inf"], model=True)), "finite"),
     "-inf range": (dict(mutate=_set("input_ranges", ["-inf,inf"], model=True)), "finite"),
