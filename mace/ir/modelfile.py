@@ -202,7 +202,8 @@ def load(path: str | os.PathLike) -> Graph:
     try:
         f = fileio.open_regular(path)
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file: convert one with `mace convert model.onnx -o {path}`") from None
+        raise ModelFileError(f"{path}: no such model file: convert one with "
+                             f"`mace convert model.onnx -o {path}`") from None
     except fileio.FileRefused:
         raise
     except OSError as exc:
