@@ -172,20 +172,17 @@ def load(source) -> Bundle:
     return decode(data, getattr(source, "__name__", "<module>"))
 
 
-def engine_from_bundle(source, runtime: str = "gpu", device=None, program=None, warmup: bool = False,
-                       **kwargs):
-    """`mace.Engine.from_bundle`: an Engine on the bundle's model, with its programs as a
-    read-only in-memory program cache (`program=` overrides it, e.g. a writable file)."""
+def engine_args(source, runtime: str = "gpu", program=None):
+    """What `mace.Engine.from_bundle` builds its engine from: (graph, program, header). The
+    bundle's programs become a read-only in-memory program cache unless `program=` overrides
+    them (e.g. a writable file). The bundle knows no engine, so the runtime can import it."""
     from mace.ir import modelfile
-    from mace.runtime.engine import Engine
     b = load(source)
     graph = modelfile.decode(b.model, f"bundle {b.name or '<bytes>'}")
     if program is None and runtime != "cpu" and b.program:
         program = b.program
-    engine = Engine(graph, runtime=runtime, device=device, program=program, warmup=warmup, **kwargs)
-    engine.bundle_header = dict(b.header)
-    return engine
+    return graph, program, dict(b.header)
 
 
-__all__ = ["Bundle", "encode", "decode", "write", "write_module", "load", "engine_from_bundle",
+__all__ = ["Bundle", "encode", "decode", "write", "write_module", "load", "engine_args",
            "MAGIC", "BUNDLE_VERSION", "SUFFIX"]

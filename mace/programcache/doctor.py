@@ -1,11 +1,14 @@
 """`mace doctor FILE`: will this cache file serve this device (and these programs)?
 
 Each finding has a code, its cause and its fix; `ok` is True when nothing is an error, i.e.
-the engine would take binaries from this file on this device.
+the engine would take binaries from this file on this device. The cache package knows no
+driver: to check a model against the file, the caller passes `init_model`, a callable that
+initializes the model read-only against the file's bytes (the CLI builds an Engine).
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,13 +49,28 @@ class DoctorResult:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
+@dataclass
+class ModelInit:
+    """What initializing a model against a cache file gave: the program keys it needs, how many
+    binaries came from the file or were compiled, and (key, code, message) of each binary the
+    driver rejected."""
+    keys: list[str]
+    from_cache: int = 0
+    compiled: int = 0
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)
+
+
 def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
-           required_keys: list[str] | None = None) -> DoctorResult:
+           required_keys: list[str] | None = None,
+           init_model: Callable[[bytes], ModelInit] | None = None) -> DoctorResult:
     """Check `path` for `device_fp` (None: structure only) and, when given, that every key of
-    `required_keys` has a usable binary there."""
+    `required_keys` (or of the model `init_model` initializes from the file's bytes) has a
+    usable binary there. `init_model` may raise; a MaceError from it is the caller's to report."""
     path = Path(path)
     cache = ProgramCache.open(path, device_fp=device_fp, log_findings=False)
     res = DoctorResult(str(path), device_fp.to_dict() if device_fp else None)
+    if init_model is not None:
+        required_keys = _check_model(path, init_model, res)
     if device_fp is not None:
         res.device["id"] = device_fp.id
     for f in cache.report.findings:
@@ -72,6 +90,19 @@ def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
         _check_required(cache, device_fp, list(required_keys), res)
     _check_size_and_access(cache, path, res)
     return res
+
+
+def _check_model(path: Path, init_model: Callable[[bytes], ModelInit], res: DoctorResult) -> list[str]:
+    """Initialize the model against the file's bytes; the driver's rejections become findings.
+    Returns the program keys the model needs."""
+    from mace.programcache.atomic import read_cache
+    load = init_model(read_cache(path))
+    res.stats["model_init"] = {"from_cache": load.from_cache, "compiled": load.compiled,
+                               "rejected": [list(r) for r in load.rejected]}
+    for key, code, message in load.rejected:
+        res.findings.append(Finding(code, f"{path}: the driver rejected the binary of {key}: "
+                                    f"{message}", severity="error", key=key))
+    return list(load.keys)
 
 
 def _check_device(cache: ProgramCache, fp: DeviceFingerprint, res: DoctorResult) -> None:

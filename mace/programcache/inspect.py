@@ -1,15 +1,13 @@
 """`mace inspect FILE`: identify a file (ours, Xiaomi legacy, Xiaomi protobuf+CRC, not a program
-cache) and list everything in it, as a dict (for --json) or rich tables."""
+cache) and list everything in it, as a dict (the CLI renders it: mace.cli.render)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mace import termtext
 from mace.programcache import blobkind, xiaomi
 from mace.programcache.errors import XIAOMI_FORMAT, Finding, ProgramCacheError
 from mace.programcache.format import MAGIC, decode
-from mace.programcache.report import human_bytes
 
 
 def iso(ns: int) -> str:
@@ -109,86 +107,9 @@ def _xiaomi(found: xiaomi.XiaomiFile) -> dict:
             "tuned_parameters": {k: v for k, v in sorted(found.uint32s.items())}}
 
 
-# {{{ rendering
-# Every string below may come from the file: it goes through termtext.markup (control characters
-# and rich markup escaped) before it reaches the console.
-
-def render(info: dict, console=None) -> None:
-    """Rich tables of an inspect_* dict."""
-    from rich.console import Console
-    from rich.table import Table
-    m = termtext.markup
-    console = console or Console()
-    console.print(f"[bold]{m(info['path'])}[/bold]: {human_bytes(info['size'])}, format "
-                  f"[bold]{m(info['format'])}[/bold]")
-    if info["header"]:
-        h = info["header"]
-        console.print(f"header: format {m(h['format'])} (readers >= {m(h['min_reader_major'])}), "
-                      f"written by {m(h['writer'])}, {m(h['record_count'])} records")
-    if info["sections"]:
-        t = Table(title="device sections")
-        for col in ("id", "device", "programs", "bytes", "tuning", "quarantined"):
-            t.add_column(col)
-        for s in info["sections"]:
-            t.add_row(m(s["id"]), m(s["short"]), str(s["programs"]), human_bytes(s["program_bytes"]),
-                      str(s["tuning"]), str(s["quarantined"]))
-        console.print(t)
-    if info["programs"]:
-        t = Table(title="programs")
-        for col in ("device", "program", "build options", "size", "checksum", "kind", "created",
-                    "last used", "hits"):
-            t.add_column(col, overflow="fold")
-        for p in info["programs"]:
-            t.add_row(m(p["device"][:8]), m(p["program"]), m(p["build_options"]), human_bytes(p["size"]),
-                      m(p["checksum"]), m(p["kind"]), m(p["created"]), m(p["last_used"]), m(p["hits"]))
-        console.print(t)
-    _render_rows(console, "tuning records", info["tuning"], ("device", "key", "updated", "record"))
-    _render_rows(console, "quarantine", info["quarantine"], ("device", "key", "reason", "time"))
-    _render_rows(console, "device capabilities (probed)", info.get("caps", []), ("device", "updated", "record"))
-    _render_rows(console, "build failures (skipped on that device)", info.get("build_failures", []),
-                 ("device", "key", "stage", "log"))
-    if info["xiaomi"]:
-        _render_xiaomi(console, info["xiaomi"])
-    for f in info["findings"]:
-        style = {"error": "red", "warning": "yellow"}.get(f["severity"], "cyan")
-        console.print(f"[{style}]{m(f['severity'])} {m(f['code'])}[/{style}]: {m(f['message'])}",
-                      markup=True, highlight=False)
-
-
-def _render_rows(console, title: str, rows: list[dict], cols: tuple[str, ...]) -> None:
-    if not rows:
-        return
-    from rich.table import Table
-    t = Table(title=title)
-    for c in cols:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*(termtext.markup(str(r[c])[:8] if c == "device" else r[c]) for c in cols))
-    console.print(t)
-
-
-def _render_xiaomi(console, x: dict) -> None:
-    from rich.table import Table
-    m = termtext.markup
-    crc = {None: "no checksum", True: "CRC ok", False: "CRC INVALID"}[x["crc_ok"]]
-    console.print(f"Xiaomi MACE {m(x['format'])} ({crc}): {x['entries']} entries, "
-                  f"{len(x['programs'])} programs, read-only")
-    console.print(f"platform info: {m(repr(x['platform_info']))}", highlight=False)
-    if x["device_name"] is not None:
-        console.print(f"device name: {m(repr(x['device_name']))}", highlight=False)
-    t = Table(title="Xiaomi MACE programs")
-    for col in ("program", "build options", "size", "kind"):
-        t.add_column(col, overflow="fold")
-    for p in x["programs"]:
-        t.add_row(m(p["program"]), m(p["build_options"]), human_bytes(p["size"]), m(p["kind"]))
-    console.print(t)
-
-
 def damaged(info: dict) -> bool:
     """True when `mace inspect` should exit 1: an error, a damaged record or a bad checksum."""
     from mace.programcache.errors import DAMAGED_ENTRY
     return (any(f["severity"] == "error" or f["code"] == DAMAGED_ENTRY for f in info["findings"])
             or any(p["checksum"] != "ok" for p in info["programs"])
             or bool(info["xiaomi"] and info["xiaomi"]["crc_ok"] is False))
-
-# }}}

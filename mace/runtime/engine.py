@@ -68,8 +68,11 @@ class Engine:
                     **kwargs) -> "Engine":
         """An Engine on a `mace convert --embed` bundle (path, bytes or generated module); its
         programs are a read-only in-memory cache."""
-        from mace.bundle import engine_from_bundle
-        return engine_from_bundle(source, runtime=runtime, device=device, program=program, warmup=warmup, **kwargs)
+        from mace.bundle import engine_args
+        graph, program, header = engine_args(source, runtime, program)
+        engine = cls(graph, runtime=runtime, device=device, program=program, warmup=warmup, **kwargs)
+        engine.bundle_header = header
+        return engine
 
     # -- GPU init ------------------------------------------------------------------------
     def _init_gpu(self, device, program, use_program_cache: bool) -> None:

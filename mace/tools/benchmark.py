@@ -28,7 +28,7 @@ import numpy as np
 
 from mace.errors import MaceError
 from mace.tools.latency import latency_stats
-from mace.tools.progress import Bars
+from mace.tools.progress import sink
 
 #: PyOpenCL's, PoCL's and NVIDIA's (PTX -> SASS compute cache) hidden caches, all off
 NO_HIDDEN_CACHES = {"PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
@@ -140,15 +140,15 @@ def op_profile(engine, inputs, runs: int, top: int) -> dict:
 
 def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int = 50, top: int = 10,
               init_runs: int = 3, profile_runs: int = 5, warmup_runs: int = 2, seed: int | None = 0,
-              progress: bool = False) -> dict:
-    """Everything `mace benchmark --json` prints."""
+              progress=None) -> dict:
+    """Everything `mace benchmark --json` prints (`progress`: see mace.tools.progress)."""
     import mace
     from mace.tools.validate import random_inputs
     model = Path(model)
     if not model.is_file():
         from mace.errors import ModelFileError
         raise ModelFileError(f"{model}: no such model file: convert one with `mace convert`")
-    bars = Bars(progress)
+    bars = sink(progress)
     work = Path(tempfile.mkdtemp(prefix="mace-bench-"))
     try:
         with bars:
@@ -218,52 +218,4 @@ def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int 
     }
 
 
-def render(res: dict, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from mace.termtext import markup as esc
-    console = console or Console(highlight=False)
-    console.print(f"[bold]{esc(res['model'])}[/bold] on {res['runtime']}"
-                  + (f" ({esc(res['device'])})" if res.get("device") else ""))
-    t = Table(title="initialization (fresh processes, medians)")
-    t.add_column("")
-    for k in ("cold", "warm"):
-        t.add_column(f"{k} ({res['init'][k]['processes']} processes)", justify="right")
-    c, w = res["init"]["cold"], res["init"]["warm"]
-    for label, key, fmt in (("engine init ms", "init_ms", "{:.1f}"), ("first run ms", "first_run_ms", "{:.2f}"),
-                            ("init + first run ms", "init_plus_first_run_ms", "{:.1f}"),
-                            ("process wall ms (start to exit)", "wall_ms", "{:.0f}"),
-                            ("programs compiled", "compiled", "{}"), ("programs from cache", "from_cache", "{}"),
-                            ("peak RSS MB", "maxrss_kb", None)):
-        if fmt is None:
-            t.add_row(label, f"{c[key] / 1024:.0f}", f"{w[key] / 1024:.0f}")
-        else:
-            t.add_row(label, fmt.format(c[key]), fmt.format(w[key]))
-    console.print(t)
-    if res["init"]["speedup"]:
-        console.print(f"warm start is {res['init']['speedup']:.1f}x faster to the first result (init + first run)")
-    lat = res["latency"]
-    if lat["runs"]:
-        console.print(f"first run {res['first_run_ms']:.2f} ms; steady latency over {lat['runs']} runs: "
-                      f"median {lat['median_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, "
-                      f"min {lat['min_ms']:.3f}, max {lat['max_ms']:.3f}, spread (p90-p10)/median "
-                      f"{lat['spread'] * 100:.1f}%")
-    m = res["memory"]
-    console.print(f"memory: peak RSS {m['peak_rss_kb'] / 1024:.0f} MB (this process), "
-                  f"{(m['cold_child_peak_rss_kb'] or 0) / 1024:.0f} MB (cold child)"
-                  + (f", planned GPU buffers {m['planned_gpu_bytes']} B (naive {m['naive_gpu_bytes']} B)"
-                     if m.get("planned_gpu_bytes") is not None else ""))
-    p = res["profile"]
-    if p["ops"]:
-        t = Table(title=f"per-op profile (top {len(p['ops'])} of {p['all_ops']}, mean of {p['runs']} runs)")
-        for col in ("op", "type", "avg ms", "%", "cdf %", "GFLOP/s"):
-            t.add_column(col, justify="right" if col not in ("op", "type") else "left")
-        for o in p["ops"]:
-            t.add_row(esc(o["name"]), esc(o["op_type"]), f"{o['ms']:.4f}", f"{o['share'] * 100:.1f}",
-                      f"{o['cdf'] * 100:.1f}", f"{o['gflops']:.2f}" if o["gflops"] else "-")
-        console.print(t)
-    elif p.get("note"):
-        console.print(esc(p["note"]))
-
-
-__all__ = ["benchmark", "render", "run_child", "latency_stats", "op_profile"]
+__all__ = ["benchmark", "latency_stats", "op_profile", "run_child"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mace import fileio
 from mace.errors import ConfigError, DeviceError, MaceError
-from mace.tools.progress import Bars
+from mace.tools.progress import sink
 
 log = logging.getLogger("mace.build")
 
@@ -313,9 +313,10 @@ def build_remote_via_deploy(device_conf, config, results, target_abi=None, targe
 
 def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | None = None,
           target_abi: str | None = None, build_dir=None, embed_bundles: bool = False,
-          device_conf: str | None = None, model_name: str | None = None, progress: bool = False,
+          device_conf: str | None = None, model_name: str | None = None, progress=None,
           tune_mode: str = "normal", tune_budget: float | None = None) -> dict:
-    """The whole `mace convert --config` workflow; returns the --json document."""
+    """The whole `mace convert --config` workflow; returns the --json document (`progress`:
+    see mace.tools.progress)."""
     from mace.config import load_config
     from mace.convert.deployment import convert_config, inside, output_dir
     t0 = time.perf_counter()
@@ -345,7 +346,7 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
                                   f"--device-conf for remote devices")
             if missing:
                 log.warning("target socs %s: not present on this machine, skipped", ", ".join(missing))
-    bar = Bars(progress, transient=False)
+    bar = sink(progress)
     with bar:
         task = bar.add("converting", len(names))
         results = convert_config(loaded, Path(build_dir) if build_dir else None, model_name,

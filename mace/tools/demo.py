@@ -16,7 +16,7 @@ from mace.tools.latency import latency_stats
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "digits"
 
 
-def run_demo(device=None, program=None, echo=print, build_dir: Path | None = None) -> dict:
+def run_demo(device=None, program=None, echo=None, build_dir: Path | None = None) -> dict:
     import platformdirs
 
     import mace

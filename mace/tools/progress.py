@@ -1,33 +1,28 @@
-"""Progress bars for long steps: rich bars on stderr when it is a terminal, otherwise nothing
-(so `--json` output and logs stay clean)."""
+"""Progress of long library steps, without a terminal: the tools call `add`/`advance` (bars)
+and `step` (a named phase) on whatever the caller passes; the CLI passes rich bars
+(mace.cli.progress), everything else gets `NoProgress`."""
 from __future__ import annotations
 
-import sys
 
-
-class Bars:
-    def __init__(self, enabled: bool, transient: bool = True):
-        self.enabled = bool(enabled) and sys.stderr.isatty()
-        self.transient = transient
-        self.p = None
+class NoProgress:
+    """The do-nothing progress sink (also the interface the CLI's bars implement)."""
 
     def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
-                              console=Console(stderr=True), transient=self.transient)
-            self.p.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        if self.p is not None:
-            self.p.__exit__(*exc)
+    def __exit__(self, *exc) -> None:
+        return None
 
     def add(self, description: str, total: int):
-        return self.p.add_task(description, total=total, item="") if self.p is not None else None
+        return None
 
     def advance(self, task, n: int = 1, item: str = "") -> None:
-        if self.p is not None and task is not None:
-            self.p.update(task, advance=n, item=item)
+        return None
+
+    def step(self, text: str) -> None:
+        return None
+
+
+def sink(progress) -> NoProgress:
+    """`progress`, or a NoProgress when it is None or a bool."""
+    return NoProgress() if progress is None or isinstance(progress, bool) else progress

@@ -26,6 +26,7 @@ from pathlib import Path
 from mace.errors import ConfigError, MaceError
 from mace.fileio import read_bounded, write_atomic
 from mace.jsondoc import dumps
+from mace.tools.progress import sink
 
 log = logging.getLogger("mace.report")
 
@@ -758,15 +759,21 @@ def _program_file_blocks(path: str, role: str, conv: dict) -> list:
 
 
 def make_report(config=None, out_dir="report", from_json=(), target_socs=None, build_dir=None,
-                runtime="gpu", runs=50, init_runs=3, top=10, seed=0, progress=False, echo=None) -> dict:
+                runtime="gpu", runs=50, init_runs=3, top=10, seed=0, progress=None) -> dict:
+    """Collect (or read) the results, plot and write report.md, report.html and results.json
+    into `out_dir`. `progress.step(name)` hears of each phase (mace.tools.progress)."""
     _mpl()                                       # fail early without matplotlib
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bar = _Steps(progress)
+    bar = sink(progress)
+
+    def step(text: str) -> None:
+        log.info("report: %s", text)
+        bar.step(text)
     with bar:
         results = collect(config, from_json, target_socs, build_dir, runtime, runs, init_runs, top, seed,
-                          steps=bar.step)
-        bar.step("plots + report")
+                          steps=step)
+        step("plots + report")
         (out / "plots").mkdir(exist_ok=True)
         blocks, plots = build_blocks(results, out, top)
         lib = (results.get("convert") or results.get("config") or {}).get("library_name", "mace")
@@ -779,34 +786,6 @@ def make_report(config=None, out_dir="report", from_json=(), target_socs=None, b
     return {"markdown": str(md), "html": str(page), "results": str(rj), "plots": [str(p) for p in plots],
             "sections": [b[2] for b in blocks if b[0] == "h" and b[1] == 2],
             "commands": [c["command"] for c in results["commands"]]}
-
-
-class _Steps:
-    """A rich spinner with the current step on stderr when it is a terminal; else log lines."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = bool(enabled) and sys.stderr.isatty()
-        self.p = None
-        self.task = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-            self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                              console=Console(stderr=True), transient=True)
-            self.p.__enter__()
-            self.task = self.p.add_task("report", total=None)
-        return self
-
-    def __exit__(self, *exc):
-        if self.p is not None:
-            self.p.__exit__(*exc)
-
-    def step(self, text: str) -> None:
-        log.info("report: %s", text)
-        if self.p is not None:
-            self.p.update(self.task, description=text)
 
 
 __all__ = ["make_report", "collect", "build_blocks", "to_markdown", "to_html", "classify", "load_saved"]

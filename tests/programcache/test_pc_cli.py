@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pc_helpers import LEGACY_FIXTURE, make_fp
 
 from mace.programcache import DeviceFingerprint, ProgramCache
-from mace.programcache.cli import register
+from mace.cli.cache import register
 from mace.programcache.doctor import doctor
 
 
@@ -58,7 +58,7 @@ def test_inspect_ours_json_shape(cli, cache_path, fp_a):
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     assert set(info) == {"path", "size", "format", "header", "sections", "programs", "tuning",
-                         "quarantine", "xiaomi", "findings"}
+                         "quarantine", "caps", "build_failures", "xiaomi", "findings"}
     assert info["format"] == "mace" and info["header"]["format"] == "1.1"
     assert [s["id"] for s in info["sections"]] == [fp_a.id]
     p = info["programs"][0]

@@ -13,8 +13,7 @@ from mace.errors import ModelFileError
 
 
 def _from_bundle(source, **kw):
-    fn = getattr(mace.Engine, "from_bundle", None)
-    return fn(source, **kw) if fn is not None else bundle.engine_from_bundle(source, **kw)
+    return mace.Engine.from_bundle(source, **kw)
 
 
 def test_bundle_same_outputs(built, rng):

@@ -44,17 +44,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from mace.cli import _setup_logging
+    from mace.cli.common import setup_logging as _setup_logging
     from mace.jsondoc import dumps
     from mace.errors import MaceError
     from mace.tools.build import build
-    from mace.tools.workflow_cli import _bool_text, _print_build
+    from mace.cli.progress import Bars
+    from mace.cli.workflow import _bool_text, _print_build
     _setup_logging(0, False)
     try:
         doc = build(args.config, target_socs=args.target_socs, tune=args.tune,
                     enable_opencl=_bool_text(args.enable_opencl), target_abi=args.target_abi,
                     build_dir=args.build_dir or args.output, embed_bundles=args.embed,
-                    device_conf=args.device_conf, model_name=args.model_name, progress=not args.json)
+                    device_conf=args.device_conf, model_name=args.model_name,
+                    progress=Bars(not args.json, transient=False))
     except MaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

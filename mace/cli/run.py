@@ -1,90 +1,21 @@
-"""The `mace` command line: one thin verb per command, calling public functions.
-
-Exit codes: 0 success, 1 a check failed (validation below threshold, unusable cache), 2 bad
-input (missing/corrupt file, bad config, unknown device). Logs go to stderr; `--json` prints
-one JSON document on stdout. Heavy modules are imported inside the verbs to keep start-up fast.
-"""
+"""`mace run`, `validate`, `tune`, `devices`, `demo`: a model (or the device list) on this machine."""
 from __future__ import annotations
 
-import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from mace import __version__, termtext
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    from mace import settings
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose else
-                                           getattr(logging, (settings.get("MACE_LOG_LEVEL", "INFO") or "INFO").upper(), logging.INFO))
-    root = logging.getLogger("mace")
-    if not root.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("mace %(levelname)s: %(message)s"))
-        root.addHandler(h)
-    root.setLevel(level)
-    root.propagate = False
-
-
-def emit_json(obj) -> None:
-    """The one `--json` document of a command, on stdout."""
-    from mace.jsondoc import dumps
-    click.echo(dumps(obj))
-
-
-class MaceGroup(click.Group):
-    """Turns MaceError into a one-line message and its exit code, never a traceback."""
-
-    def invoke(self, ctx):
-        from mace.errors import MaceError
-        try:
-            return super().invoke(ctx)
-        except MaceError as exc:
-            from mace import termtext
-            click.echo(f"error: {termtext.plain(exc)}", err=True)
-            sys.exit(exc.exit_code)
-
-
-@click.group(cls=MaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mace")
-@click.option("-v", "--verbose", count=True, help="More log output (debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
-def cli(verbose: int, quiet: bool) -> None:
-    """mace: run ONNX models on OpenCL GPUs (PoCL by default) and the CPU."""
-    from mace import settings
-    settings.check()
-    _setup_logging(verbose, quiet)
-
-
-def main() -> None:
-    """Entry point of `mace` / `python -m mace`.
-
-    After the command has finished and everything is flushed, the process leaves with
-    os._exit: the interpreter's teardown would otherwise spend ~50 ms releasing the OpenCL
-    context (PoCL joins its worker threads) after the work is done, which is a sizeable share
-    of a warm start. Files are written and closed by the commands themselves before this."""
-    code: int | str | None = 0
-    try:
-        cli(prog_name="mace")
-    except SystemExit as exc:
-        code = exc.code
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-        code = 1
-    code = 0 if code is None else int(code)
-    logging.shutdown()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe: let the interpreter report it
-        sys.exit(code)
-    os._exit(code)
-
+from mace.cli import termtext
+from mace.cli.common import (
+    DEVICE_OPT,
+    JSON_OPT,
+    PROGRAM_OPT,
+    RUNTIME_OPT,
+    cli,
+    emit_json,
+)
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -101,16 +32,6 @@ def _engine(model, runtime, device, program, warmup):
 def _model_runtime(model: str, runtime: str | None) -> str | None:
     """The runtime asked for; None lets the engine take the model's own (mace.yml `runtime`)."""
     return runtime
-
-
-RUNTIME_OPT = click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default=None,
-                           help="Runtime (default: the model's, from mace.yml's `runtime`, else cpu+gpu). "
-                                "gpu refuses a model with ops the GPU runtime lacks; cpu+gpu runs those "
-                                "on the CPU runtime.")
-DEVICE_OPT = click.option("--device", default=None, help="OpenCL device index or name (MACE_DEVICE).")
-PROGRAM_OPT = click.option("--program", type=click.Path(dir_okay=False), default=None,
-                           help="Compiled program cache file (default MACE_PROGRAM_PATH or the user cache dir).")
-JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -131,7 +52,7 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readabl
 def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed, device_conf, as_json):
     """Run a converted model and print its outputs and timings."""
     if device_conf:
-        from mace.deploy.cli import echo_result
+        from mace.cli.deploy import echo_result
         from mace.deploy.remote import run_remote
         res = run_remote(device_conf, device, model, program, runtime, inputs, output_dir,
                          seed=seed, runs=runs, warmup=warmup)
@@ -139,6 +60,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
         return
     t_start = time.perf_counter()
     import numpy as np
+
     from mace.tools.latency import latency_stats
     from mace.tools.validate import random_inputs
     engine = _engine(model, _model_runtime(model, runtime), device, program, warmup)
@@ -204,7 +126,8 @@ def _save_outputs(out_dir: Path, outs: dict) -> None:
 def validate(model, reference, runtime, device, program, threshold, seed, inputs, as_json):
     """Compare a converted model's outputs with onnxruntime's (exit 1 below threshold)."""
     from mace.errors import InputError
-    from mace.tools.validate import random_inputs, validate as do_validate
+    from mace.tools.validate import random_inputs
+    from mace.tools.validate import validate as do_validate
     if not Path(reference).exists():
         raise InputError(f"{reference}: no such ONNX file: pass the model you converted with --reference")
     engine = _engine(model, _model_runtime(model, runtime), device, program, False)
@@ -247,7 +170,7 @@ def tune(model, device, program, mode, budget, as_json):
     import mace
     from mace.tuning import tune as do_tune
     engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=program, warmup=True)
-    from mace.tools.progress import Bars
+    from mace.cli.progress import Bars
     with Bars(not as_json) as bars:
         task = bars.add("tuning", len(engine.executor.op_names()))
         res = do_tune(engine, mode=mode, budget=budget, progress=lambda i, n, name: bars.advance(task, item=name))
@@ -276,7 +199,12 @@ def tune(model, device, program, mode, budget, as_json):
 @JSON_OPT
 def devices(as_json):
     """List the OpenCL devices (index and name for --device)."""
-    from mace.runtime.opencl.device import describe, list_devices, select_device, stored_or_probed_caps
+    from mace.runtime.opencl.device import (
+        describe,
+        list_devices,
+        select_device,
+        stored_or_probed_caps,
+    )
     devs = list_devices()
     default = select_device(None) if devs else None
     rows = [{"index": i, "name": describe(d), "version": d.version, "driver": d.driver_version,
@@ -302,20 +230,3 @@ def demo(device, program, as_json):
     res = run_demo(device=device, program=program, echo=None if as_json else click.echo)
     if as_json:
         emit_json(res)
-
-
-def _register_plugins() -> None:
-    """Verbs that live beside their packages: convert/benchmark/report (mace.tools), deploy
-    (mace.deploy), inspect/doctor/cache (mace.programcache)."""
-    from mace.deploy.cli import register as register_deploy
-    from mace.programcache.cli import register as register_programcache
-    from mace.tools.workflow_cli import register as register_workflow
-    register_workflow(cli)
-    register_deploy(cli)
-    register_programcache(cli)
-
-
-_register_plugins()
-
-if __name__ == "__main__":
-    main()

@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from mace.cli.common import JSON_OPT, PROGRAM_OPT, RUNTIME_OPT, emit_json
+
 
 def echo_result(r: dict, echo=click.echo) -> None:
     """Human-readable lines for one device's result (also for `mace run --device-conf`)."""
@@ -41,8 +43,6 @@ def echo_result(r: dict, echo=click.echo) -> None:
 
 
 def register(cli_group: click.Group) -> None:
-    from mace.cli import JSON_OPT, PROGRAM_OPT, RUNTIME_OPT, emit_json
-
     @cli_group.command("deploy")
     @click.argument("model", type=click.Path(dir_okay=False))
     @click.option("--device-conf", type=click.Path(dir_okay=False), default=None,

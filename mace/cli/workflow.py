@@ -1,6 +1,6 @@
 """The deployment workflow verbs: `mace convert`, `mace benchmark`, `mace report`.
 
-`register(cli)` adds them to the top-level group (called from mace.cli._register_plugins).
+`register(cli)` adds them to the top-level group (mace.cli does).
 Every verb takes --json (one JSON document on stdout; logs on stderr); long steps show rich
 progress bars on stderr when it is a terminal and --json is off. MaceError -> one line
 "error: ..." and exit code 2 (the group does that).
@@ -12,12 +12,9 @@ from pathlib import Path
 
 import click
 
-JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout (logs on stderr).")
-
-
-def _emit(obj) -> None:
-    from mace.cli import emit_json
-    emit_json(obj)
+from mace.cli.common import JSON_OPT
+from mace.cli.progress import Bars, Steps
+from mace.cli.common import emit_json as _emit
 
 
 def _bool_text(value: str | None) -> bool | None:
@@ -71,7 +68,8 @@ def convert(model, output, config, model_name, build_dir, data_type, input_shape
         from mace.tools.build import build
         doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,
                     target_abi=target_abi, build_dir=build_dir, embed_bundles=embed,
-                    device_conf=device_conf, model_name=model_name, progress=not as_json,
+                    device_conf=device_conf, model_name=model_name,
+                    progress=Bars(not as_json, transient=False),
                     tune_mode=tune_mode, tune_budget=tune_budget)
         if as_json:
             _emit(doc)
@@ -138,9 +136,10 @@ def _print_build(doc: dict) -> None:
 def benchmark_cmd(model, runtime, device, program, runs, top, init_runs, profile_runs, seed, as_json):
     """Cold vs warm initialization (fresh processes), first run, steady latency, memory and a
     per-op profile of a converted model."""
-    from mace.tools.benchmark import benchmark, render
+    from mace.cli.render import render_benchmark as render
+    from mace.tools.benchmark import benchmark
     res = benchmark(model, runtime=runtime, device=device, program=program, runs=runs, top=top,
-                    init_runs=init_runs, profile_runs=profile_runs, seed=seed, progress=not as_json)
+                    init_runs=init_runs, profile_runs=profile_runs, seed=seed, progress=Bars(not as_json))
     if as_json:
         _emit(res)
     else:
@@ -171,7 +170,7 @@ def report_cmd(config, output, from_json, target_socs, build_dir, runtime, runs,
     from mace.tools.report import make_report
     res = make_report(config=config, out_dir=output, from_json=list(from_json), target_socs=target_socs,
                       build_dir=build_dir, runtime=runtime, runs=runs, init_runs=init_runs, top=top,
-                      seed=seed, progress=not as_json, echo=None if as_json else click.echo)
+                      seed=seed, progress=Steps(not as_json))
     if as_json:
         _emit(res)
     else:

@@ -1,4 +1,4 @@
-"""Click commands for the program cache: `inspect`, `doctor`, `cache verify|merge|prune`.
+"""`mace inspect`, `doctor`, `cache verify|merge|prune`: the program cache file's verbs.
 
 `register(group)` adds them to the top-level `mace` group. Exit codes: 0 ok, 1 findings (the
 file is unusable or damaged), 2 bad input (file not found, not a mace cache where one is
@@ -12,21 +12,9 @@ from pathlib import Path
 import click
 
 from mace import termtext
-
-OK, FINDINGS, BAD_INPUT = 0, 1, 2
-
-
-def _emit(obj: dict) -> None:
-    from mace.jsondoc import dumps
-    click.echo(dumps(obj))
-
-
-def _bad_input(message: str, as_json: bool) -> None:
-    if as_json:
-        _emit({"ok": False, "error": message})
-    else:
-        click.echo(f"error: {message}", err=True)
-    sys.exit(BAD_INPUT)
+from mace.cli.common import FINDINGS, OK
+from mace.cli.common import bad_input as _bad_input
+from mace.cli.common import emit_json as _emit
 
 
 def _require_file(path: Path, as_json: bool) -> None:
@@ -53,7 +41,8 @@ file_argument = click.argument("file", type=click.Path(dir_okay=True, path_type=
 @json_option
 def inspect_cmd(file: Path, as_json: bool) -> None:
     """Identify FILE (mace cache, Xiaomi MACE legacy or protobuf file) and list its contents."""
-    from mace.programcache.inspect import damaged, inspect_file, render
+    from mace.cli.render import render_inspect as render
+    from mace.programcache.inspect import damaged, inspect_file
     _require_file(file, as_json)
     try:
         info = inspect_file(file)
@@ -90,15 +79,10 @@ def doctor_cmd(file: Path, device: str | None, model: Path | None, as_json: bool
         fp = DeviceFingerprint.from_cl_device(_select_device(device))
     except Exception as exc:  # DeviceError, pyopencl errors, a bad index: all bad input
         _bad_input(f"cannot select OpenCL device {device!r}: {exc}", as_json)
-    required = None
-    load = None
+    init = None if model is None else (lambda blob: _init_model(blob, model, device, as_json))
+    result = doctor(file, fp, init_model=init)
     if model is not None:
-        required, load = _model_programs(file, model, device, as_json)
-    result = doctor(file, fp, required_keys=required)
-    if load is not None:
-        result.stats["model_init"] = load
-        for key, code, message in load["rejected"]:
-            result.findings.append(_finding(code, f"{file}: the driver rejected the binary of {key}: {message}", key))
+        result.stats["model_init"] = {"model": str(model), **result.stats["model_init"]}
     if as_json:
         _emit(result.to_dict())
     else:
@@ -122,27 +106,18 @@ def _caps_line(caps: dict) -> str:
             f"{probe or 'not probed'})")
 
 
-def _model_programs(file: Path, model: Path, device: str | None, as_json: bool):
-    """Initialize MODEL read-only against FILE's bytes: the program keys it needs and what the
-    driver made of the cached binaries."""
+def _init_model(blob: bytes, model: Path, device: str | None, as_json: bool):
+    """Initialize MODEL read-only against a cache file's bytes (doctor's `init_model`)."""
     import mace
-    from mace import fileio
     from mace.errors import MaceError
-    from mace.programcache.settings import read_limit
+    from mace.programcache.doctor import ModelInit
     try:
-        program = fileio.read_bounded(file, read_limit())
-        engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=program)
+        engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=blob)
     except MaceError as exc:
         _bad_input(str(exc), as_json)
     report = engine.program_cache_report
-    load = {"model": str(model), "from_cache": report.from_cache, "compiled": report.compiled,
-            "rejected": [list(r) for r in report.rejected]}
-    return list(engine.executor.builder.keys), load
-
-
-def _finding(code: str, message: str, key: str):
-    from mace.programcache.errors import Finding
-    return Finding(code, message, severity="error", key=key)
+    return ModelInit(list(engine.executor.builder.keys), report.from_cache, report.compiled,
+                     [tuple(r) for r in report.rejected])
 
 
 @click.group("cache")
@@ -227,14 +202,3 @@ def register(cli_group: click.Group) -> None:
             existing.add_command(cmd, name)
     else:
         cli_group.add_command(cache_group, "cache")
-
-
-@click.group()
-def main() -> None:
-    """The program cache tools alone (`python -m mace.programcache.cli`)."""
-
-
-register(main)
-
-if __name__ == "__main__":
-    main()

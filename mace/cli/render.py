@@ -1,0 +1,126 @@
+"""Rich tables for people: `mace inspect` (a program cache file) and `mace benchmark`."""
+from __future__ import annotations
+
+from mace import termtext
+from mace.programcache.report import human_bytes
+
+# Every string of an inspect dict may come from the file: it goes through termtext.markup
+# (control characters and rich markup escaped) before it reaches the console.
+
+def render_inspect(info: dict, console=None) -> None:
+    """Rich tables of an inspect_* dict."""
+    from rich.console import Console
+    from rich.table import Table
+    m = termtext.markup
+    console = console or Console()
+    console.print(f"[bold]{m(info['path'])}[/bold]: {human_bytes(info['size'])}, format "
+                  f"[bold]{m(info['format'])}[/bold]")
+    if info["header"]:
+        h = info["header"]
+        console.print(f"header: format {m(h['format'])} (readers >= {m(h['min_reader_major'])}), "
+                      f"written by {m(h['writer'])}, {m(h['record_count'])} records")
+    if info["sections"]:
+        t = Table(title="device sections")
+        for col in ("id", "device", "programs", "bytes", "tuning", "quarantined"):
+            t.add_column(col)
+        for s in info["sections"]:
+            t.add_row(m(s["id"]), m(s["short"]), str(s["programs"]), human_bytes(s["program_bytes"]),
+                      str(s["tuning"]), str(s["quarantined"]))
+        console.print(t)
+    if info["programs"]:
+        t = Table(title="programs")
+        for col in ("device", "program", "build options", "size", "checksum", "kind", "created",
+                    "last used", "hits"):
+            t.add_column(col, overflow="fold")
+        for p in info["programs"]:
+            t.add_row(m(p["device"][:8]), m(p["program"]), m(p["build_options"]), human_bytes(p["size"]),
+                      m(p["checksum"]), m(p["kind"]), m(p["created"]), m(p["last_used"]), m(p["hits"]))
+        console.print(t)
+    _render_rows(console, "tuning records", info["tuning"], ("device", "key", "updated", "record"))
+    _render_rows(console, "quarantine", info["quarantine"], ("device", "key", "reason", "time"))
+    _render_rows(console, "device capabilities (probed)", info.get("caps", []), ("device", "updated", "record"))
+    _render_rows(console, "build failures (skipped on that device)", info.get("build_failures", []),
+                 ("device", "key", "stage", "log"))
+    if info["xiaomi"]:
+        _render_xiaomi(console, info["xiaomi"])
+    for f in info["findings"]:
+        style = {"error": "red", "warning": "yellow"}.get(f["severity"], "cyan")
+        console.print(f"[{style}]{m(f['severity'])} {m(f['code'])}[/{style}]: {m(f['message'])}",
+                      markup=True, highlight=False)
+
+
+def _render_rows(console, title: str, rows: list[dict], cols: tuple[str, ...]) -> None:
+    if not rows:
+        return
+    from rich.table import Table
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(termtext.markup(str(r[c])[:8] if c == "device" else r[c]) for c in cols))
+    console.print(t)
+
+
+def _render_xiaomi(console, x: dict) -> None:
+    from rich.table import Table
+    m = termtext.markup
+    crc = {None: "no checksum", True: "CRC ok", False: "CRC INVALID"}[x["crc_ok"]]
+    console.print(f"Xiaomi MACE {m(x['format'])} ({crc}): {x['entries']} entries, "
+                  f"{len(x['programs'])} programs, read-only")
+    console.print(f"platform info: {m(repr(x['platform_info']))}", highlight=False)
+    if x["device_name"] is not None:
+        console.print(f"device name: {m(repr(x['device_name']))}", highlight=False)
+    t = Table(title="Xiaomi MACE programs")
+    for col in ("program", "build options", "size", "kind"):
+        t.add_column(col, overflow="fold")
+    for p in x["programs"]:
+        t.add_row(m(p["program"]), m(p["build_options"]), human_bytes(p["size"]), m(p["kind"]))
+    console.print(t)
+
+
+def render_benchmark(res: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    esc = termtext.markup
+    console = console or Console(highlight=False)
+    console.print(f"[bold]{esc(res['model'])}[/bold] on {res['runtime']}"
+                  + (f" ({esc(res['device'])})" if res.get("device") else ""))
+    t = Table(title="initialization (fresh processes, medians)")
+    t.add_column("")
+    for k in ("cold", "warm"):
+        t.add_column(f"{k} ({res['init'][k]['processes']} processes)", justify="right")
+    c, w = res["init"]["cold"], res["init"]["warm"]
+    for label, key, fmt in (("engine init ms", "init_ms", "{:.1f}"), ("first run ms", "first_run_ms", "{:.2f}"),
+                            ("init + first run ms", "init_plus_first_run_ms", "{:.1f}"),
+                            ("process wall ms (start to exit)", "wall_ms", "{:.0f}"),
+                            ("programs compiled", "compiled", "{}"), ("programs from cache", "from_cache", "{}"),
+                            ("peak RSS MB", "maxrss_kb", None)):
+        if fmt is None:
+            t.add_row(label, f"{c[key] / 1024:.0f}", f"{w[key] / 1024:.0f}")
+        else:
+            t.add_row(label, fmt.format(c[key]), fmt.format(w[key]))
+    console.print(t)
+    if res["init"]["speedup"]:
+        console.print(f"warm start is {res['init']['speedup']:.1f}x faster to the first result (init + first run)")
+    lat = res["latency"]
+    if lat["runs"]:
+        console.print(f"first run {res['first_run_ms']:.2f} ms; steady latency over {lat['runs']} runs: "
+                      f"median {lat['median_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, "
+                      f"min {lat['min_ms']:.3f}, max {lat['max_ms']:.3f}, spread (p90-p10)/median "
+                      f"{lat['spread'] * 100:.1f}%")
+    m = res["memory"]
+    console.print(f"memory: peak RSS {m['peak_rss_kb'] / 1024:.0f} MB (this process), "
+                  f"{(m['cold_child_peak_rss_kb'] or 0) / 1024:.0f} MB (cold child)"
+                  + (f", planned GPU buffers {m['planned_gpu_bytes']} B (naive {m['naive_gpu_bytes']} B)"
+                     if m.get("planned_gpu_bytes") is not None else ""))
+    p = res["profile"]
+    if p["ops"]:
+        t = Table(title=f"per-op profile (top {len(p['ops'])} of {p['all_ops']}, mean of {p['runs']} runs)")
+        for col in ("op", "type", "avg ms", "%", "cdf %", "GFLOP/s"):
+            t.add_column(col, justify="right" if col not in ("op", "type") else "left")
+        for o in p["ops"]:
+            t.add_row(esc(o["name"]), esc(o["op_type"]), f"{o['ms']:.4f}", f"{o['share'] * 100:.1f}",
+                      f"{o['cdf'] * 100:.1f}", f"{o['gflops']:.2f}" if o["gflops"] else "-")
+        console.print(t)
+    elif p.get("note"):
+        console.print(esc(p["note"]))

@@ -1,0 +1,46 @@
+"""The layering holds: no import cycles, no upward imports, and the libraries have no terminal code."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(script: str):
+    spec = importlib.util.spec_from_file_location(script, ROOT / "scripts" / f"{script}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_no_cycles_and_no_upward_imports():
+    res = _load("import_graph").analyse(ROOT)
+    assert res["package_cycles"] == [] and res["module_cycles"] == []
+    assert res["upward"] == []
+    assert res["undeclared"] == [], "give every package of mace/ a layer in scripts/import_graph.py"
+
+
+def test_libraries_import_no_click_or_rich_and_never_print():
+    offenders = []
+    for path in sorted((ROOT / "mace").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[1] == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            if any(n.split(".")[0] in ("click", "rich") for n in names):
+                offenders.append(f"{rel}:{node.lineno}: imports {names}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offenders.append(f"{rel}:{node.lineno}: print()")
+    assert offenders == []
+
+
+def test_cache_package_knows_no_runtime():
+    res = _load("import_graph").analyse(ROOT)
+    assert not {"mace.runtime", "mace.cli", "mace.tuning"} & set(res["imports"].get("mace.programcache", []))
