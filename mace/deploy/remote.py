@@ -290,18 +290,11 @@ def merge_program(local: Path, pulled: Path) -> dict:
     findings (the run's outputs are already in place)."""
     from mace.programcache import ProgramCacheError
     from mace.programcache import maintenance
-    from mace.programcache.format import CacheData, encode
     out: dict = {"path": str(local), "pulled": True, "sections": [], "new_sections": [], "findings": []}
     try:
         data, _ = maintenance.load(pulled)
-        before: set[str] = set()
-        if local.is_file() and local.stat().st_size > 0:
-            before = set(maintenance.load(local)[0].sections)
-            base = local
-        else:
-            base = pulled.with_name("empty.bin")
-            base.write_bytes(encode(CacheData()))
-        res = maintenance.merge(base, pulled, local)
+        before = set(maintenance.load(local, missing_ok=True)[0].sections)
+        res = maintenance.merge_files(local, [local, pulled], missing_ok=True)
         out["sections"] = [{"id": k, "short": fp.short()} for k, fp in sorted(data.sections.items())]
         out["new_sections"] = [s for s in out["sections"] if s["id"] not in before]
         out["stats"] = res.stats

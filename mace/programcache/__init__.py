@@ -2,9 +2,12 @@
 
     fp = DeviceFingerprint.from_cl_device(device)
     cache = ProgramCache.open(path_or_bytes_or_None, device_fp=fp)   # never raises
-    blob = cache.get_binary(fp, program_key(name, options, source))
+    mine = cache.section(fp)                                          # this device's view
+    blob = mine.get_binary(program_key(name, options, source))
     ...
-    cache.put_binary(fp, key, blob); cache.save()                     # never raises
+    mine.put_binary(key, blob); cache.save()                          # never raises
+
+Caches are merged by one policy (merge.py), files by `maintenance.merge_files`.
 """
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ from mace.programcache.errors import (
 )
 from mace.programcache.fingerprint import DeviceFingerprint
 from mace.programcache.report import LoadReport
+from mace.programcache.section import Section
 from mace.programcache.settings import default_cache_path
 from mace.programcache.store import ProgramCache, program_key
 
-__all__ = ["ProgramCache", "DeviceFingerprint", "program_key", "LoadReport", "Finding",
+__all__ = ["ProgramCache", "Section", "DeviceFingerprint", "program_key", "LoadReport", "Finding",
            "ProgramCacheError", "MagicMismatch", "VersionMismatch", "CacheOutOfResources",
            "DamagedEntry", "XiaomiFormatError", "default_cache_path"]

@@ -2,6 +2,7 @@
 always by atomic replace)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,10 +14,14 @@ from mace.programcache.errors import (
     QUARANTINED,
     XIAOMI_FORMAT,
     Finding,
+    MagicMismatch,
     ProgramCacheError,
     XiaomiFormatError,
 )
+from mace.programcache.fingerprint import DeviceFingerprint
 from mace.programcache.format import MAGIC, CacheData, decode, encode, encoded_size
+from mace.programcache.merge import add_section, merge_into
+from mace.programcache.merge import merged as merge_data
 from mace.programcache.report import human_bytes
 from mace.programcache.store import prune_lru
 
@@ -84,11 +89,19 @@ def _verify_foreign(buf: bytes, name: str) -> list[Finding]:
     return out
 
 
-def load(path: str | Path) -> tuple[CacheData, list[Finding]]:
-    """A mace program cache's content (damaged records dropped, with findings). Raises OSError
-    or ProgramCacheError (a Xiaomi file is a XiaomiFormatError: it has no fingerprints)."""
+def load(path: str | Path, missing_ok: bool = False) -> tuple[CacheData, list[Finding]]:
+    """A mace program cache's content (damaged records dropped, with findings). A missing or
+    empty file is an empty cache when `missing_ok`, else FileNotFoundError / MagicMismatch. Raises OSError, or ProgramCacheError
+    for a file that is not ours (a Xiaomi file is a XiaomiFormatError: it has no fingerprints)."""
     path = Path(path)
-    buf = atomic.read_cache(path)
+    try:
+        buf = atomic.read_cache(path)
+    except FileNotFoundError:
+        if missing_ok:
+            return CacheData(), []
+        raise
+    if not buf and missing_ok:
+        return CacheData(), []
     if buf[:8] != MAGIC and xiaomi.sniff(buf, str(path)) is not None:
         raise XiaomiFormatError(f"{path} is a Xiaomi MACE program cache: it has no device "
                                 f"fingerprint, so it cannot be merged or pruned")
@@ -96,33 +109,20 @@ def load(path: str | Path) -> tuple[CacheData, list[Finding]]:
     return dec.data, dec.findings
 
 
-def merge_data(a: CacheData, b: CacheData) -> CacheData:
-    """Union by key of two caches: all sections; for a program in both, the entry used more
-    recently wins (hit counts add up when both hold the same binary); the newer tuning record
-    wins; quarantines are united and drop the binaries they name."""
-    out = CacheData(sections={**a.sections, **b.sections}, programs=dict(a.programs),
-                    tuning=dict(a.tuning), quarantine=dict(a.quarantine), caps=dict(a.caps),
-                    build_failures=dict(a.build_failures))
-    for k, e in b.programs.items():
-        old = out.programs.get(k)
-        if old is None:
-            out.programs[k] = e
-            continue
-        winner = e if (e.last_used_ns, e.created_ns) > (old.last_used_ns, old.created_ns) else old
-        if old.sha256 == e.sha256:
-            winner.hit_count = old.hit_count + e.hit_count
-        out.programs[k] = winner
-    for table in ("tuning", "caps", "build_failures"):
-        mine = getattr(out, table)
-        for k, t in getattr(b, table).items():
-            if k not in mine or t.updated_ns > mine[k].updated_ns:
-                mine[k] = t
-    for k, q in b.quarantine.items():
-        if k not in out.quarantine or q.time_ns > out.quarantine[k].time_ns:
-            out.quarantine[k] = q
-    for k in out.quarantine:
-        out.programs.pop(k, None)
-    return out
+def check_output(path: str | Path) -> Path:
+    """The file a merge may replace: absent, empty, or one of our caches (our magic). Anything else
+    (a model, a mace.yml, a Xiaomi file) raises MagicMismatch and is left alone. Returns the
+    path to write (a symlink's target)."""
+    target = fileio.write_target(path)
+    try:
+        with fileio.open_regular(target) as f:
+            head = f.read(len(MAGIC))
+    except FileNotFoundError:
+        return target
+    if head and head != MAGIC:
+        raise MagicMismatch(f"{path} exists and is not a mace program cache: not overwritten: "
+                            f"give an output path that is absent or a program cache")
+    return target
 
 
 def _write(path: Path, data: CacheData, result: Result, max_bytes: int) -> None:
@@ -135,22 +135,43 @@ def _write(path: Path, data: CacheData, result: Result, max_bytes: int) -> None:
     blob = encode(data)
     fileio.write_atomic(path, blob)
     result.stats.update(programs=len(data.programs), sections=len(data.sections),
-                        bytes=len(blob), dropped=[e.key for e in dropped])
+                        tuning=len(data.tuning), bytes=len(blob), dropped=[e.key for e in dropped])
+
+
+def merge_files(out: str | Path, inputs: Iterable[str | Path], *, missing_ok: bool = False,
+                sections: Iterable[str] | None = None, add_sections: Iterable[DeviceFingerprint] = (),
+                max_bytes: int | None = None) -> Result:
+    """Write the union (mace.programcache.merge) of the cache files `inputs`, which may include
+    `out`, to `out`. `out`'s lock is taken before any input is read, so a program a concurrent
+    save writes is never lost; `out` is replaced only when absent or one of our caches.
+    `sections` limits the second and later inputs to those fingerprint ids; `missing_ok` reads
+    a missing input as empty; `add_sections` are device sections the result always names.
+    Raises OSError (FileRefused) or ProgramCacheError."""
+    inputs = [Path(p) for p in inputs]
+    target = check_output(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    result = Result(str(out))
+    with atomic.lock_for(target, settings.LOCK_TIMEOUT_S):
+        atomic.remove_stale_temps(target)
+        check_output(out)                          # it may have changed while we waited
+        data = CacheData()
+        counts = {}
+        for i, p in enumerate(inputs):
+            d, found = load(p, missing_ok)
+            result.findings += found
+            counts[str(p)] = len(d.programs)
+            merge_into(data, d, sections if i else None)
+        for fp in add_sections:
+            add_section(data, fp)
+        _write(target, data, result, max_bytes if max_bytes is not None else settings.max_bytes())
+    result.stats["inputs"] = counts
+    return result
 
 
 def merge(a: str | Path, b: str | Path, out: str | Path, max_bytes: int | None = None) -> Result:
-    """Write the union of caches `a` and `b` to `out` (which may be `a` or `b`). Raises OSError
-    or ProgramCacheError for an input that is not a readable mace program cache."""
-    out = Path(out)
-    data_a, found_a = load(a)
-    data_b, found_b = load(b)
-    result = Result(str(out), findings=[*found_a, *found_b])
-    merged = merge_data(data_a, data_b)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.lock_for(out, settings.LOCK_TIMEOUT_S):
-        _write(out, merged, result, max_bytes if max_bytes is not None else settings.max_bytes())
-    result.stats["inputs"] = {str(a): len(data_a.programs), str(b): len(data_b.programs)}
-    return result
+    """`mace cache merge A B -o OUT`: the union of caches `a` and `b` into `out` (which may be
+    `a` or `b`; anything else there that is not a program cache is refused)."""
+    return merge_files(out, [a, b], max_bytes=max_bytes)
 
 
 def prune(path: str | Path, max_bytes: int) -> Result:
@@ -176,4 +197,4 @@ def prune(path: str | Path, max_bytes: int) -> Result:
     return result
 
 
-__all__ = ["verify", "merge", "prune", "merge_data", "load", "Result"]
+__all__ = ["verify", "merge", "merge_files", "check_output", "prune", "merge_data", "load", "Result"]

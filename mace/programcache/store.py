@@ -6,6 +6,7 @@ its record CRC held at load, its SHA-256 holds and it is not quarantined on that
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from mace.programcache.errors import (
     VersionMismatch,
 )
 from mace.programcache.fingerprint import DeviceFingerprint
+from mace.programcache.merge import add_section, merge_into
 from mace.programcache.format import (
     CAPS_KEY,
     MAGIC,
@@ -42,6 +44,7 @@ from mace.programcache.format import (
     program_record_size,
     version_message,
 )
+from mace.programcache.section import Section
 from mace.programcache.report import LoadReport, human_bytes
 
 log = logging.getLogger("mace.programcache")
@@ -273,7 +276,7 @@ class ProgramCache:
             old = self._data.programs.get(k)
             if old is not None and old.sha256 == entry.sha256 and old.meta == meta:
                 return True
-            self._data.sections[fp.id] = fp
+            add_section(self._data, fp)
             self._data.programs[k] = entry
             self._puts.add(k)
             self._dirty = True
@@ -294,7 +297,7 @@ class ProgramCache:
         with self._lock:
             k = (fp.id, key)
             old = self._data.programs.pop(k, None)
-            self._data.sections[fp.id] = fp
+            add_section(self._data, fp)
             self._data.quarantine[k] = QuarantineEntry(fp.id, key, reason[:4000], time.time_ns(),
                                                        old.sha256.hex() if old else "")
             self._puts.discard(k)
@@ -303,6 +306,17 @@ class ProgramCache:
 
     def is_quarantined(self, fp: DeviceFingerprint, key: str) -> bool:
         return (fp.id, key) in self._data.quarantine
+
+    def section(self, fp: DeviceFingerprint) -> Section:
+        """This cache as seen by one device: the same calls without the fingerprint."""
+        return Section(self, fp)
+
+    def add_section(self, fp: DeviceFingerprint) -> Section:
+        """Name device `fp` in the file (saved even with nothing in it yet); its view."""
+        with self._lock:
+            if add_section(self._data, fp):
+                self._dirty = True
+        return Section(self, fp)
 
     def program_keys(self, fp: DeviceFingerprint) -> list[str]:
         """Keys with a usable binary for `fp` (for doctor's required-programs check)."""
@@ -333,7 +347,7 @@ class ProgramCache:
         if len(key.encode("utf-8")) > 0xFFFF:
             raise ValueError(f"tuning key of {len(key)} chars is too long")
         with self._lock:
-            self._data.sections[fp.id] = fp
+            add_section(self._data, fp)
             self._data.tuning[(fp.id, key)] = TuningEntry(fp.id, key, record, time.time_ns())
             self._dirty = True
 
@@ -349,7 +363,7 @@ class ProgramCache:
     def _put_json(self, table: dict, fp: DeviceFingerprint, key: str, record: dict) -> None:
         record = json.loads(json.dumps(dict(record)))
         with self._lock:
-            self._data.sections[fp.id] = fp
+            add_section(self._data, fp)
             table[(fp.id, key)] = TuningEntry(fp.id, key, record, time.time_ns())
             self._dirty = True
 
@@ -479,32 +493,19 @@ class ProgramCache:
         return CacheData()
 
     def _merge_into(self, base: CacheData) -> CacheData:
-        """Union by key of the file's current content and ours: other processes' entries are
-        kept, hit counts add up, a binary put here wins over an older one, quarantine wins."""
+        """Our changes merged into the file's current content by the one merge policy
+        (mace.programcache.merge): other processes' entries are kept, a binary put here wins
+        over an older one, quarantine wins. A binary we only read from the file brings just
+        the hits counted since, so hits are never counted twice."""
         ours = self._data
-        base.sections.update(ours.sections)
-        for k, mine in ours.programs.items():
-            theirs = base.programs.get(k)
-            if theirs is None:
-                base.programs[k] = mine
-            elif theirs.sha256 == mine.sha256:
-                theirs.hit_count += self._hits.get(k, 0)
-                theirs.last_used_ns = max(theirs.last_used_ns, mine.last_used_ns)
-            elif k in self._puts and mine.created_ns >= theirs.created_ns:
-                base.programs[k] = mine
-        for k, q in ours.quarantine.items():
-            if k not in base.quarantine or q.time_ns > base.quarantine[k].time_ns:
-                base.quarantine[k] = q
-        for k in base.quarantine:
-            base.programs.pop(k, None)
+        incoming = dataclasses.replace(ours, programs={
+            k: e if k in self._puts or k not in base.programs
+            else dataclasses.replace(e, hit_count=self._hits.get(k, 0))
+            for k, e in ours.programs.items()})
+        merge_into(base, incoming)
         for k in self._discards:
             if k not in self._puts:
                 base.programs.pop(k, None)
-        for table in ("tuning", "caps", "build_failures"):
-            theirs = getattr(base, table)
-            for k, t in getattr(ours, table).items():
-                if k not in theirs or t.updated_ns >= theirs[k].updated_ns:
-                    theirs[k] = t
         return base
 
     # }}}

@@ -149,18 +149,9 @@ def _ensure_section(path: Path, target: Target) -> None:
     """A per-target file always exists and names its device, even when no program was compiled
     (a model whose ops all run on the CPU fallback)."""
     from mace.programcache import DeviceFingerprint
-    from mace.programcache.format import CacheData, encode
-    from mace.programcache.maintenance import load
-    fp = DeviceFingerprint.from_cl_device(target.device)
-    try:
-        data, _ = load(path)
-    except FileNotFoundError:
-        data = CacheData()
-    if fp.id in data.sections:
-        return
-    data.sections[fp.id] = fp
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fileio.write_atomic(path, encode(data))
+    from mace.programcache.maintenance import merge_files
+    merge_files(path, [path], missing_ok=True,
+                add_sections=[DeviceFingerprint.from_cl_device(target.device)])
 
 
 def compile_target(target: Target, results, out_dir: Path, library: str, tune: bool = False,
@@ -209,19 +200,12 @@ def _tuner():
 def merge_files(paths: list[Path], out: Path) -> dict:
     """One multi-device program file from per-target files (sections never conflict: each is
     keyed by its device fingerprint)."""
-    from mace.programcache.format import CacheData, encode
-    from mace.programcache.maintenance import load, merge_data
-    data = CacheData()
-    for p in paths:
-        d, findings = load(p)
-        for f in findings:
-            log.warning("%s", f.message)
-        data = merge_data(data, d)
-    blob = encode(data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fileio.write_atomic(out, blob)
-    return {"file": str(out), "inputs": [str(p) for p in paths], "sections": len(data.sections),
-            "programs": len(data.programs), "tuning": len(data.tuning), "bytes": len(blob)}
+    from mace.programcache.maintenance import merge_files as merge_cache_files
+    res = merge_cache_files(out, paths)
+    for f in res.findings:
+        log.warning("%s", f.message)
+    return {"file": str(out), "inputs": [str(p) for p in paths], "sections": res.stats["sections"],
+            "programs": res.stats["programs"], "tuning": res.stats["tuning"], "bytes": res.stats["bytes"]}
 
 
 def embed(results, library: str, lib_dir: Path, program_file: Path | None, targets: list[dict]) -> list[dict]:
