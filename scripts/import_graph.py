@@ -5,7 +5,7 @@ and the imports that go up against the declared layering below.
     python scripts/import_graph.py [ROOT] [--json] [--check]
 
 ROOT is the repository (default: this script's). Every `import` counts, also those inside
-functions (a lazy import is still a dependency). A unit is a top-level package or module of
+functions (a lazy import is still a dependency), except under `if TYPE_CHECKING:`. A unit is a top-level package or module of
 `mace/`; `mace/__init__.py`'s lazy exports (`mace.Engine`...) count as imports of the module
 they come from, and `from mace import __version__` as one of the base layer. `--check` exits 1
 when there is a cycle or an upward import.
@@ -63,13 +63,26 @@ def _resolve_from(module: str, is_pkg: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _is_type_checking(node) -> bool:
+    """`if TYPE_CHECKING:` (annotations only: not an import at run time)."""
+    if not isinstance(node, ast.If):
+        return False
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
+        (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
 def imports_of(root: Path, path: Path, modules: set[str], lazy: dict[str, str]) -> list[tuple[str, int]]:
     """(imported mace module, line) for every import in `path`."""
     module = module_name(root, path)
     tree = ast.parse(path.read_text(), str(path))
     out: list[tuple[str, int]] = []
     imports_root = False
+    typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block)
+                   for stmt in block.body for n in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name == "mace":

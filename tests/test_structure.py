@@ -7,6 +7,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: library modules allowed to print, with the reason
+PRINTS = {"mace/runtime/opencl/probe.py": "a child process: its stdout is the protocol with the parent"}
+
 
 def _load(script: str):
     spec = importlib.util.spec_from_file_location(script, ROOT / "scripts" / f"{script}.py")
@@ -36,7 +39,8 @@ def test_libraries_import_no_click_or_rich_and_never_print():
                 names = [node.module]
             if any(n.split(".")[0] in ("click", "rich") for n in names):
                 offenders.append(f"{rel}:{node.lineno}: imports {names}")
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print" \
+                    and rel.as_posix() not in PRINTS:
                 offenders.append(f"{rel}:{node.lineno}: print()")
     assert offenders == []
 
