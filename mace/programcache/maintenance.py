@@ -22,8 +22,8 @@ from mace.programcache.fingerprint import DeviceFingerprint
 from mace.programcache.format import MAGIC, CacheData, decode, encode, encoded_size
 from mace.programcache.merge import add_section, merge_into
 from mace.programcache.merge import merged as merge_data
+from mace.programcache.prune import prune_lru
 from mace.programcache.report import human_bytes
-from mace.programcache.store import prune_lru
 
 
 @dataclass
@@ -91,7 +91,8 @@ def _verify_foreign(buf: bytes, name: str) -> list[Finding]:
 
 def load(path: str | Path, missing_ok: bool = False) -> tuple[CacheData, list[Finding]]:
     """A mace program cache's content (damaged records dropped, with findings). A missing or
-    empty file is an empty cache when `missing_ok`, else FileNotFoundError / MagicMismatch. Raises OSError, or ProgramCacheError
+    empty file is an empty cache when `missing_ok`, else FileNotFoundError / MagicMismatch.
+    Raises OSError, or ProgramCacheError
     for a file that is not ours (a Xiaomi file is a XiaomiFormatError: it has no fingerprints)."""
     path = Path(path)
     try:

@@ -23,13 +23,11 @@ from mace.programcache.errors import (
     UNWRITABLE,
     VERSION_MISMATCH,
     XIAOMI_FORMAT,
-    CacheOutOfResources,
     Finding,
     MagicMismatch,
     VersionMismatch,
 )
 from mace.programcache.fingerprint import DeviceFingerprint
-from mace.programcache.merge import add_section, merge_into
 from mace.programcache.format import (
     CAPS_KEY,
     MAGIC,
@@ -39,13 +37,14 @@ from mace.programcache.format import (
     TuningEntry,
     decode,
     encode,
-    encoded_size,
     magic_message,
     program_record_size,
     version_message,
 )
-from mace.programcache.section import Section
+from mace.programcache.merge import add_section, merge_into
+from mace.programcache.prune import out_of_resources, prune_lru
 from mace.programcache.report import LoadReport, human_bytes
+from mace.programcache.section import Section
 
 log = logging.getLogger("mace.programcache")
 _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
@@ -62,32 +61,6 @@ def program_key(name: str, build_options: list[str], source: str) -> str:
         raise ValueError(f"program name {name!r} must be non-empty and must not contain '|'")
     opts = " ".join(sorted({o.strip() for o in build_options if o and o.strip()}))
     return f"{name}|{opts}|{hashlib.sha256(source.encode('utf-8')).hexdigest()[:16]}"
-
-
-def prune_lru(data: CacheData, max_bytes: int, writer: str | None = None) -> list[ProgramEntry]:
-    """Drop least-recently-used programs (any device) until the file fits `max_bytes`.
-    Returns the dropped entries."""
-    size = encoded_size(data, writer)
-    dropped: list[ProgramEntry] = []
-    if size <= max_bytes:
-        return dropped
-    for k, e in sorted(data.programs.items(), key=lambda kv: (kv[1].last_used_ns,
-                                                              kv[1].created_ns, kv[0])):
-        if size <= max_bytes:
-            break
-        del data.programs[k]
-        size -= program_record_size(e)
-        dropped.append(e)
-    used = {f for f, _ in (*data.programs, *data.tuning, *data.quarantine)}
-    for fp_id in [f for f in data.sections if f not in used]:
-        del data.sections[fp_id]                 # a section left empty (e.g. an old driver)
-    return dropped
-
-
-def out_of_resources(name: str, detail: str) -> Finding:
-    return CacheOutOfResources(
-        f"MACE_OUT_OF_RESOURCES: {detail} in {name}: run `mace cache prune {name} --max-bytes N`, "
-        f"split the model, or raise MACE_PROGRAM_CACHE_MAX_BYTES").finding("warning")
 
 
 class ProgramCache:
