@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
 from common import machine  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 RESNET18_3X3 = "64:64:56:3,128:128:28:3,256:256:14:3,512:512:7:3"
 LAYERS = RESNET18_3X3 + ",256:512:14:1"

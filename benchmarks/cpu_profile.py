@@ -76,7 +76,7 @@ def _mace_op_profile(engine, feed, runs: int):
     keys = sorted({k for r in per_run for k in r})
     by_type = {k: float(np.median([r.get(k, 0.0) for r in per_run])) for k in keys}
     counts = defaultdict(int)
-    for name, op_type in per_node:
+    for _name, op_type in per_node:
         counts[op_type] += 1
     nodes = sorted(((float(np.median(v)), n, t) for (n, t), v in per_node.items()), reverse=True)
     return by_type, dict(counts), nodes

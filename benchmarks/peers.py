@@ -17,7 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
 from common import MODELS, converted, machine, stats, time_fn  # noqa: E402
 
 
@@ -60,7 +59,7 @@ def _tinygrad(onnx_path, runs: int, icd: str | None) -> dict | None:
     proc = subprocess.run([sys.executable, __file__, "--tinygrad-child", str(onnx_path), str(runs)], env=env,
                           capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
-        print(f"  tinygrad: no result ({(proc.stderr.strip().splitlines() or ['exit %d' % proc.returncode])[-1]})",
+        print(f"  tinygrad: no result ({(proc.stderr.strip().splitlines() or [f'exit {proc.returncode}'])[-1]})",
               file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])

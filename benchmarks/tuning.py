@@ -22,7 +22,6 @@ os.environ.setdefault("POCL_KERNEL_CACHE", "0")
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
 import numpy as np  # noqa: E402
-
 from common import converted, machine, stats, time_fn  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import hashlib
 import math
 import re
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -130,7 +130,7 @@ class ModelSpec(GraphSpec):
     model_sha256_checksum: str
     weight_file_path: str | None = None
     weight_sha256_checksum: str | None = None
-    subgraphs: Union[list[GraphSpec], dict[str, GraphSpec], None] = None
+    subgraphs: list[GraphSpec] | dict[str, GraphSpec] | None = None
     runtime: Runtime = "cpu+gpu"
     data_type: DataType = "fp32_fp32"
     obfuscate: bool = False

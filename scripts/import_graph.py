@@ -5,10 +5,10 @@ and the imports that go up against the declared layering below.
     python scripts/import_graph.py [ROOT] [--json] [--check]
 
 ROOT is the repository (default: this script's). Every `import` counts, also those inside
-functions (a lazy import is still a dependency), except under `if TYPE_CHECKING:`. A unit is a top-level package or module of
-`mace/`; `mace/__init__.py`'s lazy exports (`mace.Engine`...) count as imports of the module
-they come from, and `from mace import __version__` as one of the base layer. `--check` exits 1
-when there is a cycle or an upward import.
+functions (a lazy import is still a dependency), except under `if TYPE_CHECKING:`. A unit is
+a top-level package or module of `mace/`; `mace/__init__.py`'s lazy exports (`mace.Engine`...)
+count as imports of the module they come from, and `from mace import __version__` as one of
+the base layer. `--check` exits 1 when there is a cycle or an upward import.
 """
 from __future__ import annotations
 

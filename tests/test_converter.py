@@ -4,14 +4,13 @@ Numerical checks compare against onnxruntime with rtol 1e-4 / atol 1e-4 (fp32)."
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from ophelpers import check_model, rand
 
 from mace.convert import convert
 from mace.errors import ConversionError, ModelFileError
 from mace.ir import modelfile
-from ophelpers import check_model, rand
 
 
 def _conv_bn_relu(rng):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing as mp
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -19,7 +18,6 @@ from onnx import TensorProto, helper, numpy_helper
 import mace
 from mace.convert import convert
 from mace.programcache import DeviceFingerprint, ProgramCache
-from mace.programcache import format as F
 from mace.runtime.opencl.device import select_device
 
 

@@ -5,8 +5,6 @@ Pass: cosine similarity >= 0.999 (fp32) on the CPU and the GPU (PoCL) runtime, a
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

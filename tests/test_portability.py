@@ -144,8 +144,9 @@ def test_kernel_creation_failure_is_typed_and_recorded(cnn, tmp_path):
 
 
 def test_build_error_is_a_mace_error_not_a_pyopencl_one(tmp_path, monkeypatch):
-    from mace.runtime.opencl.programs import ProgramBuilder
     import pyopencl as cl
+
+    from mace.runtime.opencl.programs import ProgramBuilder
     dev = select_device()
     monkeypatch.setenv("MACE_TEST_BREAK_BUILD", "^softmax ")
     builder = ProgramBuilder(cl.Context([dev]), dev)

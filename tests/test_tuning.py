@@ -8,12 +8,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_engine_cache import _model
 
 import mace
 from mace.programcache import DeviceFingerprint, ProgramCache
 from mace.runtime.opencl.device import select_device
 from mace.tuning import tune, tuning_key
-from test_engine_cache import _model
 
 BASE = dict(op_type="Conv", in_shapes=[(1, 3, 8, 8), (4, 3, 3, 3)], out_shapes=[(1, 4, 8, 8)],
             attrs={"pads": [1, 1, 1, 1], "strides": [1, 1], "group": 1, "activation": "Relu"},

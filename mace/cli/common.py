@@ -14,8 +14,8 @@ OK, FINDINGS, BAD_INPUT = 0, 1, 2
 
 def setup_logging(verbose: int, quiet: bool) -> None:
     from mace import settings
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose else
-                                           getattr(logging, (settings.get("MACE_LOG_LEVEL", "INFO") or "INFO").upper(), logging.INFO))
+    named = (settings.get("MACE_LOG_LEVEL", "INFO") or "INFO").upper()
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else getattr(logging, named, logging.INFO))
     root = logging.getLogger("mace")
     if not root.handlers:
         h = logging.StreamHandler(sys.stderr)

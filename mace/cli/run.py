@@ -7,15 +7,8 @@ from pathlib import Path
 
 import click
 
-from mace.cli import termtext
-from mace.cli.common import (
-    DEVICE_OPT,
-    JSON_OPT,
-    PROGRAM_OPT,
-    RUNTIME_OPT,
-    cli,
-    emit_json,
-)
+from mace import termtext
+from mace.cli.common import DEVICE_OPT, JSON_OPT, PROGRAM_OPT, RUNTIME_OPT, cli, emit_json
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -92,8 +85,8 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
         l = result["latency"]
         click.echo(f"latency over {l['runs']} runs: median {l['median_ms']:.3f} ms, p90 {l['p90_ms']:.3f} ms")
     for k, v in result["outputs"].items():
-        click.echo(f"  {termtext.plain(k)} {v['shape']}: argmax {v['argmax']}, mean {v['mean']:.4g}, std {v['std']:.4g}, "
-                   f"first {[round(x, 4) for x in v['head']]}")
+        click.echo(f"  {termtext.plain(k)} {v['shape']}: argmax {v['argmax']}, mean {v['mean']:.4g}, "
+                   f"std {v['std']:.4g}, first {[round(x, 4) for x in v['head']]}")
 
 
 def _save_outputs(out_dir: Path, outs: dict) -> None:
@@ -143,7 +136,8 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
     else:
         from rich.console import Console
         from rich.table import Table
-        t = Table(title=f"{termtext.markup(model)} vs {termtext.markup(reference)} ({res['runtime']}, threshold {res['threshold']})")
+        t = Table(title=f"{termtext.markup(model)} vs {termtext.markup(reference)} "
+                        f"({res['runtime']}, threshold {res['threshold']})")
         for col in ("output", "cosine", "SQNR dB", "max abs err", "argmax agree", "result"):
             t.add_column(col)
         for name, m in res["outputs"].items():
@@ -185,8 +179,8 @@ def tune(model, device, program, mode, budget, as_json):
     for col in ("op", "type", "default ms", "tuned ms", "gain", "variant", "local size"):
         t.add_column(col)
     for o in sorted(res.ops, key=lambda o: -o.default_s):
-        t.add_row(termtext.markup(o.name), termtext.markup(o.op_type), f"{o.default_s * 1e3:.3f}", f"{o.tuned_s * 1e3:.3f}", f"{o.gain * 100:+.1f}%",
-                  o.variant, str(o.lws))
+        t.add_row(termtext.markup(o.name), termtext.markup(o.op_type), f"{o.default_s * 1e3:.3f}",
+                  f"{o.tuned_s * 1e3:.3f}", f"{o.gain * 100:+.1f}%", o.variant, str(o.lws))
     Console().print(t)
     click.echo(f"model latency: {d['model_before_ms']:.2f} ms before, {d['model_after_ms']:.2f} ms after "
                f"({d['gain'] * 100:+.1f}%); {d['candidates']} candidates, {d['failed']} failed"
@@ -214,7 +208,8 @@ def devices(as_json):
     else:
         from mace.runtime.opencl.caps import DeviceCaps
         for r in rows:
-            click.echo(f"{'*' if r['default'] else ' '} {r['index']}: {r['name']} ({r['version']}, driver {r['driver']})")
+            mark = "*" if r["default"] else " "
+            click.echo(f"{mark} {r['index']}: {r['name']} ({r['version']}, driver {r['driver']})")
             click.echo(f"     {DeviceCaps.from_dict(r['caps']).summary()}")
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from mace.cli.common import JSON_OPT
-from mace.cli.progress import Bars, Steps
 from mace.cli.common import emit_json as _emit
+from mace.cli.progress import Bars, Steps
 
 
 def _bool_text(value: str | None) -> bool | None:

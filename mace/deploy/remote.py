@@ -34,8 +34,7 @@ from pathlib import Path
 
 from mace import __version__, fileio
 from mace.deploy.devices import DeviceSpec, LoadedDevices, load_devices, remote_python
-from mace.deploy.errors import (RemoteDiskFull, RemoteError, RemoteMaceMissing,
-                                RemotePythonMissing, RemoteRunFailed)
+from mace.deploy.errors import RemoteDiskFull, RemoteError, RemoteMaceMissing, RemotePythonMissing, RemoteRunFailed
 from mace.deploy.transport import SshTransport, _last_line
 from mace.errors import InputError, MaceError, ModelFileError
 
@@ -288,8 +287,7 @@ def merge_program(local: Path, pulled: Path) -> dict:
     """Merge a device's program file into the local one (created when missing): sections are
     keyed by device fingerprint, so each device keeps its own. Never raises: problems become
     findings (the run's outputs are already in place)."""
-    from mace.programcache import ProgramCacheError
-    from mace.programcache import maintenance
+    from mace.programcache import ProgramCacheError, maintenance
     out: dict = {"path": str(local), "pulled": True, "sections": [], "new_sections": [], "findings": []}
     try:
         data, _ = maintenance.load(pulled)

@@ -17,9 +17,16 @@ import time
 from dataclasses import dataclass
 
 from mace.deploy.devices import DeviceSpec
-from mace.deploy.errors import (AuthenticationFailed, DeviceUnreachable, HostKeyMismatch,
-                                HostKeyUnknown, RemoteDiskFull, RemoteError, SshClientMissing,
-                                TransferFailed)
+from mace.deploy.errors import (
+    AuthenticationFailed,
+    DeviceUnreachable,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    RemoteDiskFull,
+    RemoteError,
+    SshClientMissing,
+    TransferFailed,
+)
 
 log = logging.getLogger("mace.deploy")
 

@@ -31,7 +31,7 @@ class Node:
                 "outputs": list(self.outputs), "attrs": self.attrs}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Node":
+    def from_dict(cls, d: dict) -> Node:
         return cls(d["name"], d["op_type"], list(d["inputs"]), list(d["outputs"]), dict(d.get("attrs", {})))
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from mace.programcache import blobkind, settings
 from mace.programcache.errors import (
+    BUILD_FAILED,
     DAMAGED_ENTRY,
     FOREIGN_DEVICE,
     MACE_OUT_OF_RESOURCES,
     MISSING,
     MISSING_PROGRAMS,
     QUARANTINED,
-    BUILD_FAILED,
     UNWRITABLE,
     VERSION_MISMATCH,
     Finding,

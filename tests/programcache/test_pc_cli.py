@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from pc_helpers import LEGACY_FIXTURE, make_fp
 
-from mace.programcache import DeviceFingerprint, ProgramCache
 from mace.cli.cache import register
+from mace.programcache import DeviceFingerprint, ProgramCache
 from mace.programcache.doctor import doctor
 
 

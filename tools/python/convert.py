@@ -45,11 +45,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from mace.cli.common import setup_logging as _setup_logging
-    from mace.jsondoc import dumps
-    from mace.errors import MaceError
-    from mace.tools.build import build
     from mace.cli.progress import Bars
     from mace.cli.workflow import _bool_text, _print_build
+    from mace.errors import MaceError
+    from mace.jsondoc import dumps
+    from mace.tools.build import build
     _setup_logging(0, False)
     try:
         doc = build(args.config, target_socs=args.target_socs, tune=args.tune,
