@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 KNOBS = {
     "MACE_DEVICE": "OpenCL device to use: an index into `mace devices` or a name substring",
@@ -36,9 +37,23 @@ def _level(name: str, value: str) -> None:
         raise SettingsError(f"{name}={value!r}: not a log level: set it to one of {', '.join(_LEVELS)}")
 
 
+_UNITS = {"": 1, "b": 1}
+for _i, _p in enumerate("kmgt", start=1):
+    _UNITS.update({_p: 1024**_i, _p + "i": 1024**_i, _p + "ib": 1024**_i, _p + "b": 1000**_i})
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '268435456', '256M', '256MiB' (1024-based) or '256MB' (1000-based).
+    Raises ValueError."""
+    m = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", text.lower())
+    if not m or m.group(2) not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (use e.g. 268435456, 256M or 256MiB)")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+
 def _size(name: str, value: str) -> None:
     from mace.errors import SettingsError
-    from mace.programcache.settings import parse_size
     try:
         ok = parse_size(value) > 0
     except ValueError:

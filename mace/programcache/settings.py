@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
 from mace import settings as _settings
+from mace.settings import parse_size  # noqa: F401  (the cache's sizes are parsed there)
 
 log = logging.getLogger("mace.programcache")
 
@@ -14,20 +14,6 @@ FILE_NAME = "mace-cl-compiled-program.bin"
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 LOCK_TIMEOUT_S = 60.0          # a save waits this long for another process's save
 TOUCH_WRITE_INTERVAL_NS = 3600 * 10**9   # hits alone rewrite the file at most once an hour
-
-_UNITS = {"": 1, "b": 1}
-for _i, _p in enumerate("kmgt", start=1):
-    _UNITS.update({_p: 1024**_i, _p + "i": 1024**_i, _p + "ib": 1024**_i, _p + "b": 1000**_i})
-
-
-def parse_size(text: str) -> int:
-    """Bytes from '268435456', '256M', '256MiB' (1024-based) or '256MB' (1000-based).
-    Raises ValueError."""
-    m = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", text.lower())
-    if not m or m.group(2) not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (use e.g. 268435456, 256M or 256MiB)")
-    return int(m.group(1)) * _UNITS[m.group(2)]
-
 
 def max_bytes() -> int:
     """MACE_PROGRAM_CACHE_MAX_BYTES, default 256 MiB; a bad value is a warning and the default."""
