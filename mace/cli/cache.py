@@ -146,12 +146,14 @@ def verify_cmd(file: Path, as_json: bool) -> None:
 
 
 def _maintenance(action, as_json: bool) -> None:
+    from mace.errors import MaceError
     from mace.programcache.errors import ProgramCacheError
     try:
         result = action()
-    except (OSError, ProgramCacheError) as exc:
-        _bad_input(getattr(exc, "message", None) or f"{getattr(exc, 'filename', '')}: "
-                   f"{getattr(exc, 'strerror', None) or exc}", as_json)
+    except MaceError as exc:                # ProgramCacheError, FileRefused: their own one line
+        _bad_input(getattr(exc, "message", None) or str(exc), as_json)
+    except OSError as exc:
+        _bad_input(f"{getattr(exc, 'filename', '')}: {exc.strerror or exc}", as_json)
     if as_json:
         _emit(result.to_dict())
     else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import pytest
@@ -156,6 +157,14 @@ def test_merge(cli, tmp_path, fp_a, fp_b):
     assert merged.get_binary(fp_a, "shared||2") and merged.get_binary(fp_b, "shared||2")
     assert run(cli, "cache", "merge", a, LEGACY_FIXTURE, "-o", out).exit_code == 2
     assert run(cli, "cache", "merge", a, tmp_path / "none", "-o", out).exit_code == 2
+    text = tmp_path / "mace.yml"
+    text.write_text("library_name: x\n")
+    r = run(cli, "cache", "merge", a, b, "-o", text)
+    assert r.exit_code == 2 and text.read_text() == "library_name: x\n"
+    assert r.output.count("\n") == 1 and "not a mace program cache: not overwritten" in r.output
+    if Path("/dev/null").exists():
+        r = run(cli, "cache", "merge", a, b, "-o", "/dev/null")
+        assert r.exit_code == 2 and r.output.startswith("error: /dev/null: is a character device")
 
 
 def test_merge_newer_last_use_wins(tmp_path, fp_a):
