@@ -21,7 +21,6 @@ RUNTIME_SPLIT = "split pending (runtime structure)"
 EXCEPTIONS: dict[str, str] = {
     "mace/convert/frontend.py::to_graph": RUNTIME_SPLIT,
     "mace/runtime/cpu/ops/conv.py": RUNTIME_SPLIT,
-    "mace/runtime/opencl/ops/conv.py::ConvOp._build": RUNTIME_SPLIT,
 }
 
 

@@ -147,7 +147,6 @@ def verify_cmd(file: Path, as_json: bool) -> None:
 
 def _maintenance(action, as_json: bool) -> None:
     from mace.errors import MaceError
-    from mace.programcache.errors import ProgramCacheError
     try:
         result = action()
     except MaceError as exc:                # ProgramCacheError, FileRefused: their own one line

@@ -212,7 +212,8 @@ def embed(results, library: str, lib_dir: Path, program_file: Path | None, targe
     """Per model: `<lib_dir>/<model>.mace-bundle` and `<lib_dir>/embed/<model>_mace_bundle.py`."""
     from mace import bundle
     from mace.convert.deployment import inside
-    program = program_file.read_bytes() if program_file and program_file.is_file() else b""
+    from mace.programcache.atomic import read_cache
+    program = read_cache(program_file) if program_file and program_file.is_file() else b""
     out = []
     for r in results:
         model = Path(r.output).read_bytes()

@@ -198,8 +198,9 @@ def _program_for_benchmark(conv: dict) -> str | None:
 
 def _validate(model_path, onnx_path, runtime, program, seed) -> dict:
     import mace
+    from mace.programcache.atomic import read_cache
     from mace.tools.validate import random_inputs, validate
-    prog = Path(program).read_bytes() if program and runtime != "cpu" else None   # read-only
+    prog = read_cache(Path(program)) if program and runtime != "cpu" else None   # read-only
     engine = mace.Engine(model_path, runtime=runtime, program=prog)
     feeds = random_inputs(engine.graph, seed)
     res = validate(engine, onnx_path, None, seed, feeds)
