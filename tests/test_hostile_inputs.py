@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from mace import bundle, termtext
-from mace.cli import cli
+from mace import bundle
+from mace.cli import cli, termtext
 from mace.config import check_name
 from mace.convert import convert
 from mace.errors import MaceError, ModelFileError

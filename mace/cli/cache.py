@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from mace import termtext
+from mace.cli import termtext
 from mace.cli.common import FINDINGS, OK
 from mace.cli.common import bad_input as _bad_input
 from mace.cli.common import emit_json as _emit

@@ -48,7 +48,7 @@ class MaceGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MaceError as exc:
-            from mace import termtext
+            from mace.cli import termtext
             click.echo(f"error: {termtext.plain(exc)}", err=True)
             sys.exit(exc.exit_code)
 

@@ -1,7 +1,7 @@
 """Rich tables for people: `mace inspect` (a program cache file) and `mace benchmark`."""
 from __future__ import annotations
 
-from mace import termtext
+from mace.cli import termtext
 from mace.programcache.report import human_bytes
 
 # Every string of an inspect dict may come from the file: it goes through termtext.markup
