@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mace import termtext
+from mace.cli import termtext
 from mace.cli.common import DEVICE_OPT, JSON_OPT, PROGRAM_OPT, RUNTIME_OPT, cli, emit_json
 
 # -- helpers ---------------------------------------------------------------------------------
