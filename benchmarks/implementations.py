@@ -80,7 +80,11 @@ def _run(cmd: list[str], env: dict) -> tuple[float, dict]:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {proc.stderr[-1500:]}")
-    return wall, json.loads(proc.stdout.strip().splitlines()[-1])
+    out = proc.stdout.strip()
+    try:
+        return wall, json.loads(out)                       # `mace run --json`: one document
+    except ValueError:
+        return wall, json.loads(out.splitlines()[-1])      # MEASURE: its last line
 
 
 def bench(model: str, extra: dict, runs: int, warm_runs: int) -> dict:

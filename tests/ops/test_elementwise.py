@@ -158,8 +158,11 @@ def test_binary_rank7_falls_back_to_cpu(rng):
     # 7 alternating broadcast dims cannot be merged below the GPU kernel's 6: CPU fallback
     a, b = rand(rng, 2, 1, 2, 1, 2, 1, 2), rand(rng, 1, 2, 1, 2, 1, 2, 1)
     graph = check("Mul", {"a": a, "b": b}, gpu_native=False)
-    engine = mace.Engine(graph, runtime="gpu", use_program_cache=False)
+    engine = mace.Engine(graph, runtime="cpu+gpu", use_program_cache=False)
     assert engine.executor.fallback_nodes == [graph.nodes[0].name]
+    # runtime gpu refuses it, naming the op and the way out
+    with pytest.raises(mace.errors.DeviceError, match=r"runtime gpu: 1 op\(s\).*Mul_0 \(Mul\).*cpu\+gpu"):
+        mace.Engine(graph, runtime="gpu", use_program_cache=False)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

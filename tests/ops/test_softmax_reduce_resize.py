@@ -138,7 +138,7 @@ def test_resize_linear_other_layouts(rng):
     # trilinear on a 3-D tensor: the GPU kernel takes at most two axes, so that node runs on the CPU
     x = rand(rng, 3, 4, 5)
     graph = resize(x, {"mode": "linear"}, scales=[2, 2, 2], gpu_native=False)
-    assert mace.Engine(graph, runtime="gpu", use_program_cache=False).executor.fallback_nodes == [graph.nodes[0].name]
+    assert mace.Engine(graph, runtime="cpu+gpu", use_program_cache=False).executor.fallback_nodes == [graph.nodes[0].name]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
