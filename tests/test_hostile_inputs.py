@@ -392,6 +392,20 @@ ONNX_CASES = {
                                      helper.make_node("Sigmoid", ["x"], ["y"])]), "y is produced by"),
     "producer shadows input": (lambda: _onnx([helper.make_node("Relu", ["x"], ["x"]),
                                               helper.make_node("Relu", ["x"], ["y"])]), "x is produced by"),
+    "used before produced": (lambda: _onnx([helper.make_node("Relu", ["t"], ["y"]),
+                                            helper.make_node("Relu", ["x"], ["t"])]), "reads t"),
+    "conv bias length": (lambda: _onnx([helper.make_node("Conv", ["x", "w", "b"], ["y"])],
+                                       [numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w"),
+                                        numpy_helper.from_array(np.ones(3, np.float32), "b")],
+                                       inp=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                                       out=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]), "bias"),
+    "conv channels": (lambda: _onnx([helper.make_node("Conv", ["x", "w"], ["y"])],
+                                    [numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w")],
+                                    inp=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                                    out=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]), "channels"),
+    "gemm C": (lambda: _onnx([helper.make_node("Gemm", ["x", "w", "c"], ["y"])],
+                             [numpy_helper.from_array(np.ones((4, 4), np.float32), "w"),
+                              numpy_helper.from_array(np.ones((3, 1, 1), np.float32), "c")]), "broadcast"),
     "unknown element type": (lambda: _onnx([helper.make_node("Relu", ["x"], ["y"])],
                                            inp=[helper.make_tensor_value_info("x", 999, [1, 4])]), "element type"),
 }
@@ -405,6 +419,51 @@ def test_bad_onnx_model(case, tmp_path):
     out = tmp_path / "out.mace"
     refused(["convert", src, "-o", out], tmp_path, must_say=[src, says])
     assert not out.exists()
+
+
+_DIGITS_ONNX = onnx.load(str(EXAMPLE / "digits_cnn.onnx"))
+
+
+@st.composite
+def _mutated_digits(draw):
+    """The digits CNN with one field rewired or rewritten: an input renamed, an attribute's ints
+    replaced, an op type swapped, a node dropped, an initializer's dims changed, an input dim."""
+    m = onnx.ModelProto()
+    m.CopyFrom(_DIGITS_ONNX)
+    g = m.graph
+    kind = draw(st.sampled_from(["input", "ints", "op", "drop", "dims", "input_dim"]))
+    n = g.node[draw(st.integers(0, len(g.node) - 1))]
+    if kind == "input" and n.input:
+        values = ["", "nope", g.input[0].name] + [o for x in g.node for o in x.output] + [i.name for i in g.initializer]
+        n.input[draw(st.integers(0, len(n.input) - 1))] = draw(st.sampled_from(values))
+    elif kind == "ints" and n.attribute:
+        a = n.attribute[draw(st.integers(0, len(n.attribute) - 1))]
+        a.ints[:] = draw(st.lists(st.integers(-3, 9), max_size=5))
+    elif kind == "op":
+        n.op_type = draw(st.sampled_from(["Conv", "Gemm", "Relu", "Reshape", "Concat", "MaxPool", "Foo"]))
+    elif kind == "drop":
+        g.node.remove(n)
+    elif kind == "dims" and g.initializer:
+        t = g.initializer[draw(st.integers(0, len(g.initializer) - 1))]
+        t.dims[:] = draw(st.lists(st.integers(0, 9), max_size=4))
+    else:
+        dims = g.input[0].type.tensor_type.shape.dim
+        dims[draw(st.integers(0, len(dims) - 1))].dim_value = draw(st.sampled_from([0, 1, 3, 17, 100000]))
+    return m
+
+
+@given(_mutated_digits())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_mutated_onnx_models_convert_and_run_or_fail_typed(tmp_path, model):
+    import mace
+    src, out = tmp_path / "m.onnx", tmp_path / "m.mace"
+    src.write_bytes(model.SerializeToString())
+    try:
+        convert(src, out)
+        engine = mace.Engine(out, runtime="cpu")
+        engine.run({n: np.zeros(engine.input_shape(n), np.float32) for n in engine.input_names})
+    except MaceError:
+        pass
 
 
 @pytest.mark.parametrize("what", ["truncated", "text", "fifo", "empty"])

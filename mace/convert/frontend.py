@@ -115,7 +115,7 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     g = model.graph
     consts: dict[str, np.ndarray] = {i.name: _tensor(i, f"{source}: initializer") for i in g.initializer}
-    _check_single_producers(g, source)
+    _check_wiring(g, source)
     graph_inputs = [i for i in g.input if i.name not in consts]
     shapes: dict[str, list[int]] = {}
     dtypes: dict[str, str] = {}
@@ -187,6 +187,8 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
 
     for v, dims in shapes.items():
         _check_size(v, dims, source, "value")
+    for node in nodes:
+        _check_params(node, consts, shapes, source)
     ir_nodes = []
     for k, node in enumerate(nodes):
         ir_nodes.append(Node(name=node.name or f"{node.op_type}_{k}", op_type=node.op_type,
@@ -216,12 +218,55 @@ def _check_size(name: str, dims, source: str, what: str) -> None:
                               f"({MAX_ELEMENTS}): set smaller input_shapes")
 
 
-def _check_single_producers(g, source: str) -> None:
+def _check_params(node, consts: dict, shapes: dict, source: str) -> None:
+    """Parameters whose shapes ONNX shape inference does not check, but kernels rely on: Conv
+    weights matching the input's channels, a Conv bias of M values, a Gemm C that broadcasts to the output, BatchNormalization's four vectors
+    of C values."""
+    ins = list(node.input)
+    what = f"{source}: node {node.name or node.op_type} ({node.op_type})"
+
+    def shape(name):
+        return list(consts[name].shape) if name in consts else shapes.get(name)
+    if node.op_type == "Conv" and len(ins) > 2 and ins[2] and shape(ins[1]) and shape(ins[2]) is not None:
+        m, b = shape(ins[1])[0], shape(ins[2])
+        if b != [m]:
+            raise ConversionError(f"{what}: bias has shape {b}, the weights have {m} output channels: "
+                                  f"re-export the model")
+    if node.op_type == "Conv" and len(ins) > 1 and shape(ins[0]) and shape(ins[1]):
+        group = next((a.i for a in node.attribute if a.name == "group"), 1) or 1
+        x, w = shape(ins[0]), shape(ins[1])
+        if len(x) < 2 or len(w) < 2 or w[1] * group != x[1]:
+            raise ConversionError(f"{what}: the input {x} has {x[1] if len(x) > 1 else '?'} channels, the "
+                                  f"weights {w} with group {group} expect {w[1] * group if len(w) > 1 else '?'}: "
+                                  f"re-export the model or fix input_shapes")
+    out = shapes.get(node.output[0]) if node.output else None
+    if node.op_type == "Gemm" and len(ins) > 2 and ins[2] and out and shape(ins[2]) is not None:
+        try:
+            ok = list(np.broadcast_shapes(tuple(shape(ins[2])), tuple(out))) == list(out)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConversionError(f"{what}: C has shape {shape(ins[2])}, which does not broadcast to the "
+                                  f"output {out}: re-export the model")
+    if node.op_type == "BatchNormalization" and ins and len(shapes.get(ins[0], [])) >= 2:
+        c = shapes[ins[0]][1]
+        for name in ins[1:5]:
+            if shape(name) is not None and shape(name) != [c]:
+                raise ConversionError(f"{what}: {name} has shape {shape(name)}, the input has {c} channels: "
+                                      f"re-export the model")
+
+
+def _check_wiring(g, source: str) -> None:
     """Every value has one producer (a node, an initializer or a graph input), as onnxruntime
-    requires: with two, which one a consumer sees would depend on the order of the nodes."""
+    requires: with two, which one a consumer sees would depend on the order of the nodes. And
+    every node input is produced before the node (ONNX graphs are topologically sorted)."""
     seen = {i.name: "an initializer" for i in g.initializer}
     seen.update({i.name: "a graph input" for i in g.input if i.name not in seen})
     for node in g.node:
+        for i in node.input:
+            if i and i not in seen:
+                raise ConversionError(f"{source}: node {node.name or node.op_type} reads {i}, which no earlier "
+                                      f"node, initializer or graph input produces: re-export the model")
         for o in node.output:
             if not o:
                 continue
