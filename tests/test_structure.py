@@ -5,6 +5,8 @@ import ast
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: library modules allowed to print, with the reason
@@ -18,8 +20,13 @@ def _load(script: str):
     return mod
 
 
-def test_no_cycles_and_no_upward_imports():
-    res = _load("import_graph").analyse(ROOT)
+@pytest.fixture(scope="module")
+def graph():
+    return _load("import_graph").analyse(ROOT)
+
+
+def test_no_cycles_and_no_upward_imports(graph):
+    res = graph
     assert res["package_cycles"] == [] and res["module_cycles"] == []
     assert res["upward"] == []
     assert res["undeclared"] == [], "give every package of mace/ a layer in scripts/import_graph.py"
@@ -45,8 +52,8 @@ def test_libraries_import_no_click_or_rich_and_never_print():
     assert offenders == []
 
 
-def test_cache_package_knows_no_runtime():
-    res = _load("import_graph").analyse(ROOT)
+def test_cache_package_knows_no_runtime(graph):
+    res = graph
     assert not {"mace.runtime", "mace.cli", "mace.tuning"} & set(res["imports"].get("mace.programcache", []))
 
 

@@ -179,7 +179,7 @@ def prune(path: str | Path, max_bytes: int) -> Result:
     """Drop least-recently-used programs until the file fits `max_bytes` (rewrites only when
     something is dropped). Raises OSError or ProgramCacheError."""
     path = Path(path)
-    with atomic.lock_for(path, settings.LOCK_TIMEOUT_S):
+    with atomic.lock_for(fileio.write_target(path), settings.LOCK_TIMEOUT_S):   # a link's target's lock
         data, found = load(path)
         result = Result(str(path), findings=found)
         before = path.stat().st_size

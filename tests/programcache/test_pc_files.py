@@ -66,3 +66,19 @@ def test_dev_null_program_path_not_replaced(tmp_path, fp_a):
     cache = _save_one(dev, fp_a)
     assert stat.S_ISCHR(os.stat(dev).st_mode) and os.stat(dev).st_ino == ino
     assert any("character device" in f.message for f in cache.report.findings)
+
+
+def test_prune_and_merge_through_a_symlink_keep_the_link(tmp_path, fp_a):
+    from mace.programcache.maintenance import merge_files, prune
+    real = tmp_path / "store" / "cache.bin"
+    real.parent.mkdir()
+    c = ProgramCache.open(real, device_fp=fp_a, log_findings=False)
+    for i in range(4):
+        c.put_binary(fp_a, f"k{i}", bytes([i]) * 4000)
+    assert c.save()
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    res = prune(link, 9000)
+    assert res.stats["dropped"] and link.is_symlink() and real.stat().st_size <= 9000
+    merge_files(link, [link], add_sections=[fp_a])
+    assert link.is_symlink() and sorted(p.name for p in real.parent.iterdir()) == ["cache.bin", "cache.bin.lock"]
