@@ -39,7 +39,8 @@ def relu(x, y):
 
 
 def executor(graph, data_type="fp32_fp32"):
-    ex = mace.Engine(graph, runtime="gpu", use_program_cache=False).executor
+    """The GPU executor; nodes without a GPU kernel run on the CPU runtime (cpu+gpu)."""
+    ex = mace.Engine(graph, runtime="cpu+gpu", use_program_cache=False).executor
     assert ex.data_type == data_type
     return ex
 
