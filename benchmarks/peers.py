@@ -24,7 +24,7 @@ def bench_model(name: str, runs: int, device, threads: int, data_type: str, tiny
     import onnxruntime as ort
 
     import mace
-    from mace.tools.flops import model_flops
+    from mace.ops.flops import model_flops
     onnx_path, mace_path = converted(name, data_type)
     x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
     row: dict = {"model": name}

@@ -16,12 +16,12 @@ After this pass (shapes of all values are known):
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from mace.errors import ConversionError
 from mace.ir.graph import Graph, Node
+from mace.ops import conv as conv_rules
+from mace.ops import deconv as deconv_rules
 
 
 def _const(graph: Graph, node: Node, idx: int):
@@ -35,22 +35,8 @@ def _const(graph: Graph, node: Node, idx: int):
 
 
 def _spatial_pads(node: Node, in_shape, out_shape, kernel, strides, dilations):
-    a = node.attrs
-    nsp = len(kernel)
-    auto = a.get("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        begins, ends = [], []
-        for d in range(nsp):
-            eff = (kernel[d] - 1) * dilations[d] + 1
-            out = math.ceil(in_shape[2 + d] / strides[d])
-            total = max((out - 1) * strides[d] + eff - in_shape[2 + d], 0)
-            small, big = total // 2, total - total // 2
-            begins.append(small if auto == "SAME_UPPER" else big)
-            ends.append(big if auto == "SAME_UPPER" else small)
-        return begins + ends
-    if auto == "VALID":
-        return [0] * (2 * nsp)
-    return list(a.get("pads", [0] * (2 * nsp)))
+    pads = conv_rules.auto_pads(node.attrs.get("auto_pad", "NOTSET"), in_shape[2:], kernel, strides, dilations)
+    return pads if pads is not None else list(node.attrs.get("pads", [0] * (2 * len(kernel))))
 
 
 def normalize(graph: Graph) -> None:
@@ -75,16 +61,8 @@ def _conv(graph, node):
         a["output_padding"] = list(a.get("output_padding", [0] * nsp))
         if "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             # derive pads from the (static) output shape
-            pads_b, pads_e = [], []
-            for d in range(nsp):
-                total = (a["strides"][d] * (in_shape[2 + d] - 1) + a["output_padding"][d]
-                         + (kernel[d] - 1) * a["dilations"][d] + 1 - out_shape[2 + d])
-                total = max(total, 0)
-                if a.get("auto_pad") == "SAME_UPPER":
-                    pads_b.append(total // 2); pads_e.append(total - total // 2)
-                else:
-                    pads_b.append(total - total // 2); pads_e.append(total // 2)
-            a["pads"] = pads_b + pads_e
+            a["pads"] = deconv_rules.pads_for_output(in_shape[2:], out_shape[2:], kernel, a["strides"], a["dilations"],
+                                                     a["output_padding"], a.get("auto_pad"))
             a.pop("output_shape", None)
         else:
             a["pads"] = list(a.get("pads", [0] * (2 * nsp)))
@@ -114,11 +92,8 @@ def _check_ceil_mode_shape(graph, node):
     in_shape, out_shape = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
     nsp = len(a["kernel_shape"])
     for d in range(nsp):
-        size = in_shape[2 + d] + a["pads"][d] + a["pads"][nsp + d]
-        eff = (a["kernel_shape"][d] - 1) * a["dilations"][d] + 1
-        out = -(-(size - eff) // a["strides"][d]) + 1
-        if (out - 1) * a["strides"][d] >= in_shape[2 + d] + a["pads"][d]:
-            out -= 1
+        out = conv_rules.out_size(in_shape[2 + d], a["kernel_shape"][d], a["strides"][d], a["dilations"][d],
+                                  a["pads"][d], a["pads"][nsp + d], ceil_mode=True)
         if out != out_shape[2 + d]:
             raise ConversionError(f"node {node.name} ({node.op_type}, ceil_mode=1): its last window starts in "
                                   f"the padding, so ONNX shape inference ({out_shape[2 + d]}) and onnxruntime "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mace.ir.graph import Graph, Node
+from mace.ops.batchnorm import fold_into_conv
 
 FUSABLE_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish")
 ACTIVATION_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "Add", "Sub", "Mul", "Div", "BatchNormalization")
@@ -51,14 +52,11 @@ def fold_batchnorm(graph: Graph) -> int:
                 or bn.inputs[0] in graph.outputs or conv.inputs[1] not in graph.weights \
                 or conv.attrs.get("activation"):
             continue
-        gamma, beta, mean, var = (np.asarray(graph.weights[i], np.float64) for i in bn.inputs[1:5])
-        scale = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
-        w = np.asarray(graph.weights[conv.inputs[1]], np.float64)
-        b = np.asarray(graph.weights[conv.inputs[2]], np.float64) if len(conv.inputs) > 2 and conv.inputs[2] \
-            else np.zeros(w.shape[0])
+        b = graph.weights[conv.inputs[2]] if len(conv.inputs) > 2 and conv.inputs[2] else None
+        w, b = fold_into_conv(graph.weights[conv.inputs[1]], b, *(graph.weights[i] for i in bn.inputs[1:5]),
+                              bn.attrs.get("epsilon", 1e-5))
         w_name, b_name = conv.inputs[1] + "_bnfold", conv.name + "_bias_bnfold"
-        graph.weights[w_name] = (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
-        graph.weights[b_name] = ((b - mean) * scale + beta).astype(np.float32)
+        graph.weights[w_name], graph.weights[b_name] = w, b
         graph.shapes[w_name], graph.shapes[b_name] = list(w.shape), [w.shape[0]]
         graph.dtypes[w_name] = graph.dtypes[b_name] = "float32"
         conv.inputs = [conv.inputs[0], w_name, b_name]

@@ -52,3 +52,26 @@ def test_batchnorm_fp16(rng):
     x = rand(rng, 2, 6, _r(rng, 3, 12), _r(rng, 3, 30), lo=-3, hi=3)
     check_graph(make_model("BatchNormalization", {"X": x}, {}, _params(rng, 6)), {"X": x}, runtimes=("gpu",),
                 data_type="fp16_fp32", rtol=1e-2, atol=1e-2)
+
+
+# -- folding rules (mace.ops.batchnorm) ---------------------------------------------------------------------
+def test_scale_shift_and_conv_folding_match_the_formula(rng):
+    import numpy as np
+
+    from mace.ops.batchnorm import bn_scale_shift, fold_into_conv
+    c, eps = 6, 1e-3
+    p = _params(rng, c)
+    x = rand(rng, 5, c)
+    want = p["scale"] * (x - p["mean"]) / np.sqrt(p["var"] + eps) + p["bias"]
+    scale, shift = bn_scale_shift(p["scale"], p["bias"], p["mean"], p["var"], eps)
+    np.testing.assert_allclose(x * scale + shift, want, rtol=1e-5, atol=1e-5)
+    w, b = rand(rng, c, 3), rand(rng, c)  # a 1x1 conv as (M, C) @ x
+    xin = rand(rng, 3, 4)
+    conv = w @ xin + b[:, None]
+    want = (p["scale"][:, None] * (conv - p["mean"][:, None]) / np.sqrt(p["var"][:, None] + eps)
+            + p["bias"][:, None])
+    for bias in (b, None):
+        wf, bf = fold_into_conv(w, bias, p["scale"], p["bias"], p["mean"], p["var"], eps)
+        assert wf.dtype == bf.dtype == np.float32
+        ref = want if bias is not None else want - p["scale"][:, None] * b[:, None] / np.sqrt(p["var"][:, None] + eps)
+        np.testing.assert_allclose(wf @ xin + bf[:, None], ref, rtol=1e-5, atol=1e-5)

@@ -1,4 +1,4 @@
-"""Conv and ConvTranspose on both runtimes against onnxruntime.
+"""Conv on both runtimes against onnxruntime (ConvTranspose: test_deconv.py).
 
 Shapes and values are random (the `rng` fixture: a fresh seed per test, printed on failure);
 the kernel geometry of each case is fixed so that the GPU compiles few distinct programs.
@@ -10,7 +10,7 @@ node), residual Conv -> Add (-> Relu) folded into one Conv (and the cases that m
 fp16 storage, the Winograd F(2x2,3x3) variants `winograd` and `gpu_winograd` forced (pads, partial
 tiles, ragged channels, batch, Relu, residual, fp16), the 128x128-tile GEMM variants forced (partial
 tiles in M and N, K not a multiple of 16, stride 2, batch 2, Relu, residual, fp16), the variant
-lists a GPU gets (device faked); ConvTranspose with stride 2 + output_padding + groups, pads, dilations, 1-D.
+lists a GPU gets (device faked).
 
 Tolerances: fp32 rtol 1e-4 / atol 1e-4 * max(1, sqrt(K) / 4) where K = Cg*KH*KW terms in a sum of
 products of values in [-1, 1] (float32 accumulation order differs from onnxruntime);
@@ -54,14 +54,13 @@ def check_graph(model, feeds, runtimes=("cpu", "gpu"), rtol=1e-4, atol=1e-4, dat
     return graph
 
 
-def conv_case(rng, x_shape, w_shape, attrs, bias=True, op="Conv", runtimes=("cpu", "gpu"), **kw):
+def conv_case(rng, x_shape, w_shape, attrs, bias=True, runtimes=("cpu", "gpu"), **kw):
     x = rand(rng, *x_shape)
     inits = {"W": rand(rng, *w_shape)}
     if bias:
-        m = w_shape[0] if op == "Conv" else w_shape[1] * attrs.get("group", 1)
-        inits["B"] = rand(rng, m)
-    k_terms = int(np.prod(w_shape[1:])) if op == "Conv" else int(np.prod(w_shape[2:])) * w_shape[0]
-    model = make_model(op, {"X": x}, attrs, inits)
+        inits["B"] = rand(rng, w_shape[0])
+    k_terms = int(np.prod(w_shape[1:]))
+    model = make_model("Conv", {"X": x}, attrs, inits)
     tol = dict(rtol=1e-4, atol=_tol(k_terms, 1e-4))
     tol.update(kw)
     return check_graph(model, {"X": x}, runtimes, **tol)
@@ -249,36 +248,6 @@ def test_conv_fp16(rng, w_shape, attrs):
     k = int(np.prod(w_shape[1:]))
     conv_case(rng, x.shape, w_shape, attrs, runtimes=("gpu",), data_type="fp16_fp32",
               rtol=1e-2, atol=_tol(k, 1e-2))
-
-
-DECONV_CASES = {
-    "s2_outpad_groups": ((1, 6, 5, 7), (6, 2, 3, 3), {"strides": [2, 2], "output_padding": [1, 1], "group": 3,
-                                                       "pads": [1, 1, 1, 1]}),
-    "s1_pads": ((2, 4, 6, 5), (4, 5, 3, 3), {"pads": [1, 0, 0, 1]}),
-    "s2_dilated": ((1, 3, 4, 6), (3, 4, 3, 2), {"strides": [2, 3], "dilations": [2, 1], "pads": [0, 1, 1, 0]}),
-    "k4_s2": ((1, 8, 5, 5), (8, 4, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
-    "deconv1d": ((1, 4, 9), (4, 3, 3), {"strides": [2], "output_padding": [1]}),
-}
-
-
-@pytest.mark.parametrize("case", sorted(DECONV_CASES))
-def test_conv_transpose(rng, case):
-    x_shape, w_shape, attrs = DECONV_CASES[case]
-    conv_case(rng, x_shape, w_shape, attrs, bias=bool(rng.integers(0, 2)), op="ConvTranspose")
-
-
-def test_conv_transpose_fp16_relu(rng):
-    x = rand(rng, 1, 4, 6, 6)
-    inits = [numpy_helper.from_array(rand(rng, 4, 3, 3, 3), "W")]
-    nodes = [helper.make_node("ConvTranspose", ["X", "W"], ["c"], strides=[2, 2], output_padding=[1, 1]),
-             helper.make_node("Relu", ["c"], ["Y"])]
-    g = helper.make_graph(nodes, "deconv_relu", [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = 8
-    graph = check_graph(m, {"X": x}, atol=2e-4)
-    assert [n.op_type for n in graph.nodes] == ["ConvTranspose"]
-    check_graph(m, {"X": x}, runtimes=("gpu",), data_type="fp16_fp32", rtol=1e-2, atol=1e-2)
 
 
 # -- residual Add folded into the producing Conv (fuse_residual_add) --------------------------
@@ -629,3 +598,29 @@ def test_conv_gpu_device_variant_lists(rng):
         assert small.variants() == [v for v in want if not v.endswith("_t128")]
         if "gpu_winograd" in want:
             assert gpu._tile("gpu_winograd") == 2
+
+
+# -- shape rules (mace.ops.conv) ----------------------------------------------------------------------------
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_auto_pads_give_ceil_of_input_over_stride(auto_pad):
+    """SAME pads make out = ceil(n / s) for every size, kernel, stride and dilation; the odd pad
+    goes to the end (SAME_UPPER) or the begin (SAME_LOWER)."""
+    from mace.ops.conv import auto_pads, out_spatial
+    for n in range(1, 12):
+        for k in range(1, 6):
+            for s in range(1, 4):
+                for d in range(1, 3):
+                    pads = auto_pads(auto_pad, [n], [k], [s], [d])
+                    assert out_spatial([n], [k], [s], [d], pads) == (math.ceil(n / s),), (n, k, s, d)
+                    big, small = (pads[1], pads[0]) if auto_pad == "SAME_UPPER" else pads
+                    assert 0 <= big - small <= 1
+    assert auto_pads("VALID", [7, 7], [3, 3], [1, 1], [1, 1]) == [0, 0, 0, 0]
+    assert auto_pads("NOTSET", [7], [3], [1], [1]) is None
+
+
+def test_out_size_ceil_mode_drops_a_window_that_starts_in_the_end_padding():
+    from mace.ops.conv import out_size
+    assert out_size(5, 2, 2, 1, 0, 0) == 2 and out_size(5, 2, 2, 1, 0, 0, ceil_mode=True) == 3
+    # n=4, k=2, s=2, end pad 1: a 3rd window would start at 4, inside the end padding only
+    assert out_size(4, 2, 2, 1, 0, 1, ceil_mode=True) == 2
+    assert out_size(4, 2, 2, 1, 1, 1, ceil_mode=True) == 3  # with a begin pad it starts at input index 3

@@ -64,3 +64,23 @@ def test_pool_fp16(rng, op, attrs):
     x = rand(rng, 1, 4, _r(rng, 5, 20), _r(rng, 5, 40))
     check_graph(make_model(op, {"X": x}, attrs), {"X": x}, runtimes=("gpu",), data_type="fp16_fp32",
                 rtol=1e-2, atol=1e-2)
+
+
+# -- window rules (mace.ops.pool) ---------------------------------------------------------------------------
+def test_window_counts_match_a_direct_count(rng):
+    """The AveragePool divisor of every output equals its window's cells inside the input (or inside
+    input + the model's pads), counted one window at a time."""
+    import numpy as np
+
+    from mace.ops.pool import geometry, window_counts
+    for _ in range(20):
+        n, k, s = _r(rng, 1, 9), _r(rng, 1, 4), _r(rng, 1, 3)
+        pb, pe = _r(rng, 0, k - 1), _r(rng, 0, k - 1)
+        attrs = {"kernel_shape": [k], "strides": [s], "pads": [pb, pe], "ceil_mode": _r(rng, 0, 1)}
+        kernel, strides, dil, pads, ends, out_sp = geometry(attrs, (1, 1, n))
+        for include in (0, 1):
+            got = window_counts([n], kernel, strides, dil, pads, ends, out_sp, include)
+            lo, hi = (-pb, n + pe) if include else (0, n)
+            want = [max(1, len([p for p in range(o * s - pb, o * s - pb + k) if lo <= p < hi]))
+                    for o in range(out_sp[0])]
+            np.testing.assert_array_equal(got, np.array(want, np.float32), err_msg=str((attrs, include)))

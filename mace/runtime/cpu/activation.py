@@ -1,10 +1,9 @@
-"""Activations fused into a producer (`activation` / `activation_params` attributes)."""
+"""The NumPy activation math of the CPU runtime, shared by the standalone activation kernels
+(ops/elementwise.py) and every kernel that applies a fused one (`activation` /
+`activation_params` attributes: conv, deconv, linear, batchnorm, binary ops)."""
 from __future__ import annotations
 
 import numpy as np
-
-FUSABLE = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish")
-
 
 def apply(x: np.ndarray, act: str | None, params=()) -> np.ndarray:
     if not act:

@@ -1,18 +1,14 @@
-"""BatchNormalization (inference form, NCHW, rank >= 2) on the CPU: y = x * scale + shift per channel."""
+"""BatchNormalization (inference form, NCHW, rank >= 2) on the CPU: y = x * scale + shift per channel
+(folded by `mace.ops.batchnorm`)."""
 from __future__ import annotations
 
 import numpy as np
 
+from mace.ops.batchnorm import bn_scale_shift
 from mace.runtime.cpu import activation
 from mace.runtime.cpu.registry import cpu_op
 
 _F32 = np.float32
-
-
-def bn_scale_shift(gamma, beta, mean, var, eps):
-    g, b, m, v = (np.asarray(t, np.float64) for t in (gamma, beta, mean, var))
-    scale = g / np.sqrt(v + eps)
-    return scale.astype(_F32), (b - m * scale).astype(_F32)
 
 
 @cpu_op("BatchNormalization")

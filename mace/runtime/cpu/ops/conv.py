@@ -1,73 +1,21 @@
-"""Conv and ConvTranspose on the CPU (NCHW, any number of spatial dims for Conv; 1-D/2-D/3-D
-ConvTranspose through the same col2im machinery).
+"""Conv on the CPU (NCHW, any number of spatial dims).
 
 - pointwise (1x1, stride 1, no pads): one batched sgemm, W(M, C) @ X(C, H*W).
 - depthwise (one input and one output channel per group): a tap loop, kh*kw vectorized
   multiply-adds over strided views of the padded input, split across 2 threads when large.
 - everything else: im2col through a strided view of the padded input + one sgemm per group.
 Bias and the fused activation (`activation` attr) are applied in place on the output.
+Output sizes and window taps come from `mace.ops.conv`.
 """
 from __future__ import annotations
-
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from mace.ops.conv import out_size, out_spatial, tap_slices
 from mace.runtime.cpu import activation
+from mace.runtime.cpu.helpers import F32, THREADS, Prepared, act_into, pad_input, parallel_chunks
 from mace.runtime.cpu.registry import cpu_op
-
-_F32 = np.float32
-_THREADS = max(1, min(os.cpu_count() or 1, 4))
-_POOL: ThreadPoolExecutor | None = None
-_PAR_MIN = 1 << 17  # elements of output below which threading is not worth it
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="mace-cpu")
-    return _POOL
-
-
-def parallel_chunks(n: int, fn, work: int) -> None:
-    """Run fn(lo, hi) over [0, n) in up to _THREADS chunks (NumPy releases the GIL)."""
-    k = min(_THREADS, n) if work >= _PAR_MIN else 1
-    if k <= 1:
-        fn(0, n)
-        return
-    bounds = [n * i // k for i in range(k + 1)]
-    futs = [_pool().submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
-    fn(bounds[0], bounds[1])
-    for f in futs:
-        f.result()
-
-
-def pad_input(x: np.ndarray, begins, ends, value=0.0) -> np.ndarray:
-    """x padded on its spatial dims (2..); negative pads crop."""
-    nsp = x.ndim - 2
-    if not any(begins) and not any(ends):
-        return x
-    crop = tuple(slice(None) for _ in range(2)) + tuple(
-        slice(max(-b, 0), x.shape[2 + d] - max(-e, 0)) for d, (b, e) in enumerate(zip(begins, ends)))
-    x = x[crop]
-    widths = [(0, 0), (0, 0)] + [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends)]
-    if not any(w for pair in widths for w in pair):
-        return x
-    assert len(widths) == nsp + 2
-    return np.pad(x, widths, mode="constant", constant_values=value)
-
-
-def out_size(n, k, s, d, pb, pe, ceil_mode=False):
-    eff = (k - 1) * d + 1
-    num = n + pb + pe - eff
-    if ceil_mode:
-        o = -(-num // s) + 1
-        if (o - 1) * s >= n + pb:  # the last window must start inside the input or left padding
-            o -= 1
-        return o
-    return num // s + 1
 
 
 def window_view(xp: np.ndarray, kernel, strides, dilations, out_sp):
@@ -81,18 +29,10 @@ def window_view(xp: np.ndarray, kernel, strides, dilations, out_sp):
     return as_strided(xp, shape, strides, writeable=False)
 
 
-def _tap_slices(kernel, strides, dilations, out_sp):
-    """For each kernel tap: (tap index tuple, spatial slices into the padded input)."""
-    import itertools
-    for tap in itertools.product(*[range(k) for k in kernel]):
-        sl = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, s, o in zip(tap, dilations, strides, out_sp))
-        yield tap, sl
-
-
 def _depthwise(xp, w, kernel, strides, dilations, out_sp, out):
     """out[n, c] = sum_taps w[c, tap] * xp[n, c, tap-window] (w: (C, *kernel))."""
     n, c = xp.shape[:2]
-    taps = list(_tap_slices(kernel, strides, dilations, out_sp))
+    taps = list(tap_slices(kernel, strides, dilations, out_sp))
     bshape = (1, -1) + (1,) * len(kernel)
 
     def run(lo, hi):
@@ -113,21 +53,20 @@ def _depthwise(xp, w, kernel, strides, dilations, out_sp, out):
 def conv2d_nchw(x, w, b, strides, dilations, pads, group, act_node=None, residual=None):
     """Conv over any number of spatial dims; returns float32 (N, M, *out). `residual` (same shape
     as the output) is added after the bias, before the activation."""
-    x = np.asarray(x, _F32)
-    w = np.asarray(w, _F32)
+    x = np.asarray(x, F32)
+    w = np.asarray(w, F32)
     nsp = x.ndim - 2
     kernel = w.shape[2:]
     n, c = x.shape[:2]
     m = w.shape[0]
     cg = c // group
     mg = m // group
-    out_sp = tuple(out_size(x.shape[2 + d], kernel[d], strides[d], dilations[d], pads[d], pads[nsp + d])
-                   for d in range(nsp))
+    out_sp = out_spatial(x.shape[2:], kernel, strides, dilations, pads)
     p = int(np.prod(out_sp))
     ksz = int(np.prod(kernel))
     if cg == 1 and mg == 1 and group > 1:
         xp = pad_input(x, pads[:nsp], pads[nsp:])
-        out = np.empty((n, m) + out_sp, _F32)
+        out = np.empty((n, m) + out_sp, F32)
         _depthwise(xp, w.reshape((m,) + tuple(kernel)), kernel, strides, dilations, out_sp, out)
     elif ksz == 1 and all(s == 1 for s in strides) and not any(pads):
         xr = x.reshape(n, group, cg, p)
@@ -142,9 +81,9 @@ def conv2d_nchw(x, w, b, strides, dilations, pads, group, act_node=None, residua
             cols = np.ascontiguousarray(view).reshape(n, group, cg * ksz, p)
         out = np.matmul(w.reshape(group, mg, cg * ksz), cols).reshape((n, m) + out_sp)
     if b is not None:
-        out += np.asarray(b, _F32).reshape((1, m) + (1,) * nsp)
+        out += np.asarray(b, F32).reshape((1, m) + (1,) * nsp)
     if residual is not None:
-        out += np.asarray(residual, _F32).reshape(out.shape)
+        out += np.asarray(residual, F32).reshape(out.shape)
     if act_node is not None:
         out = activation.apply_node(out, act_node)
     return out
@@ -161,44 +100,6 @@ def conv(node, inputs):
     dilations = a.get("dilations", [1] * nsp)
     pads = a.get("pads", [0] * (2 * nsp))
     return [conv2d_nchw(x, w, b, strides, dilations, pads, int(a.get("group", 1)), node, res)]
-
-
-@cpu_op("ConvTranspose")
-def conv_transpose(node, inputs):
-    """col = W^T @ X per group (sgemm), then col2im: kh*kw strided scatter-adds into the output."""
-    a = node.attrs
-    x = np.asarray(inputs[0], _F32)
-    w = np.asarray(inputs[1], _F32)  # (C, M/group, *k)
-    b = inputs[2] if len(inputs) > 2 else None
-    nsp = x.ndim - 2
-    kernel = w.shape[2:]
-    strides = a.get("strides", [1] * nsp)
-    dilations = a.get("dilations", [1] * nsp)
-    pads = a.get("pads", [0] * (2 * nsp))
-    opad = a.get("output_padding", [0] * nsp)
-    group = int(a.get("group", 1))
-    n, c = x.shape[:2]
-    cg = c // group
-    mg = w.shape[1]
-    m = mg * group
-    in_sp = x.shape[2:]
-    full_sp = tuple(strides[d] * (in_sp[d] - 1) + (kernel[d] - 1) * dilations[d] + 1 + opad[d] for d in range(nsp))
-    out_sp = tuple(full_sp[d] - pads[d] - pads[nsp + d] for d in range(nsp))
-    ksz = int(np.prod(kernel))
-    pin = int(np.prod(in_sp))
-    # (group, mg*ksz, cg) @ (n, group, cg, pin) -> (n, group, mg*ksz, pin)
-    wt = w.reshape(group, cg, mg * ksz).transpose(0, 2, 1)
-    col = np.matmul(wt, x.reshape(n, group, cg, pin)).reshape((n, m) + tuple(kernel) + tuple(in_sp))
-    # accumulate into a buffer big enough for every tap, then crop pads
-    big_sp = tuple(max(full_sp[d], pads[d] + out_sp[d]) for d in range(nsp))
-    acc = np.zeros((n, m) + big_sp, _F32)
-    for tap, sl in _tap_slices(kernel, strides, dilations, in_sp):
-        acc[(slice(None), slice(None)) + sl] += col[(slice(None), slice(None)) + tap]
-    crop = (slice(None), slice(None)) + tuple(slice(pads[d], pads[d] + out_sp[d]) for d in range(nsp))
-    out = np.ascontiguousarray(acc[crop])
-    if b is not None:
-        out += np.asarray(b, _F32).reshape((1, m) + (1,) * nsp)
-    return [activation.apply_node(out, node)]
 
 
 # -- prepared steps (CpuExecutor): prepacked weights, persistent buffers, no per-run allocation ---
@@ -247,7 +148,7 @@ class FlatInput:
                 ri, cj = i * dh, j * dw
                 self.taps.append((ri % sh, cj % sw, (ri // sh) * self.wq + cj // sw))
         pitch = max(self.hq * self.wq, self.L + max(t[2] for t in self.taps))
-        self.planes = np.full((sh, sw, c, pitch), fill, _F32)
+        self.planes = np.full((sh, sw, c, pitch), fill, F32)
         self.strides = (sh, sw)
         # where x lands in each plane
         self.loads = []
@@ -296,7 +197,7 @@ class WindowInput:
         self.oh = out_size(h, kernel[0], strides[0], dilations[0], pt, pb)
         self.ow = out_size(w, kernel[1], strides[1], dilations[1], pl, pr)
         self.L = self.oh * self.ow
-        self.xbuf = np.zeros((1, c, h + pt + pb, w + pl + pr), _F32)
+        self.xbuf = np.zeros((1, c, h + pt + pb, w + pl + pr), F32)
         self.in_view = self.xbuf[:, :, pt:pt + h, pl:pl + w]
         self.all_taps = window_view(self.xbuf, kernel, strides, dilations, (self.oh, self.ow))[0]
 
@@ -308,51 +209,7 @@ class WindowInput:
         return acc.reshape(1, -1, self.oh, self.ow)
 
 
-def _act_into(acc, act, params, target, residual=None):
-    """target = act(acc [+ residual]) in one pass where possible (acc may be a strided view; it
-    is overwritten when there is a residual)."""
-    if residual is not None:
-        acc = np.add(acc, residual.reshape(acc.shape), out=acc)
-    if not act:
-        if target is not acc:
-            np.copyto(target, acc)
-        return target
-    if act == "Relu":
-        return np.maximum(acc, _F32(0), out=target)
-    if act == "Clip":
-        lo, hi = params
-        return np.clip(acc, _F32(lo), _F32(hi), out=target)
-    res = activation.apply(np.array(acc, _F32), act, params)
-    np.copyto(target, res)
-    return target
-
-
-class _Prepared:
-    """Shared plumbing: persistent ones-augmented output, optional write target."""
-
-    def _alloc_out(self, out_shape):
-        self.out_shape = tuple(out_shape)
-        n, m = out_shape[:2]
-        p = int(np.prod(out_shape[2:]))
-        if n == 1:
-            self.aug = np.empty((m + 1, p), _F32)
-            self.aug[m] = 1.0
-            self.out = self.aug[:m].reshape(self.out_shape)
-        else:
-            self.aug = None
-            self.out = np.empty(self.out_shape, _F32)
-        self.target = None
-        self.in_view = None
-
-    def set_target(self, view) -> None:
-        self.target = view
-        self.aug = None  # its output no longer lands in aug
-
-    def _dest(self):
-        return self.out if self.target is None else self.target
-
-
-class _PreparedConv(_Prepared):
+class _PreparedConv(Prepared):
     def __init__(self, node, x_shape, w, b, strides, dilations, pads, group):
         a = node.attrs
         self.act = a.get("activation")
@@ -369,14 +226,14 @@ class _PreparedConv(_Prepared):
         self._alloc_out((n, m, oh, ow))
         mg = m // group
         ksz = kh * kw
-        b = np.zeros(m, _F32) if b is None else np.asarray(b, _F32)
+        b = np.zeros(m, F32) if b is None else np.asarray(b, F32)
         self.src = None  # (producer's output view, its aug buffer) for pointwise
         if ksz == 1 and sh == sw == 1 and not any(pads) and group == 1:
             self.mode = "pw"
-            self.w2 = np.ascontiguousarray(w.reshape(m, c), _F32)
+            self.w2 = np.ascontiguousarray(w.reshape(m, c), F32)
             self.w_aug = np.ascontiguousarray(np.concatenate([self.w2, b[:, None]], axis=1))
             self.b3 = b.reshape(m, 1, 1)
-            self.acc = np.empty((n, m, oh * ow), _F32)
+            self.acc = np.empty((n, m, oh * ow), F32)
             return
         if n != 1:
             raise ValueError("batch > 1")  # the generic kernel
@@ -397,30 +254,30 @@ class _PreparedConv(_Prepared):
             # channel chunks of ~1 MiB of columns (stay in L2 between the copy and the GEMV); one
             # chunk-sized column buffer per parallel_chunks slice, not a whole-layer im2col
             self.chunk = max(1, (1 << 20) // (4 * (ksz + 1) * L))
-            k = min(_THREADS, c)
+            k = min(THREADS, c)
             starts = sorted({0} | {c * i // k for i in range(k)})
             self.slots = {}
             for lo in starts:
-                buf = np.empty((min(self.chunk, c), ksz + 1, L), _F32)
+                buf = np.empty((min(self.chunk, c), ksz + 1, L), F32)
                 buf[:, ksz] = 1.0
                 cs = buf.strides
                 dst = as_strided(buf, (buf.shape[0], kh, kw, L), (cs[0], kw * cs[1], cs[1], cs[2])) \
                     if flat.all_taps is not None else None
                 self.slots[lo] = (buf, dst)
-            wb = np.empty((c, 1, ksz + 1), _F32)
+            wb = np.empty((c, 1, ksz + 1), F32)
             wb[:, 0, :ksz] = w.reshape(c, ksz)
             wb[:, 0, ksz] = b
             self.wb = wb
-            self.acc = np.empty((c, 1, L), _F32)
+            self.acc = np.empty((c, 1, L), F32)
         elif isinstance(flat, FlatInput) and sh == sw == 1 and kh > 1 and _ROW_GEMMS:
             self._init_rows(c, w, b, dilations)
         else:
             self.mode = "gen"
             k = c * ksz
-            self.cols = np.empty((k + 1, L), _F32)
+            self.cols = np.empty((k + 1, L), F32)
             self.cols[k] = 1.0
-            self.w_aug = np.ascontiguousarray(np.concatenate([w.reshape(m, k), b[:, None]], axis=1), _F32)
-            self.acc = np.empty((m, L), _F32)
+            self.w_aug = np.ascontiguousarray(np.concatenate([w.reshape(m, k), b[:, None]], axis=1), F32)
+            self.acc = np.empty((m, L), F32)
         self.ksz = ksz
 
     def _init_toeplitz(self, c, h, wd, w, b, strides, dilations, pads):
@@ -441,16 +298,16 @@ class _PreparedConv(_Prepared):
         kk = kh * wp
         st = win.xbuf.strides
         self.rows_view = as_strided(win.xbuf, (c, oh, kk), (st[1], sh * st[2], st[3]), writeable=False)
-        self.xc = np.empty((c, oh, kk + 1), _F32)
+        self.xc = np.empty((c, oh, kk + 1), F32)
         self.xc[:, :, kk] = 1.0
-        t = np.zeros((c, kk + 1, ow), _F32)
+        t = np.zeros((c, kk + 1, ow), F32)
         cols = np.arange(ow)
         for i in range(kh):
             for j in range(kw):
                 t[:, i * wp + sw * cols + j * dw, cols] = w[:, i, j][:, None]
         t[:, kk, :] = b[:, None]
         self.T = t
-        self.acc = np.empty((c, oh, ow), _F32)
+        self.acc = np.empty((c, oh, ow), F32)
 
     def _init_rows(self, c, w, b, dilations):
         """Stride-1 dense conv as KH accumulated sgemms over a KW x (not KH*KW x) im2col:
@@ -463,20 +320,20 @@ class _PreparedConv(_Prepared):
         dh, dw = dilations
         step = dh * fl.wq
         lr = fl.L + (kh - 1) * step
-        self.cols = np.empty((kw * c + 1, lr), _F32)
+        self.cols = np.empty((kw * c + 1, lr), F32)
         self.cols[-1] = 1.0
         st = fl.planes.strides
         self.rows_src = as_strided(fl.planes[0, 0], (kw, c, lr), (dw * st[3], st[2], st[3]), writeable=False)
         self.rows_dst = self.cols[:-1].reshape(kw, c, lr)
         self.w_rows = []
         for i in range(kh):
-            wi = np.zeros((m, kw * c + 1), _F32)
+            wi = np.zeros((m, kw * c + 1), F32)
             wi[:, :-1] = w[:, :, i, :].transpose(0, 2, 1).reshape(m, kw * c)
             if i == 0:
                 wi[:, -1] = b
             self.w_rows.append((wi, self.cols[:, i * step:i * step + fl.L]))
-        self.acc = np.empty((m, fl.L), _F32)
-        self.tmp = np.empty((m, fl.L), _F32)
+        self.acc = np.empty((m, fl.L), F32)
+        self.tmp = np.empty((m, fl.L), F32)
 
     def use_aug_input(self, view, aug) -> bool:
         if self.mode != "pw" or aug.shape != (self.x_shape[1] + 1, int(np.prod(self.x_shape[2:]))):
@@ -499,10 +356,10 @@ class _PreparedConv(_Prepared):
 
     def __call__(self, node, inputs):
         x = inputs[0]
-        if x.shape != self.x_shape or x.dtype != _F32:
+        if x.shape != self.x_shape or x.dtype != F32:
             return conv(node, inputs)
         res = inputs[3] if self.residual else None
-        if res is not None and (res.shape != self.out_shape or res.dtype != _F32):
+        if res is not None and (res.shape != self.out_shape or res.dtype != F32):
             return conv(node, inputs)
         dest = self._dest()
         if self.mode == "pw":
@@ -511,23 +368,23 @@ class _PreparedConv(_Prepared):
             else:
                 np.matmul(self.w2, x.reshape(self.x_shape[0], self.x_shape[1], -1), out=self.acc)
                 np.add(self.acc.reshape(self.out_shape), self.b3, out=self.acc.reshape(self.out_shape))
-            return [_act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest, res)]
+            return [act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest, res)]
         fl = self.flat
         fl.load(x)
         if self.mode == "dwt":
             np.copyto(self.xc[:, :, :-1], self.rows_view)
             np.matmul(self.xc, self.T, out=self.acc)
-            return [_act_into(self.acc[None], self.act, self.params, dest, res)]
+            return [act_into(self.acc[None], self.act, self.params, dest, res)]
         if self.mode == "rows":
             np.copyto(self.rows_dst, self.rows_src)
             for i, (wi, src) in enumerate(self.w_rows):
                 np.matmul(wi, src, out=self.acc if i == 0 else self.tmp)
                 if i:
                     np.add(self.acc, self.tmp, out=self.acc)
-            return [_act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
+            return [act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
         if self.mode == "dw":
             parallel_chunks(self.x_shape[1], self._dw_chunk, self.out.size * (self.ksz + 2))
-            return [_act_into(fl.crop(self.acc.reshape(-1, fl.L)), self.act, self.params, dest, res)]
+            return [act_into(fl.crop(self.acc.reshape(-1, fl.L)), self.act, self.params, dest, res)]
         if fl.all_taps is not None:
             np.copyto(self.cols[:-1].reshape(fl.all_taps.shape), fl.all_taps)
         else:
@@ -535,7 +392,7 @@ class _PreparedConv(_Prepared):
             for k in range(self.ksz):
                 np.copyto(cv[:, k], fl.tap(k))
         np.matmul(self.w_aug, self.cols, out=self.acc)
-        return [_act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
+        return [act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
 
 
 def _prepare_conv(node, weights, graph):
@@ -544,9 +401,9 @@ def _prepare_conv(node, weights, graph):
         return None
     x_shape = graph.shape(ins[0])
     w = np.asarray(weights[ins[1]])
-    if len(x_shape) != 4 or w.ndim != 4 or w.dtype != _F32:
+    if len(x_shape) != 4 or w.ndim != 4 or w.dtype != F32:
         return None
-    b = np.asarray(weights[ins[2]], _F32) if len(ins) > 2 and ins[2] else None
+    b = np.asarray(weights[ins[2]], F32) if len(ins) > 2 and ins[2] else None
     a = node.attrs
     try:
         return _PreparedConv(node, x_shape, w, b, list(a.get("strides", [1, 1])),

@@ -1,10 +1,13 @@
-"""Binary element-wise ops with full NumPy broadcasting (Add, Sub, Mul, Div; fused activation)
-and PRelu (slope broadcast to x)."""
+"""Element-wise ops on the CPU: binary ops with full NumPy broadcasting (Add, Sub, Mul, Div; fused
+activation), PRelu (slope broadcast to x) and the standalone activations (Relu, Sigmoid, Tanh,
+HardSwish, Clip, LeakyRelu, HardSigmoid: the math is `mace.runtime.cpu.activation`'s, shared with
+the kernels that fuse them)."""
 from __future__ import annotations
 
 import numpy as np
 
 from mace.runtime.cpu import activation
+from mace.runtime.cpu.helpers import Prepared, act_into
 from mace.runtime.cpu.registry import cpu_op
 
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
@@ -41,33 +44,57 @@ def prelu(node, inputs):
     return [out]
 
 
-class _PreparedBinary:
+def _fresh(x) -> np.ndarray:
+    """A writeable float32 copy (inputs may be read-only memmaps and are never written)."""
+    return np.array(x, dtype=np.float32, copy=True)
+
+
+@cpu_op("Relu", "Sigmoid", "Tanh", "HardSwish")
+def unary_activation(node, inputs):
+    with np.errstate(over="ignore"):  # exp(-x) overflows to inf for x < -88: sigmoid is then 0
+        return [activation.apply(_fresh(inputs[0]), node.op_type)]
+
+
+@cpu_op("Clip")
+def clip(node, inputs):
+    x = inputs[0]
+    lo = node.attrs.get("min", -np.inf) if len(inputs) < 2 or inputs[1] is None else float(inputs[1])
+    hi = node.attrs.get("max", np.inf) if len(inputs) < 3 or inputs[2] is None else float(inputs[2])
+    return [np.clip(np.asarray(x, dtype=np.float32), np.float32(lo), np.float32(hi)).astype(np.float32)]
+
+
+@cpu_op("LeakyRelu")
+def leaky_relu(node, inputs):
+    return [activation.apply(_fresh(inputs[0]), "LeakyRelu", [node.attrs.get("alpha", 0.01)])]
+
+
+@cpu_op("HardSigmoid")
+def hard_sigmoid(node, inputs):
+    a = node.attrs
+    return [activation.apply(_fresh(inputs[0]), "HardSigmoid", [a.get("alpha", 0.2), a.get("beta", 0.5)])]
+
+
+class _PreparedBinary(Prepared):
     """Float Add/Sub/Mul/Div of static shapes into a persistent output (ones-augmented for batch 1,
-    see conv.py), fused activation in place; the executor copies graph outputs."""
+    see helpers.Prepared), fused activation in place; the executor copies graph outputs."""
 
     def __init__(self, node, a_shape, b_shape, out_shape):
-        from mace.runtime.cpu.ops.conv import _Prepared
         self.ufunc = _BINARY[node.op_type]
         self.shapes = (tuple(a_shape), tuple(b_shape))
-        _Prepared._alloc_out(self, out_shape)
+        self._alloc_out(out_shape)
         self.act = node.attrs.get("activation")
         self.params = tuple(node.attrs.get("activation_params", ()))
-
-    def set_target(self, view) -> None:
-        self.target = view
-        self.aug = None
 
     def __call__(self, node, inputs):
         a, b = inputs[0], inputs[1]
         if (a.dtype != np.float32 or b.dtype != np.float32 or a.shape != self.shapes[0]
                 or b.shape != self.shapes[1]):
             return binary(node, inputs)
-        dest = self.out if self.target is None else self.target
+        dest = self._dest()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             self.ufunc(a, b, out=dest)
         if self.act:
-            from mace.runtime.cpu.ops.conv import _act_into
-            _act_into(dest, self.act, self.params, dest)
+            act_into(dest, self.act, self.params, dest)
         return [dest]
 
 

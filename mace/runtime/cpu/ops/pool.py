@@ -5,36 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from mace.runtime.cpu.ops.conv import _tap_slices, out_size, pad_input, parallel_chunks
+from mace.ops.conv import tap_slices
+from mace.ops.pool import geometry, window_counts
+from mace.runtime.cpu.helpers import F32, Prepared, pad_input, parallel_chunks
 from mace.runtime.cpu.registry import cpu_op
-
-_F32 = np.float32
-
-
-def _geometry(node, x):
-    a = node.attrs
-    nsp = x.ndim - 2
-    kernel = list(a["kernel_shape"])
-    strides = a.get("strides", [1] * nsp)
-    dil = a.get("dilations", [1] * nsp)
-    pads = list(a.get("pads", [0] * (2 * nsp)))
-    ceil = bool(a.get("ceil_mode", 0))
-    out_sp = tuple(out_size(x.shape[2 + d], kernel[d], strides[d], dil[d], pads[d], pads[nsp + d], ceil)
-                   for d in range(nsp))
-    # right padding so that every window of the output lies inside the padded buffer
-    ends = [max((out_sp[d] - 1) * strides[d] + (kernel[d] - 1) * dil[d] + 1 - x.shape[2 + d] - pads[d], pads[nsp + d])
-            for d in range(nsp)]
-    return kernel, strides, dil, pads, ends, out_sp
 
 
 def _pool_taps(x, node, pad_value, combine, finish=None):
     """Pad once, then fold every window tap into the output with `combine(out, tap, out=out)`
     (channel chunks in parallel); `finish(out_chunk)` runs on each chunk at the end."""
-    kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
+    kernel, strides, dil, pads, ends, out_sp = geometry(node.attrs, x.shape)
     xp = pad_input(x, pads[:len(kernel)], ends, value=pad_value)
     n, c = x.shape[:2]
-    out = np.empty((n, c) + out_sp, _F32)
-    taps = list(_tap_slices(kernel, strides, dil, out_sp))
+    out = np.empty((n, c) + out_sp, F32)
+    taps = list(tap_slices(kernel, strides, dil, out_sp))
 
     def run(lo, hi):
         o = out[:, lo:hi]
@@ -53,29 +37,15 @@ def _pool_taps(x, node, pad_value, combine, finish=None):
 
 @cpu_op("MaxPool")
 def max_pool(node, inputs):
-    return [_pool_taps(np.asarray(inputs[0], _F32), node, -np.inf, np.maximum)]
-
-
-def _counts(in_sp, kernel, strides, dil, pads, ends, out_sp, include_pad):
-    """Divisor per output position: window cells inside the input (or inside input+pads)."""
-    nsp = len(kernel)
-    ones = np.zeros(tuple(in_sp[d] + pads[d] + ends[d] for d in range(nsp)), _F32)
-    if include_pad:
-        ones[tuple(slice(0, pads[d] + in_sp[d] + pads[nsp + d]) for d in range(nsp))] = 1
-    else:
-        ones[tuple(slice(pads[d], pads[d] + in_sp[d]) for d in range(nsp))] = 1
-    cnt = np.zeros(out_sp, _F32)
-    for _, sl in _tap_slices(kernel, strides, dil, out_sp):
-        cnt += ones[sl]
-    return np.maximum(cnt, 1)
+    return [_pool_taps(np.asarray(inputs[0], F32), node, -np.inf, np.maximum)]
 
 
 @cpu_op("AveragePool")
 def average_pool(node, inputs):
-    x = np.asarray(inputs[0], _F32)
-    kernel, strides, dil, pads, ends, out_sp = _geometry(node, x)
-    inv = (1.0 / _counts(x.shape[2:], kernel, strides, dil, pads, ends, out_sp,
-                         node.attrs.get("count_include_pad", 0))).astype(_F32)
+    x = np.asarray(inputs[0], F32)
+    kernel, strides, dil, pads, ends, out_sp = geometry(node.attrs, x.shape)
+    inv = (1.0 / window_counts(x.shape[2:], kernel, strides, dil, pads, ends, out_sp,
+                         node.attrs.get("count_include_pad", 0))).astype(F32)
 
     def scale(o):
         o *= inv
@@ -84,43 +54,38 @@ def average_pool(node, inputs):
 
 @cpu_op("GlobalAveragePool")
 def global_average_pool(node, inputs):
-    x = np.asarray(inputs[0], _F32)
+    x = np.asarray(inputs[0], F32)
     axes = tuple(range(2, x.ndim))
     n, c = x.shape[:2]
-    out = x.reshape(n, c, -1).mean(axis=2, dtype=_F32)
-    return [out.reshape((n, c) + (1,) * len(axes)).astype(_F32, copy=False)]
+    out = x.reshape(n, c, -1).mean(axis=2, dtype=F32)
+    return [out.reshape((n, c) + (1,) * len(axes)).astype(F32, copy=False)]
 
 
 @cpu_op("GlobalMaxPool")
 def global_max_pool(node, inputs):
-    x = np.asarray(inputs[0], _F32)
+    x = np.asarray(inputs[0], F32)
     n, c = x.shape[:2]
     return [x.reshape(n, c, -1).max(axis=2).reshape((n, c) + (1,) * (x.ndim - 2))]
 
 
-class _PreparedMaxPool:
+class _PreparedMaxPool(Prepared):
     """Batch-1 2-D MaxPool, separable: a max over the KW taps of each row (stride sw) into a
     (C, Hp, OW) buffer, then over the KH taps of each column (stride sh) into the output:
     KW + KH - 2 passes instead of KH * KW - 1. The -inf padded input buffer is persistent, and
     its interior (`in_view`) is where a producer with no other reader writes directly."""
 
     def __init__(self, node, x_shape):
-        from mace.runtime.cpu.ops.conv import _Prepared
-        kernel, strides, dil, pads, ends, out_sp = _geometry(node, np.empty(x_shape, _F32))
+        kernel, strides, dil, pads, ends, out_sp = geometry(node.attrs, x_shape)
         n, c, h, w = x_shape
         (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dil, out_sp
         pt, pl = pads[0], pads[1]
         self.x_shape = tuple(x_shape)
-        self.xbuf = np.full((c, h + pt + ends[0], w + pl + ends[1]), -np.inf, _F32)
+        self.xbuf = np.full((c, h + pt + ends[0], w + pl + ends[1]), -np.inf, F32)
         self.row_taps = [np.s_[:, :, j * dw:j * dw + (ow - 1) * sw + 1:sw] for j in range(kw)]
         self.col_taps = [np.s_[:, i * dh:i * dh + (oh - 1) * sh + 1:sh] for i in range(kh)]
-        self.rows = np.empty((c, self.xbuf.shape[1], ow), _F32)
-        _Prepared._alloc_out(self, (n, c, oh, ow))  # (it clears in_view)
+        self.rows = np.empty((c, self.xbuf.shape[1], ow), F32)
+        self._alloc_out((n, c, oh, ow))  # (it clears in_view)
         self.in_view = self.xbuf[None, :, pt:pt + h, pl:pl + w]
-
-    def set_target(self, view) -> None:
-        self.target = view
-        self.aug = None
 
     def _run(self, lo, hi, dest):
         xb, rows, out = self.xbuf[lo:hi], self.rows[lo:hi], dest[0, lo:hi]
@@ -141,9 +106,9 @@ class _PreparedMaxPool:
 
     def __call__(self, node, inputs):
         x = inputs[0]
-        if x.shape != self.x_shape or x.dtype != _F32:
+        if x.shape != self.x_shape or x.dtype != F32:
             return max_pool(node, inputs)
-        dest = self.out if self.target is None else self.target
+        dest = self._dest()
         if x is not self.in_view:
             np.copyto(self.in_view, x)
         parallel_chunks(self.x_shape[1], lambda lo, hi: self._run(lo, hi, dest), self.out.size * 4)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mace.ops.softmax import softmax_view
 from mace.runtime.cpu.registry import cpu_op
 
 
@@ -20,6 +21,6 @@ def softmax(node, inputs):
         return [np.zeros(x.shape, np.float32)]
     axis = int(node.attrs.get("axis", -1)) % max(x.ndim, 1)
     if node.attrs.get("legacy_flatten", 0):
-        outer = int(np.prod(x.shape[:axis], dtype=np.int64))
-        return [softmax_np(x.reshape(outer, -1), 1).reshape(x.shape)]
+        outer, n, _ = softmax_view(x.shape, axis, True)
+        return [softmax_np(x.reshape(outer, n), 1).reshape(x.shape)]
     return [softmax_np(x, axis)]

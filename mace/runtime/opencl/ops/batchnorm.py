@@ -1,12 +1,14 @@
 """BatchNormalization (inference form, standalone, NCHW, rank >= 2) on the GPU runtime.
 
-Variant `batchnorm` (the only one): one (n, c) plane per work-item, scale/shift folded at init,
+Variant `batchnorm` (the only one): one (n, c) plane per work-item, scale/shift folded at init
+(`mace.ops.batchnorm`),
 fused activation applied in the kernel.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from mace.ops.batchnorm import bn_scale_shift
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32, wide_width
 
 
@@ -23,7 +25,6 @@ class BatchNormOp(GpuOp):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         if any(t is None for t in consts[1:5]):
             raise NotImplementedError("BatchNormalization with non-constant parameters")  # pragma: no cover
-        from mace.runtime.cpu.ops.batchnorm import bn_scale_shift
         scale, shift = bn_scale_shift(*consts[1:5], node.attrs.get("epsilon", 1e-5))
         shp = in_shapes[0]
         self.c = int(shp[1])

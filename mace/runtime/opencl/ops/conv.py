@@ -40,6 +40,8 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
+from mace.ops import conv as conv_rules
+from mace.ops.conv import as_2d
 from mace.runtime.opencl.ops import winograd
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 
@@ -64,19 +66,6 @@ def scratch_buffer(rt, nbytes: int, slot: int = 0) -> cl.Buffer:
     buf = cl.Buffer(rt.ctx, cl.mem_flags.READ_WRITE, size=max(nbytes, 4))
     pool.append(buf)
     return buf
-
-
-def as_2d(in_shape, out_shape, w_shape, attrs):
-    """Geometry of a 1-D or 2-D conv as 2-D: (N, C, H, W), (OH, OW), (KH, KW), strides, dilations, pads."""
-    nsp = len(in_shape) - 2
-    kernel = list(attrs.get("kernel_shape", w_shape[2:]))
-    strides = list(attrs.get("strides", [1] * nsp))
-    dil = list(attrs.get("dilations", [1] * nsp))
-    pads = list(attrs.get("pads", [0] * (2 * nsp)))
-    if nsp == 1:
-        return ((in_shape[0], in_shape[1], 1, in_shape[2]), (1, out_shape[2]), (1, kernel[0]), (1, strides[0]),
-                (1, dil[0]), (0, pads[0], 0, pads[1]))
-    return (tuple(in_shape), tuple(out_shape[2:]), tuple(kernel), tuple(strides), tuple(dil), tuple(pads))
 
 
 class PadStep:
@@ -235,7 +224,7 @@ class ConvOp(GpuOp):
             raise NotImplementedError("Conv with a constant residual")  # pragma: no cover
         self.g = dict(n=n, c=c, h=h, w=wd, oh=oh, ow=ow, m=m, group=group, cg=cg, mg=mg, k=(kh, kw),
                       s=(sh, sw), d=(dh, dw), pads=tuple(pads))
-        self.flops = 2.0 * n * m * oh * ow * cg * kh * kw
+        self.flops = conv_rules.flops(out_shapes[0], w.shape)
         caps = rt.caps
         cpu = caps.is_cpu
         if cg == 1 and mg == 1 and group > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mace.ops import deconv as deconv_rules
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 from mace.runtime.opencl.ops.conv import round_up
 
@@ -58,7 +59,7 @@ class ConvTransposeOp(GpuOp):
         self.args = [i32(cg), i32(h), i32(wd), i32(oh), i32(ow), i32(group), i32(mb), i32(mg), i32(p[0]), i32(p[1])]
         lx = 16 if ow >= 16 else 1
         self.gws, self.lws = (round_up(ow, lx), oh, n * group * mb), (lx, 1, 1)
-        self.flops = 2.0 * n * c * h * wd * mg * k[0] * k[1]
+        self.flops = deconv_rules.flops(in_shapes[0], consts[1].shape)
 
     def bind(self, inputs, outputs):
         self.k.set_args(inputs[0], self.w, self.b, outputs[0], *self.args)

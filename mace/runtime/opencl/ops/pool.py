@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mace.ops import pool as pool_rules
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32, wide_width
 
 
@@ -40,7 +41,7 @@ class PoolOp(GpuOp):
         self.k, self.key = self.kernel("pool", "pool2d", opts)
         self.args = [i32(h), i32(w), i32(oh), i32(ow), i32(p[0]), i32(p[1]), i32(h + p[2]), i32(w + p[3]), i32(n * c)]
         self.gws, self.lws = (oh, n * c), (1, 1)
-        self.flops = float(n * c * oh * ow * k[0] * k[1])
+        self.flops = pool_rules.flops(out_shapes[0], a["kernel_shape"])
 
     def bind(self, inputs, outputs):
         self.k.set_args(inputs[0], outputs[0], *self.args)

@@ -1,12 +1,12 @@
 """GPU Resize: nearest (any rank <= 6, any axes) and linear / cubic on at most two resampled
 axes (NCHW's H and W, NHWC's, a 2-D or 3-D tensor's last two, ...; more axes: CPU fallback).
-Sampling tables come from the CPU runtime's `axis_taps` (float32 coordinates like onnxruntime),
+Sampling tables come from `mace.ops.resize.axis_taps` (float32 coordinates like onnxruntime),
 uploaded once at init; the kernels only gather and weigh."""
 from __future__ import annotations
 
 import numpy as np
 
-from mace.runtime.cpu.ops.resize import NEAREST_MODES, TRANSFORMS, axis_taps, is_identity, output_shape
+from mace.ops.resize import NEAREST_MODES, TRANSFORMS, axis_taps, is_identity, output_shape
 from mace.runtime.opencl.ops.base import gpu_op, i32
 from mace.runtime.opencl.ops.movement import MAX_DIMS, FamilyOp, contiguous_strides, numel
 

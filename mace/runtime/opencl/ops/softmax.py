@@ -1,19 +1,11 @@
 """GPU Softmax: the input is viewed as [outer, n, inner] around `axis` (with `legacy_flatten`,
 opset < 13: [prod(dims before axis), prod(dims from axis)]); one work item per (outer, inner)
-pair runs max, sum and normalization over the n elements of its row."""
+pair runs max, sum and normalization over the n elements of its row (`mace.ops.softmax`)."""
 from __future__ import annotations
 
+from mace.ops.softmax import softmax_view
 from mace.runtime.opencl.ops.base import gpu_op, i32
-from mace.runtime.opencl.ops.movement import FamilyOp, numel
-
-
-def softmax_view(shape, axis: int, legacy: bool) -> tuple[int, int, int]:
-    shape = list(shape)
-    if not shape:
-        return 1, 1, 1
-    if legacy:
-        return numel(shape[:axis]), numel(shape[axis:]), 1
-    return numel(shape[:axis]), shape[axis], numel(shape[axis + 1:])
+from mace.runtime.opencl.ops.movement import FamilyOp
 
 
 @gpu_op
