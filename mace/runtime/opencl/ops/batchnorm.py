@@ -1,8 +1,7 @@
 """BatchNormalization (inference form, standalone, NCHW, rank >= 2) on the GPU runtime.
 
 Variant `batchnorm` (the only one): one (n, c) plane per work-item, scale/shift folded at init
-(`mace.ops.batchnorm`),
-fused activation applied in the kernel.
+(`mace.ops.batchnorm`), fused activation applied in the kernel.
 """
 from __future__ import annotations
 
