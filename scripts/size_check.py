@@ -20,7 +20,6 @@ RUNTIME_SPLIT = "split pending (runtime structure)"
 #: "path" (a file) or "path::qualified.name" (a function) -> why it may exceed the budget
 EXCEPTIONS: dict[str, str] = {
     "mace/convert/frontend.py::to_graph": RUNTIME_SPLIT,
-    "mace/runtime/cpu/ops/conv.py": RUNTIME_SPLIT,
 }
 
 
