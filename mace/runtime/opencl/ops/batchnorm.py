@@ -18,7 +18,8 @@ class BatchNormOp(GpuOp):
 
     @classmethod
     def supports(cls, node, in_shapes, out_shapes):
-        return len(in_shapes[0]) >= 2 and len(node.inputs) >= 5 and len([o for o in node.outputs if o]) == 1
+        return len(in_shapes[0]) >= 2 and len(node.inputs) >= 5 and all(node.inputs[1:5]) \
+            and len([o for o in node.outputs if o]) == 1
 
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
