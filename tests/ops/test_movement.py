@@ -203,3 +203,16 @@ def test_custom_domain_op_is_a_conversion_error(rng):
     with pytest.raises(ConversionError) as exc:
         convert(m)
     assert "FancyWarp" in str(exc.value) and "warp1" in str(exc.value) and "not supported" in str(exc.value)
+
+
+def test_pad_mode_ids_match_the_kernel():
+    """The GPU passes a Pad mode as its position in mace.ops.movement.PAD_MODES: movement.cl's
+    PAD_* defines must say the same."""
+    import re
+    from pathlib import Path
+
+    from mace.ops.movement import PAD_MODES
+    from mace.runtime.opencl.ops import movement
+    cl = (Path(movement.__file__).parent / "movement.cl").read_text()
+    defines = {m.group(1).lower(): int(m.group(2)) for m in re.finditer(r"#define PAD_(\w+) (\d+)", cl)}
+    assert defines == {m: i for i, m in enumerate(PAD_MODES)}

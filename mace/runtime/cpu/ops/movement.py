@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mace.ops.movement import PAD_MODES
 from mace.runtime.cpu.registry import cpu_op
-
-PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
 
 
 def _arr(x) -> np.ndarray:
@@ -55,7 +54,7 @@ def pad(node, inputs):
     if mode == "constant":
         out = np.pad(x, width, mode="constant", constant_values=np.asarray(a.get("value", 0.0), x.dtype))
     else:
-        out = np.pad(x, width, mode=PAD_MODES[mode])
+        out = np.pad(x, width, mode=mode)
     return [np.ascontiguousarray(out)]
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mace.ops.movement import PAD_MODES
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, f32, i32
 
 MAX_DIMS = 6
-PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2, "wrap": 3}
+PAD_MODE_IDS = {m: i for i, m in enumerate(PAD_MODES)}  # movement.cl PAD_*
 
 
 # -- helpers shared by this family's op modules ------------------------------------------------
@@ -221,7 +222,7 @@ class Pad(FamilyOp):
         self.n = [1] * front + in_shape
         self.s = [0] * front + contiguous_strides(in_shape)
         self.p = [0] * front + begins
-        self.mode = PAD_MODES[node.attrs.get("mode", "constant")]
+        self.mode = PAD_MODE_IDS[node.attrs.get("mode", "constant")]
         self.value = float(node.attrs.get("value", 0.0))
         self.empty = numel(out_shape) == 0
         self.kern, self.key = self.kernel("movement", "pad", [])
