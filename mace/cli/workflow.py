@@ -155,8 +155,13 @@ def benchmark_cmd(model, runtime, device, program, runs, top, init_runs, profile
 @click.option("--from-json", "from_json", multiple=True, type=click.Path(dir_okay=False),
               help="Saved --json results (convert, benchmark, validate, or a report's results.json) "
                    "to use instead of running those steps.")
-@click.option("--target-socs", "--target_socs", "target_socs", default=None, help="As for convert (default: all).")
-@click.option("--build-dir", "--build_dir", "build_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--target-socs", "--target_socs", "target_socs", default=None,
+              help="Build for these devices, as for convert (default: read the existing build, else build "
+                   "for the yml's target_socs, else all).")
+@click.option("--tune", is_flag=True, help="Build and tune for the report (under -o DIR/build when the build "
+                                           "directory already holds program files, which stay untouched).")
+@click.option("--build-dir", "--build_dir", "build_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the build is read from (default ./build next to mace.yml).")
 @click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default="gpu", show_default=True,
               help="Runtime benchmarked.")
 @click.option("--runs", type=click.IntRange(1), default=50, show_default=True)
@@ -164,13 +169,14 @@ def benchmark_cmd(model, runtime, device, program, runs, top, init_runs, profile
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation inputs.")
 @JSON_OPT
-def report_cmd(config, output, from_json, target_socs, build_dir, runtime, runs, init_runs, top, seed, as_json):
+def report_cmd(config, output, from_json, target_socs, tune, build_dir, runtime, runs, init_runs, top, seed,
+               as_json):
     """Run the workflow (convert for the targets, benchmark, validate) or read saved --json
     results, and write report.md + report.html (plots embedded)."""
     from mace.tools.report import make_report
     res = make_report(config=config, out_dir=output, from_json=list(from_json), target_socs=target_socs,
                       build_dir=build_dir, runtime=runtime, runs=runs, init_runs=init_runs, top=top,
-                      seed=seed, progress=Steps(not as_json))
+                      seed=seed, progress=Steps(not as_json), tune=tune)
     if as_json:
         _emit(res)
     else:

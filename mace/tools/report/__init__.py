@@ -1,7 +1,9 @@
 """`mace report --config mace.yml -o report/`: the deployment report, as Markdown and HTML.
 
-Runs what it needs (convert + build for the target devices, benchmark, validate against the ONNX
-model with random inputs within input_ranges) or reads saved `--json` results (`--from-json`),
+Reads the existing build (never rebuilds over it: its program files may hold tuning), runs what
+it needs (convert + build for the target devices when there is no build, or with --tune;
+benchmark; validate against the ONNX model with random inputs within input_ranges) or reads
+saved `--json` results (`--from-json`),
 then writes `report.md` (plots as PNG files beside it), `report.html` (self-contained: plots
 embedded as base64 PNG, inline CSS) and `results.json` (everything it used; feed it back with
 `--from-json` to re-render). Sections: project overview, target devices, models, program files
@@ -28,7 +30,7 @@ log = logging.getLogger("mace.report")
 
 
 def make_report(config=None, out_dir="report", from_json=(), target_socs=None, build_dir=None,
-                runtime="gpu", runs=50, init_runs=3, top=10, seed=0, progress=None) -> dict:
+                runtime="gpu", runs=50, init_runs=3, top=10, seed=0, progress=None, tune=False) -> dict:
     """Collect (or read) the results, plot and write report.md, report.html and results.json
     into `out_dir`. `progress.step(name)` hears of each phase (mace.tools.progress)."""
     _mpl()                                       # fail early without matplotlib
@@ -41,7 +43,7 @@ def make_report(config=None, out_dir="report", from_json=(), target_socs=None, b
         bar.step(text)
     with bar:
         results = collect(config, from_json, target_socs, build_dir, runtime, runs, init_runs, top, seed,
-                          steps=step)
+                          steps=step, tune=tune, out_dir=out)
         step("plots + report")
         (out / "plots").mkdir(exist_ok=True)
         blocks, plots = build_blocks(results, out, top)

@@ -128,8 +128,9 @@ def _config_summary(loaded) -> dict:
 
 
 def collect(config=None, from_json=(), target_socs=None, build_dir=None, runtime="gpu", runs=50,
-            init_runs=3, top=10, seed=0, steps=None) -> dict:
-    """Everything the report shows: saved results first, then whatever is missing is run."""
+            init_runs=3, top=10, seed=0, steps=None, tune=False, out_dir="report") -> dict:
+    """Everything the report shows: saved results first, then the existing build (never rebuilt
+    over: its program files may hold tuning), then whatever is missing is run."""
     results = _new_results()
     load_saved(list(from_json or []), results)
     step = steps or (lambda name: None)
@@ -139,12 +140,10 @@ def collect(config=None, from_json=(), target_socs=None, build_dir=None, runtime
         loaded = load_config(config)
         results["config"] = _config_summary(loaded)
     if results["convert"] is None and loaded is not None:
-        from mace.tools.build import build
-        step("convert + build for the target devices")
-        socs = target_socs if target_socs is not None else (",".join(loaded.config.target_socs)
-                                                            if loaded.config.target_socs else "all")
-        results["convert"] = build(config, target_socs=socs, enable_opencl=True, build_dir=build_dir)
-        results["commands"].append({"command": convert_command(results["convert"])})
+        results["convert"] = _read_or_build(loaded, config, target_socs, build_dir, tune, out_dir, step)
+        results["commands"].append({"command": convert_command(results["convert"]),
+                                    **({"note": "read from the existing build", "source": results["convert"]
+                                        ["build_dir"]} if results["convert"].get("existing") else {})})
     conv = results["convert"]
     if conv is None:
         if not results["benchmarks"] and not results["validations"]:
@@ -184,6 +183,29 @@ def collect(config=None, from_json=(), target_socs=None, build_dir=None, runtime
                                         f"--runtime {r}" + (f" --program {program}" if program and r != "cpu" else "")
                                         + f" --seed {seed} --json"})
     return results
+
+
+def _read_or_build(loaded, config, target_socs, build_dir, tune, out_dir, step) -> dict:
+    """The existing build when it is complete (and no --tune or --target-socs asks for another),
+    else a new one: in the build directory when it holds no program file yet, else under the
+    report's directory, so shipped (possibly tuned) program files are never replaced."""
+    from mace.convert.deployment import output_dir
+    from mace.tools.build import build
+    from mace.tools.report.existing import read_build
+    if not tune and target_socs is None:
+        doc = read_build(loaded, build_dir)
+        if doc is not None:
+            step("read the existing build")
+            return doc
+    opencl = output_dir(loaded, Path(build_dir) if build_dir else None) / "opencl"
+    if opencl.is_dir() and any(opencl.glob("*.bin")):
+        build_dir = Path(out_dir) / "build"
+        log.warning("%s holds program files: the report builds its own under %s and leaves them untouched",
+                    opencl, build_dir)
+    step("convert + build" + (" + tune" if tune else "") + " for the target devices")
+    socs = target_socs if target_socs is not None else (",".join(loaded.config.target_socs)
+                                                        if loaded.config.target_socs else "all")
+    return build(config, target_socs=socs, enable_opencl=True, build_dir=build_dir, tune=tune)
 
 
 def _program_for_benchmark(conv: dict) -> str | None:
