@@ -3,7 +3,7 @@ CI installs besides the default (PyPI's PoCL):
 
 - Debian's PoCL 3.1 (`pocl-opencl-icd`): its ICD file in a directory of its own
   ($MACE_TEST_CMDBUF_ICD, default /opt/mace-cmdbuf-icd), so the default device stays PyPI's PoCL;
-- Intel's CPU OpenCL runtime from PyPI (`pip install 'mace[intel-cpu]'`, i.e. intel-opencl-rt +
+- Intel's CPU OpenCL runtime from PyPI (`pip install '.[intel-cpu]'`, i.e. intel-opencl-rt +
   intel-cmplr-lib-rt): an ICD file naming the venv's `lib/libintelocl.so` in its own directory
   ($MACE_TEST_INTEL_ICD, default <venv>/etc/mace-intel-icd), with that `lib/` on LD_LIBRARY_PATH.
 

@@ -6,7 +6,7 @@
 
 The system's OpenSSH client (`ssh`, `scp`) does the transport, so ~/.ssh/config, agents and keys
 work as they do in a shell; host key checking stays on. The remote device needs Python and mace
-(`pip install mace`); nothing is installed there silently.
+(the `mace-engine` wheel); nothing is installed there silently.
 """
 from __future__ import annotations
 

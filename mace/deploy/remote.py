@@ -156,9 +156,9 @@ class RemoteDevice:
                   f"{_env_lines(self.spec)}{remote_python(self.spec)} -m mace --version")
         res = self.t.ssh(script)
         last = _last_line(res.stderr)
-        fix = (f"install it there with: {py} -m pip install mace (or copy the wheel over and run "
-               f"pip install ./mace-{__version__}-py3-none-any.whl), or set python: in device.yml to "
-               f"a Python that has it")
+        fix = (f"install it there: build the wheel here (pip wheel --no-deps -w dist .), copy it over and "
+               f"run {py} -m pip install ./mace_engine-{__version__}-py3-none-any.whl, or set python: in "
+               f"device.yml to a Python that has it")
         if res.returncode == _RC_WORKDIR:
             if "No space left" in res.stderr:
                 raise RemoteDiskFull(f"{self.label}: no space left to create {rdir} ({last}): free space "

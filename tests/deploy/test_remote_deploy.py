@@ -176,13 +176,13 @@ def test_missing_remote_python(sshd, digits, tmp_path):
 def test_remote_python_without_mace(sshd, digits, tmp_path):
     # -S: no site-packages (so no installed or editable mace), and no PYTHONPATH on the device
     msg, root = _one_device_error(sshd, digits, tmp_path, python=f"{sys.executable} -S", env={})
-    assert "mace is not installed" in msg and "pip install mace" in msg
+    assert "mace is not installed" in msg and "pip install ./mace_engine-" in msg
     assert not (root / "remote" / MODEL_DIR / "model.mace").exists()    # nothing was uploaded
 
 
 def test_remote_mace_not_runnable(sshd, digits, tmp_path):
     msg, _ = _one_device_error(sshd, digits, tmp_path, python="/usr/bin/false")
-    assert "-m mace --version` failed there" in msg and "pip install mace" in msg
+    assert "-m mace --version` failed there" in msg and "pip install ./mace_engine-" in msg
 
 
 def test_remote_run_failure_is_reported(sshd, digits, tmp_path):
