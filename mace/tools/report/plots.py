@@ -83,27 +83,49 @@ def plot_latency(bench: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_ops(bench: dict, path: Path) -> Path | None:
+def ops_rows(bench: dict, width: int = 34) -> list[dict]:
+    """The per-op plot's rows, one per profiled op in profile order: its (unique) label, share in
+    percent and value text. Rows are keyed by position, never by label, so two layers whose
+    shortened names look alike stay two rows with their own values."""
     ops = bench["profile"].get("ops") or []
-    if not ops:
+    labels = short_labels([str(o["name"]) for o in ops], width)
+    rows = []
+    for o, label in zip(ops, labels):
+        g = f", {o['gflops']:.2f} GFLOP/s" if o.get("gflops") else ""
+        share = o["share"] * 100
+        rows.append({"name": o["name"], "label": label, "share": share,
+                     "text": f"  {share:.1f}% ({o['ms'] * 1e3:.1f} us{g})"})
+    return rows
+
+
+def ops_figure(bench: dict):
+    """The per-op figure (None without profiled ops): bar i at y=i is rows[i]."""
+    rows = ops_rows(bench)
+    if not rows:
         return None
     Figure = _mpl()
-    fig = Figure(figsize=(7.5, 0.9 + 0.38 * len(ops)))
+    fig = Figure(figsize=(7.5, 0.9 + 0.38 * len(rows)))
     ax = fig.add_subplot(1, 1, 1)
-    names = [_short(o["name"], 34) for o in ops]
-    shares = [o["share"] * 100 for o in ops]
-    ax.barh(names, shares, color=ACCENT)
-    for i, o in enumerate(ops):
-        g = f", {o['gflops']:.2f} GFLOP/s" if o.get("gflops") else ""
-        ax.text(shares[i], i, f"  {shares[i]:.1f}% ({o['ms'] * 1e3:.1f} us{g})", va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(shares) * 1.8 if shares else 1)
+    ys = list(range(len(rows)))
+    shares = [r["share"] for r in rows]
+    ax.barh(ys, shares, color=ACCENT)
+    for y, r in zip(ys, rows):
+        ax.text(r["share"], y, r["text"], va="center", fontsize=8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r["label"] for r in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)                # first row on top, every row inside the axes
+    ax.set_xlim(0, max(max(shares) * 1.8, 1e-9))
     ax.set_xlabel("share of GPU kernel time (%)")
-    ax.set_title(f"Per-op time share (top {len(ops)}, mean of {bench['profile']['runs']} profiled runs)",
+    ax.set_title(f"Per-op time share (top {len(rows)}, mean of {bench['profile']['runs']} profiled runs)",
                  fontsize=10)
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def plot_ops(bench: dict, path: Path) -> Path | None:
+    fig = ops_figure(bench)
+    return None if fig is None else _save(fig, path)
 
 
 def plot_validation(vals: dict, path: Path) -> Path | None:
@@ -141,4 +163,30 @@ def plot_validation(vals: dict, path: Path) -> Path | None:
 
 
 def _short(text: str, n: int) -> str:
-    return text if len(text) <= n else "..." + text[-(n - 3):]
+    """`text` in at most n characters: its head and tail around '...' (layer names differ in both)."""
+    if len(text) <= n:
+        return text
+    head = (n - 3) // 2
+    return text[:head] + "..." + text[len(text) - (n - 3 - head):]
+
+
+def short_labels(names: list[str], n: int) -> list[str]:
+    """Labels of at most n characters where that keeps them apart; names that would merge are
+    widened until they differ, and identical names are numbered."""
+    labels = [_short(t, n) for t in names]
+    width = n
+    while len(set(labels)) < len(labels) and width < max(map(len, names), default=0):
+        width += 4
+        seen: dict = {}
+        for i, label in enumerate(labels):
+            seen.setdefault(label, []).append(i)
+        for group in seen.values():
+            if len(group) > 1:
+                for i in group:
+                    labels[i] = _short(names[i], width)
+    counts: dict = {}
+    out = []
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+        out.append(label if labels.count(label) == 1 else f"{label} #{counts[label]}")
+    return out
