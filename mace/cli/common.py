@@ -25,32 +25,66 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
+OFF_TTY_WIDTH = 4096
+
+
+def console(**kwargs):
+    """stdout's rich console: the terminal's width on a terminal; off one (a pipe, a file) as wide
+    as the content needs (or $COLUMNS), so tables are never squeezed into 80 columns."""
+    import os
+
+    from rich.console import Console
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        kwargs.setdefault("width", OFF_TTY_WIDTH)
+    return Console(**kwargs)
+
+
 def emit_json(obj) -> None:
     """The one `--json` document of a command, on stdout."""
     from mace.jsondoc import dumps
     click.echo(dumps(obj))
 
 
+def error_doc(message: str, code: int, kind: str = "MaceError") -> dict:
+    """The `--json` document of a failed command: what went wrong and the exit code."""
+    return {"ok": False, "error": message, "code": code, "type": kind}
+
+
 def bad_input(message: str, as_json: bool) -> None:
-    """One line on stderr (with --json, also `{"ok": false, "error": ...}` on stdout), exit 2."""
+    """One line on stderr (with --json, the error document on stdout instead), exit 2."""
     if as_json:
-        emit_json({"ok": False, "error": message})
+        emit_json(error_doc(message, BAD_INPUT))
     else:
         click.echo(f"error: {message}", err=True)
     sys.exit(BAD_INPUT)
 
 
+def _wants_json(ctx) -> bool:
+    """Whether the command line asks for --json (the verb's own context is gone after an error)."""
+    args = list(getattr(ctx, "_protected_args", []) or []) + list(ctx.args or [])
+    return "--json" in (args[:args.index("--")] if "--" in args else args)
+
+
 class MaceGroup(click.Group):
-    """Turns MaceError into a one-line message and its exit code, never a traceback."""
+    """Turns MaceError into a one-line message and its exit code, never a traceback; with
+    --json the error is also a JSON document on stdout (so a pipe always gets one)."""
 
     def invoke(self, ctx):
         from mace.errors import MaceError
+        as_json = _wants_json(ctx)                   # read before click hands the args to the verb
         try:
             return super().invoke(ctx)
         except MaceError as exc:
             from mace.cli import termtext
-            click.echo(f"error: {termtext.plain(exc)}", err=True)
+            message = termtext.plain(exc)
+            click.echo(f"error: {message}", err=True)
+            if as_json:
+                emit_json(error_doc(message, exc.exit_code, type(exc).__name__))
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            if as_json:
+                emit_json(error_doc(exc.format_message(), exc.exit_code, "UsageError"))
+            raise
 
 
 @click.group(cls=MaceGroup, context_settings={"help_option_names": ["-h", "--help"]})

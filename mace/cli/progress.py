@@ -1,11 +1,86 @@
-"""Progress on the terminal: rich bars (`Bars`) and a spinner naming the current step (`Steps`)
-on stderr when it is a terminal, otherwise nothing (so `--json` output and logs stay clean).
-Both implement mace.tools.progress.NoProgress's interface, which the tools call."""
+"""Progress on stderr: rich bars (`Bars`) and a spinner naming the current step (`Steps`) when
+stderr is a terminal; off a terminal (CI logs, a pipe), plain lines (`Lines`): each phase as it
+starts and, every PERIOD_S seconds while one runs, how far it got, so a long step is never
+silent. `--json` turns both off only on a terminal: the lines go to stderr, never stdout.
+All implement mace.tools.progress.NoProgress's interface, which the tools call."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 from mace.tools.progress import NoProgress
+
+PERIOD_S = 15.0
+
+
+class Lines(NoProgress):
+    """Plain progress lines on stderr: each phase when it starts, then its state every PERIOD_S."""
+
+    def __init__(self, period: float | None = None):
+        self.period = PERIOD_S if period is None else period
+        self.tasks: dict = {}
+        self.current = None
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def _say(self, text: str) -> None:
+        print(f"mace progress [{time.monotonic() - self.t0:.0f} s]: {text}", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._beat, name="mace-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.period):
+            with self._lock:
+                state = self._state()
+            if state:
+                self._say(state + " (still running)")
+
+    def _state(self) -> str | None:
+        if self.current is None:
+            return None
+        desc, done, total, item = self.tasks[self.current]
+        count = f" {done}/{total}" if total else ""
+        return f"{desc}{count}" + (f", {item}" if item else "")
+
+    def add(self, description: str, total: int):
+        with self._lock:
+            key = len(self.tasks)
+            self.tasks[key] = [description, 0, total, ""]
+            self.current = key
+        self._say(f"{description} (0/{total})" if total else description)
+        return key
+
+    def advance(self, task, n: int = 1, item: str = "") -> None:
+        if task is None or task not in self.tasks:
+            return
+        with self._lock:
+            self.tasks[task][1] += n
+            self.tasks[task][3] = item
+            self.current = task
+
+    def step(self, text: str) -> None:
+        self.add(text, 0)
+
+
+def for_stderr(enabled: bool, transient: bool = True, steps: bool = False) -> NoProgress:
+    """Rich bars (or a spinner, `steps`) on a terminal, plain lines off one; nothing when
+    `enabled` is false on a terminal (--json)."""
+    if sys.stderr.isatty():
+        if not enabled:
+            return NoProgress()
+        return Steps(True) if steps else Bars(True, transient)
+    return Lines()
 
 
 class Bars(NoProgress):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mace.cli import termtext
+from mace.cli.common import console as stdout_console
 from mace.programcache.report import human_bytes
 
 # Every string of an inspect dict may come from the file: it goes through termtext.markup
@@ -9,10 +10,9 @@ from mace.programcache.report import human_bytes
 
 def render_inspect(info: dict, console=None) -> None:
     """Rich tables of an inspect_* dict."""
-    from rich.console import Console
     from rich.table import Table
     m = termtext.markup
-    console = console or Console()
+    console = console or stdout_console()
     console.print(f"[bold]{m(info['path'])}[/bold]: {human_bytes(info['size'])}, format "
                   f"[bold]{m(info['format'])}[/bold]")
     if info["header"]:
@@ -79,10 +79,9 @@ def _render_xiaomi(console, x: dict) -> None:
 
 
 def render_benchmark(res: dict, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
     esc = termtext.markup
-    console = console or Console(highlight=False)
+    console = console or stdout_console(highlight=False)
     console.print(f"[bold]{esc(res['model'])}[/bold] on {res['runtime']}"
                   + (f" ({esc(res['device'])})" if res.get("device") else ""))
     t = Table(title="initialization (fresh processes, medians)")

@@ -134,8 +134,9 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
     if as_json:
         emit_json(res)
     else:
-        from rich.console import Console
         from rich.table import Table
+
+        from mace.cli.common import console
         t = Table(title=f"{termtext.markup(model)} vs {termtext.markup(reference)} "
                         f"({res['runtime']}, threshold {res['threshold']})")
         for col in ("output", "cosine", "SQNR dB", "max abs err", "argmax agree", "result"):
@@ -146,7 +147,7 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
                 continue
             t.add_row(termtext.markup(name), f"{m['cosine']:.6f}", f"{m['sqnr_db']:.1f}", f"{m['max_abs_error']:.3g}",
                       f"{m['argmax_agreement']:.3f}", "pass" if m["passed"] else "FAIL")
-        Console().print(t)
+        console().print(t)
     sys.exit(0 if res["passed"] else 1)
 
 
@@ -164,8 +165,8 @@ def tune(model, device, program, mode, budget, as_json):
     import mace
     from mace.tuning import tune as do_tune
     engine = mace.Engine(model, runtime="cpu+gpu", device=device, program=program, warmup=True)
-    from mace.cli.progress import Bars
-    with Bars(not as_json) as bars:
+    from mace.cli.progress import for_stderr
+    with for_stderr(not as_json) as bars:
         task = bars.add("tuning", len(engine.executor.op_names()))
         res = do_tune(engine, mode=mode, budget=budget, progress=lambda i, n, name: bars.advance(task, item=name))
     d = res.to_dict()
@@ -173,15 +174,16 @@ def tune(model, device, program, mode, budget, as_json):
     if as_json:
         emit_json(d)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from mace.cli.common import console
     t = Table(title=f"{termtext.markup(model)}: tuning ({mode}) in {res.seconds:.1f} s")
     for col in ("op", "type", "default ms", "tuned ms", "gain", "variant", "local size"):
         t.add_column(col)
     for o in sorted(res.ops, key=lambda o: -o.default_s):
         t.add_row(termtext.markup(o.name), termtext.markup(o.op_type), f"{o.default_s * 1e3:.3f}",
                   f"{o.tuned_s * 1e3:.3f}", f"{o.gain * 100:+.1f}%", o.variant, str(o.lws))
-    Console().print(t)
+    console().print(t)
     click.echo(f"model latency: {d['model_before_ms']:.2f} ms before, {d['model_after_ms']:.2f} ms after "
                f"({d['gain'] * 100:+.1f}%); {d['candidates']} candidates, {d['failed']} failed"
                + (f"; {res.untuned_ops} ops untuned (budget)" if res.untuned_ops else ""))

@@ -2,8 +2,8 @@
 
 `register(cli)` adds them to the top-level group (mace.cli does).
 Every verb takes --json (one JSON document on stdout; logs on stderr); long steps show rich
-progress bars on stderr when it is a terminal and --json is off. MaceError -> one line
-"error: ..." and exit code 2 (the group does that).
+progress bars on stderr when it is a terminal and --json is off, plain progress lines when it
+is not. MaceError -> one line "error: ..." and exit code 2 (the group does that).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 
 from mace.cli.common import JSON_OPT
 from mace.cli.common import emit_json as _emit
-from mace.cli.progress import Bars, Steps
+from mace.cli.progress import for_stderr
 
 
 def _bool_text(value: str | None) -> bool | None:
@@ -69,7 +69,7 @@ def convert(model, output, config, model_name, build_dir, data_type, input_shape
         doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,
                     target_abi=target_abi, build_dir=build_dir, embed_bundles=embed,
                     device_conf=device_conf, model_name=model_name,
-                    progress=Bars(not as_json, transient=False),
+                    progress=for_stderr(not as_json, transient=False),
                     tune_mode=tune_mode, tune_budget=tune_budget)
         if as_json:
             _emit(doc)
@@ -139,7 +139,7 @@ def benchmark_cmd(model, runtime, device, program, runs, top, init_runs, profile
     from mace.cli.render import render_benchmark as render
     from mace.tools.benchmark import benchmark
     res = benchmark(model, runtime=runtime, device=device, program=program, runs=runs, top=top,
-                    init_runs=init_runs, profile_runs=profile_runs, seed=seed, progress=Bars(not as_json))
+                    init_runs=init_runs, profile_runs=profile_runs, seed=seed, progress=for_stderr(not as_json))
     if as_json:
         _emit(res)
     else:
@@ -176,7 +176,7 @@ def report_cmd(config, output, from_json, target_socs, tune, build_dir, runtime,
     from mace.tools.report import make_report
     res = make_report(config=config, out_dir=output, from_json=list(from_json), target_socs=target_socs,
                       build_dir=build_dir, runtime=runtime, runs=runs, init_runs=init_runs, top=top,
-                      seed=seed, progress=Steps(not as_json), tune=tune)
+                      seed=seed, progress=for_stderr(not as_json, steps=True), tune=tune)
     if as_json:
         _emit(res)
     else:
