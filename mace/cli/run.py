@@ -112,7 +112,8 @@ def _save_outputs(out_dir: Path, outs: dict) -> None:
 @RUNTIME_OPT
 @DEVICE_OPT
 @PROGRAM_OPT
-@click.option("--threshold", type=float, default=None, help="Cosine similarity to pass (default 0.999 cpu, 0.995 gpu).")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Cosine similarity to pass, in (0, 1] (default 0.999 cpu, 0.995 gpu).")
 @click.option("--seed", type=int, default=None)
 @click.option("--input", "inputs", multiple=True, help="NAME=FILE.npy (default: random within input_ranges).")
 @JSON_OPT

@@ -49,21 +49,35 @@ def _bool_text(value: str | None) -> bool | None:
               default="normal", show_default=True, help="Tuning effort (with --tune).")
 @click.option("--tune-budget", "--tune_budget", "tune_budget", type=float, default=None,
               help="Seconds of tuning per model and target (with --tune; default: no limit).")
-@click.option("--enable-opencl/--no-enable-opencl", "--enable_opencl/--no-enable_opencl", "enable_opencl",
-              default=None, help="Build OpenCL programs for the targets (default: when target socs, "
-                                 "--tune or --device-conf are given).")
+@click.option("--enable-opencl", "--enable_opencl", "enable_opencl", is_flag=False, flag_value="true",
+              default=None, metavar="[true|false]",
+              help="Build OpenCL programs for the targets (default: when target socs, --tune or "
+                   "--device-conf are given); MACE's --enable_opencl=true|false works too.")
+@click.option("--no-enable-opencl", "--no-enable_opencl", "no_enable_opencl", is_flag=True,
+              help="Convert only (same as --enable-opencl=false).")
 @click.option("--target-abi", "--target_abi", "target_abi", default=None,
               help="Target ABI (host, armeabi-v7a, arm64-v8a, ...): recorded; local OpenCL devices need none.")
 @click.option("--device-conf", "--device_conf", "device_conf", type=click.Path(dir_okay=False), default=None,
               help="device.yml of remote devices (needs mace.deploy).")
 @click.option("--embed", is_flag=True, help="Also write <model>.mace-bundle and an importable module per model.")
 @JSON_OPT
-def convert(model, output, config, model_name, build_dir, data_type, input_shapes, target_socs, tune,
-            tune_mode, tune_budget, enable_opencl, target_abi, device_conf, embed, as_json):
+@click.pass_context
+def convert(ctx, model, output, config, model_name, build_dir, data_type, input_shapes, target_socs, tune,
+            tune_mode, tune_budget, enable_opencl, no_enable_opencl, target_abi, device_conf, embed, as_json):
     """Convert an ONNX model (short form) or every model of a mace.yml, then build, tune and
     embed the OpenCL programs for the target devices."""
     from mace.errors import ConfigError
     t0 = time.perf_counter()
+    enable_opencl = _bool_text(enable_opencl)
+    if no_enable_opencl:
+        if enable_opencl:
+            raise ConfigError("--enable-opencl and --no-enable-opencl contradict each other: give one")
+        enable_opencl = False
+    given = {n for n in ("tune_mode", "tune_budget")
+             if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT}
+    if given and not tune:
+        raise ConfigError(f"{' and '.join('--' + n.replace('_', '-') for n in sorted(given))} "
+                          f"apply only with --tune: add --tune, or drop them")
     if config:
         from mace.tools.build import build
         doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,

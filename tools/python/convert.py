@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from mace.cli.common import setup_logging as _setup_logging
-    from mace.cli.progress import Bars
+    from mace.cli.progress import for_stderr
     from mace.cli.workflow import _bool_text, _print_build
     from mace.errors import MaceError
     from mace.jsondoc import dumps
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                     enable_opencl=_bool_text(args.enable_opencl), target_abi=args.target_abi,
                     build_dir=args.build_dir or args.output, embed_bundles=args.embed,
                     device_conf=args.device_conf, model_name=args.model_name,
-                    progress=Bars(not args.json, transient=False))
+                    progress=for_stderr(not args.json, transient=False))
     except MaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
