@@ -5,7 +5,9 @@ Every problem is one line naming the file, the field and the fix, e.g.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
+import logging
 import math
 import re
 from pathlib import Path
@@ -24,6 +26,34 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 Runtime = Literal["cpu", "gpu", "cpu+gpu"]
 DataType = Literal["fp32_fp32", "fp16_fp32"]
 DEFAULT_THRESHOLDS = {"cpu": 0.999, "gpu": 0.995}
+
+log = logging.getLogger("mace.config")
+
+#: MACE keys that are read but not honoured: (is the value the default?, what happens instead).
+#: Set to anything else, they get a warning naming them; they are never silently ignored.
+NOT_HONOURED = {
+    "input_data_formats": (lambda v: all(x.upper() in ("NCHW", "NONE", "AUTO") for x in v),
+                           "inputs are taken in the ONNX model's order (NCHW): transpose them yourself"),
+    "output_data_formats": (lambda v: all(x.upper() in ("NCHW", "NONE", "AUTO") for x in v),
+                            "outputs come in the ONNX model's order (NCHW)"),
+    "input_data_types": (lambda v: all(x.lower() == "float32" for x in v), "inputs are float32"),
+    "output_data_types": (lambda v: all(x.lower() == "float32" for x in v), "outputs are float32"),
+    "validation_inputs_data": (lambda v: not v, "mace validate uses random inputs within input_ranges: "
+                                                "pass files with `mace validate --input NAME=x.npy`"),
+    "validation_outputs_data": (lambda v: not v, "mace validate compares with onnxruntime's outputs"),
+    "check_tensors": (lambda v: not v, "no intermediate tensors are checked"),
+    "check_shapes": (lambda v: not v, "no intermediate tensors are checked"),
+    "cl_mem_type": (lambda v: v == "buffer", "OpenCL buffers are used (no image memory)"),
+    "quantize": (lambda v: not v, "the model runs in floating point (data_type), not quantized"),
+    "winograd": (lambda v: not v, "mace picks Winograd convolutions itself (the tuner tries them)"),
+    "limit_opencl_kernel_time": (lambda v: not v, "kernels are not split"),
+    "opencl_queue_window_size": (lambda v: not v, "the queue is not windowed"),
+    "weight_file_path": (lambda v: not v, "weights come from the ONNX model file"),
+    "backend": (lambda v: not v, "the model runs on mace's own runtimes"),
+    "model_graph_format": (lambda v: v == "file", "the model is written as a .mace file (--embed for a "
+                                                  "Python module)"),
+    "model_data_format": (lambda v: v == "file", "the weights are written into the .mace file"),
+}
 
 
 def _listify(v):
@@ -104,12 +134,24 @@ class GraphSpec(_Strict):
                 raise ValueError(f"range {s!r} has low > high")
         return v
 
+    @field_validator("validation_threshold", mode="before")
+    @classmethod
+    def _threshold_forms(cls, v):
+        """MACE's `{CPU: 0.999, GPU: 0.995}`, or one number for every runtime."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"cpu": v, "gpu": v}
+        if v is not None and not isinstance(v, dict):
+            raise ValueError(f"{v!r} is neither a number nor a mapping like {{CPU: 0.999, GPU: 0.995}}")
+        return v
+
     @field_validator("validation_threshold")
     @classmethod
     def _thresholds(cls, v):
         for k, x in (v or {}).items():
             if not math.isfinite(x):
                 raise ValueError(f"threshold {k}: {x} is not a finite number")
+            if not 0 < x <= 1:
+                raise ValueError(f"threshold {k}: {x} is not a cosine similarity in (0, 1]")
         return v
 
     def input_shape_map(self) -> dict[str, list[int]]:
@@ -267,6 +309,26 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _did_you_mean(loc, raw) -> str:
+    """' (did you mean 'library_name'?)' for a key close to a known one of the same level."""
+    known = DeploymentConfig.model_fields if len(loc) == 1 else ModelSpec.model_fields
+    close = difflib.get_close_matches(str(loc[-1]), list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _warn_not_honoured(path: Path, cfg: DeploymentConfig) -> None:
+    """One warning per MACE key that is set but not honoured, saying what happens instead."""
+    places = [("", cfg)] + [(f"models.{n}.", m) for n, m in cfg.models.items()]
+    for name, spec in cfg.models.items():
+        if spec.subgraphs:
+            places.append((f"models.{name}.subgraphs.", spec.graph()))
+    for prefix, obj in places:
+        for key, (is_default, instead) in NOT_HONOURED.items():
+            value = getattr(obj, key, None)
+            if value is not None and not is_default(value):
+                log.warning("%s: %s%s: %r is not honoured: %s", path, prefix, key, value, instead)
+
+
 def load_config(path) -> LoadedConfig:
     path = Path(path)
     if not path.exists():
@@ -277,12 +339,15 @@ def load_config(path) -> LoadedConfig:
     try:
         cfg = DeploymentConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # an unknown key first: a misspelt key is also a missing one, and the spelling is the fix
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = ".".join(str(x) for x in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = f"unknown key {err['loc'][-1]!r}"
+            msg = f"unknown key {err['loc'][-1]!r}" + _did_you_mean(err["loc"], raw)
         raise ConfigError(f"{path}: {loc}: {msg}: {_fix_for(loc, msg)}") from None
+    _warn_not_honoured(path, cfg)
     loaded = LoadedConfig(path, cfg)
     for name, spec in cfg.models.items():
         mp = loaded.model_path(name)
