@@ -123,3 +123,50 @@ def render_benchmark(res: dict, console=None) -> None:
         console.print(t)
     elif p.get("note"):
         console.print(esc(p["note"]))
+
+
+def _kept(o: dict, reverted: bool) -> str:
+    if reverted and o["found_gain"] > 0:
+        return "default (whole-model check)"
+    if not o.get("changed"):
+        return "default"
+    lws = ", ".join("-" if w is None else "x".join(map(str, w)) for w in o["lws"])
+    return f"{o['variant']}, local size {lws}"
+
+
+def tune_summary(d: dict) -> list[str]:
+    """What tuning did to the whole model, in the same terms as the per-op table."""
+    g, pct = d.get("guard"), d.get("min_gain", 0.03) * 100
+    lines = []
+    if g is None:
+        lines.append(f"no op found a configuration {pct:.0f} % faster than its default: defaults kept; "
+                     f"model latency {d['model_before_ms']:.2f} ms")
+    elif g["kept_tuned"]:
+        lines.append(f"whole model: {g['default_ms']:.2f} ms with the defaults, {g['tuned_ms']:.2f} ms tuned "
+                     f"({g['gain'] * 100:+.1f} %): the {g['changed_ops']} changed op(s) are kept")
+    else:
+        lines.append(f"whole model: {g['default_ms']:.2f} ms with the defaults, {g['tuned_ms']:.2f} ms with the "
+                     f"{g['changed_ops']} per-op winner(s) ({g['gain'] * 100:+.1f} %)")
+        lines.append(f"whole-model check: the per-op gains did not add up to the {pct:.0f} % a change must "
+                     f"win by (timing noise margin), so every op keeps its default; model latency "
+                     f"{d['model_after_ms']:.2f} ms (+0.0 %)")
+    lines.append(f"{d['candidates']} candidates timed, {d['failed']} failed"
+                 + (f"; {d['untuned_ops']} ops untuned (budget)" if d.get("untuned_ops") else ""))
+    return lines
+
+
+def render_tune(d: dict, model: str, console=None) -> None:
+    """`mace tune`'s table (per op: default, best found, kept) and the whole-model summary."""
+    import click
+    from rich.table import Table
+    esc = termtext.markup
+    console = console or stdout_console(highlight=False)
+    t = Table(title=f"{esc(model)}: tuning ({d['mode']}) in {d['seconds']:.1f} s")
+    for col in ("op", "type", "default ms", "best found ms", "gain found", "kept"):
+        t.add_column(col)
+    for o in sorted(d["ops"], key=lambda o: -o["default_ms"]):
+        t.add_row(esc(o["name"]), esc(o["op_type"]), f"{o['default_ms']:.3f}", f"{o['found_ms']:.3f}",
+                  f"{o['found_gain'] * 100:+.1f}%", esc(_kept(o, d["reverted_to_defaults"])))
+    console.print(t)
+    for line in tune_summary(d):
+        click.echo(line)

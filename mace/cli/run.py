@@ -175,19 +175,8 @@ def tune(model, device, program, mode, budget, as_json):
     if as_json:
         emit_json(d)
         return
-    from rich.table import Table
-
-    from mace.cli.common import console
-    t = Table(title=f"{termtext.markup(model)}: tuning ({mode}) in {res.seconds:.1f} s")
-    for col in ("op", "type", "default ms", "tuned ms", "gain", "variant", "local size"):
-        t.add_column(col)
-    for o in sorted(res.ops, key=lambda o: -o.default_s):
-        t.add_row(termtext.markup(o.name), termtext.markup(o.op_type), f"{o.default_s * 1e3:.3f}",
-                  f"{o.tuned_s * 1e3:.3f}", f"{o.gain * 100:+.1f}%", o.variant, str(o.lws))
-    console().print(t)
-    click.echo(f"model latency: {d['model_before_ms']:.2f} ms before, {d['model_after_ms']:.2f} ms after "
-               f"({d['gain'] * 100:+.1f}%); {d['candidates']} candidates, {d['failed']} failed"
-               + (f"; {res.untuned_ops} ops untuned (budget)" if res.untuned_ops else ""))
+    from mace.cli.render import render_tune
+    render_tune(d, model)
 
 
 # -- devices ---------------------------------------------------------------------------------

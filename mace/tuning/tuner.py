@@ -46,15 +46,29 @@ class OpResult:
     sources: list = field(default_factory=list)
     default_variant: str = ""
     base_lws: list = field(default_factory=list)
+    #: what the per-op search found, kept even when the whole-model guard reverts to the default
+    found_s: float | None = None
 
     @property
     def gain(self) -> float:
         return 1.0 - self.tuned_s / self.default_s if self.default_s > 0 else 0.0
 
+    @property
+    def found_gain(self) -> float:
+        found = self.tuned_s if self.found_s is None else self.found_s
+        return 1.0 - found / self.default_s if self.default_s > 0 else 0.0
+
     def to_dict(self) -> dict:
         return {"name": self.name, "op_type": self.op_type, "key": self.key, "default_ms": self.default_s * 1e3,
                 "tuned_ms": self.tuned_s * 1e3, "gain": self.gain, "variant": self.variant, "lws": self.lws,
-                "candidates": self.candidates, "failed": self.failed}
+                "found_ms": (self.tuned_s if self.found_s is None else self.found_s) * 1e3,
+                "found_gain": self.found_gain, "changed": self.changed, "candidates": self.candidates,
+                "failed": self.failed}
+
+    @property
+    def changed(self) -> bool:
+        """Whether the kept configuration differs from the op's default."""
+        return self.variant != self.default_variant or self.lws != self.base_lws
 
 
 @dataclass
@@ -71,13 +85,15 @@ class TuneResult:
     changed_keys: set = field(default_factory=set)
     #: the whole-model check found the tuned configuration no faster: defaults kept
     reverted: bool = False
+    #: the whole-model check's measurements (None: no op changed, nothing to check)
+    guard: dict | None = None
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "budget_s": self.budget_s, "seconds": self.seconds,
                 "model_before_ms": self.model_before_s * 1e3, "model_after_ms": self.model_after_s * 1e3,
                 "gain": 1.0 - self.model_after_s / self.model_before_s if self.model_before_s else 0.0,
                 "untuned_ops": self.untuned_ops, "launches_timed": self.launches_timed,
-                "reverted_to_defaults": self.reverted,
+                "reverted_to_defaults": self.reverted, "min_gain": MIN_GAIN, "guard": self.guard,
                 "candidates": sum(o.candidates for o in self.ops), "failed": sum(o.failed for o in self.ops),
                 "ops": [o.to_dict() for o in self.ops]}
 
@@ -174,7 +190,7 @@ def _whole_model_guard(engine, result: TuneResult) -> None:
     configurations, interleaved; unless the tuned model is faster by the noise margin
     (MIN_GAIN), keep every default (tuning never makes a model slower)."""
     ex = engine.executor
-    changed = [r for r in result.ops if r.variant != r.default_variant or r.lws != r.base_lws]
+    changed = [r for r in result.ops if r.changed]
     if not changed:
         result.model_after_s = min(result.model_before_s, _model_latency(engine))
         return
@@ -187,12 +203,17 @@ def _whole_model_guard(engine, result: TuneResult) -> None:
             _apply(ex, r.name, ex.ops[r.name], r.variant, r.lws)
         tuned_t.append(_model_latency(engine))
     result.model_before_s, result.model_after_s = min(default_t), min(tuned_t)
-    if result.model_after_s < result.model_before_s * (1 - MIN_GAIN):
+    kept = result.model_after_s < result.model_before_s * (1 - MIN_GAIN)
+    result.guard = {"changed_ops": len(changed), "default_ms": result.model_before_s * 1e3,
+                    "tuned_ms": result.model_after_s * 1e3, "min_gain": MIN_GAIN, "kept_tuned": kept,
+                    "gain": 1.0 - result.model_after_s / result.model_before_s if result.model_before_s else 0.0}
+    if kept:
         return
     log.info("the tuned configuration ran the whole model in %.2f ms against %.2f ms with the defaults: "
              "keeping the defaults", result.model_after_s * 1e3, result.model_before_s * 1e3)
     for r in changed:
         _apply(ex, r.name, ex.ops[r.name], r.default_variant, r.base_lws)
+        r.found_s = r.tuned_s
         r.variant, r.lws, r.tuned_s = r.default_variant, r.base_lws, r.default_s
         r.sources = records.source_hashes(ex.launches_of(r.name))
     result.changed_keys.clear()
@@ -254,7 +275,7 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     med, spread, n = _time(ex.queue, chosen_launches, [l.lws for l in chosen_launches],
                            cfg["candidate_s"], cfg["min_samples"])
     if variant == default_variant and list(lws) == list(base_lws):
-        med = min(med, default_s)  # the default kept: same configuration, two measurements
+        med = default_s  # the default kept: same configuration, so no gain (a second timing is noise)
     else:
         result.changed_keys.update(l.program_key for l in chosen_launches)
     res = OpResult(name, op.node.op_type, key, default_s, med, variant,
