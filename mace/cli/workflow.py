@@ -29,6 +29,23 @@ def _bool_text(value: str | None) -> bool | None:
     raise ConfigError(f"--enable_opencl={value}: expected true or false")
 
 
+def _check_flags(ctx, enable_opencl, no_enable_opencl, tune) -> bool | None:
+    """convert's OpenCL switch from its forms (--enable-opencl[=true|false], --no-enable-opencl),
+    and options that mean something only with --tune refused without it."""
+    from mace.errors import ConfigError
+    enable_opencl = _bool_text(enable_opencl)
+    if no_enable_opencl:
+        if enable_opencl:
+            raise ConfigError("--enable-opencl and --no-enable-opencl contradict each other: give one")
+        enable_opencl = False
+    given = {n for n in ("tune_mode", "tune_budget")
+             if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT}
+    if given and not tune:
+        raise ConfigError(f"{' and '.join('--' + n.replace('_', '-') for n in sorted(given))} "
+                          f"apply only with --tune: add --tune, or drop them")
+    return enable_opencl
+
+
 # -- convert ---------------------------------------------------------------------------------
 
 @click.command("convert")
@@ -68,16 +85,7 @@ def convert(ctx, model, output, config, model_name, build_dir, data_type, input_
     embed the OpenCL programs for the target devices."""
     from mace.errors import ConfigError
     t0 = time.perf_counter()
-    enable_opencl = _bool_text(enable_opencl)
-    if no_enable_opencl:
-        if enable_opencl:
-            raise ConfigError("--enable-opencl and --no-enable-opencl contradict each other: give one")
-        enable_opencl = False
-    given = {n for n in ("tune_mode", "tune_budget")
-             if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT}
-    if given and not tune:
-        raise ConfigError(f"{' and '.join('--' + n.replace('_', '-') for n in sorted(given))} "
-                          f"apply only with --tune: add --tune, or drop them")
+    enable_opencl = _check_flags(ctx, enable_opencl, no_enable_opencl, tune)
     if config:
         from mace.tools.build import build
         doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,
