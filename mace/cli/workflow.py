@@ -7,6 +7,7 @@ is not. MaceError -> one line "error: ..." and exit code 2 (the group does that)
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -97,6 +98,8 @@ def convert(ctx, model, output, config, model_name, build_dir, data_type, input_
             _emit(doc)
         else:
             _print_build(doc)
+        if doc.get("failed_targets"):
+            sys.exit(1)                           # the others were built and merged; one check failed
         return
     if not model:
         raise ConfigError("give an ONNX model (mace convert model.onnx -o model.mace) or --config mace.yml")
@@ -137,7 +140,14 @@ def _print_build(doc: dict) -> None:
         click.echo("OpenCL programs not built (give --target-socs or --enable-opencl)")
     for b in doc["bundles"]:
         click.echo(f"bundle {b['bundle']} ({b['bytes']} B) and module {b['module']}")
-    click.echo(f"converted {len(doc['models'])} model(s) for {len(doc['targets'])} target(s) in {doc['seconds']:.2f} s")
+    for f in doc.get("failed_targets") or []:
+        click.echo(f"FAILED target {f['index']}: {f['description']}: {f['error']}", err=True)
+    remote = (doc.get("remote") or {}).get("devices") or []
+    for d in remote:
+        click.echo(f"remote {d['device']} ({d['address']}) -> {d['file']}")
+    click.echo(f"converted {len(doc['models'])} model(s) for {len(doc['targets']) + len(remote)} target(s) "
+               f"in {doc['seconds']:.2f} s"
+               + (f"; {len(doc['failed_targets'])} target(s) failed" if doc.get("failed_targets") else ""))
 
 
 # -- benchmark -------------------------------------------------------------------------------

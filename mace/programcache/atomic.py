@@ -13,9 +13,19 @@ from mace import fileio
 from mace.programcache import settings
 
 
-def lock_for(path: Path, timeout: float) -> filelock.FileLock:
-    """The lock every writer of `path` takes (a separate `PATH.lock`, so readers never wait)."""
-    return filelock.FileLock(str(path) + ".lock", timeout=timeout)
+@contextlib.contextmanager
+def lock_for(path: Path, timeout: float):
+    """The lock every writer of `path` takes (a separate `PATH.lock`, so readers never wait).
+    The lock file is removed before the lock is released, so none is left beside the cache:
+    a waiter that locks the removed file sees it unlinked and retries on a fresh one
+    (filelock >= 3.21 checks st_nlink after flock)."""
+    lock = filelock.FileLock(str(path) + ".lock", timeout=timeout)
+    with lock:
+        try:
+            yield lock
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock.lock_file)
 
 
 def read_cache(path: Path) -> bytes:

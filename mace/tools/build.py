@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mace import fileio
+from mace import fileio, settings
 from mace.errors import ConfigError, DeviceError, MaceError
 from mace.tools.progress import sink
 
@@ -158,11 +158,19 @@ def compile_target(target: Target, results, out_dir: Path, library: str, tune: b
                    tune_mode: str = "normal", tune_budget: float | None = None,
                    progress=None) -> TargetBuild:
     """Compile (and optionally tune) every GPU model for one local device into its file."""
-    import mace
     from mace.convert.deployment import inside
     path = inside(out_dir, out_dir / kernel_file_name(library, target.device_name, target.soc), library)
     path.unlink(missing_ok=True)          # a build starts from nothing: no stale programs or records
-    build = TargetBuild(target, path)
+    try:
+        return _compile_into(TargetBuild(target, path), results, tune, tune_mode, tune_budget, progress)
+    except BaseException:
+        path.unlink(missing_ok=True)      # a failed target leaves no half-built file to merge or ship
+        raise
+
+
+def _compile_into(build: TargetBuild, results, tune, tune_mode, tune_budget, progress) -> TargetBuild:
+    import mace
+    target, path = build.target, build.path
     t0 = time.perf_counter()
     tune_fn = _tuner() if tune else None
     for r in _gpu_models(results):
@@ -186,6 +194,24 @@ def compile_target(target: Target, results, out_dir: Path, library: str, tune: b
     _ensure_section(path, target)
     build.seconds = time.perf_counter() - t0
     return build
+
+
+def _compile_all(targets: list[Target], compile_one) -> tuple[list[TargetBuild], list[dict]]:
+    """Every target that builds; one that fails is reported (its partial file removed) and the
+    others go on. All failing is an error."""
+    builds, failed = [], []
+    for t in targets:
+        try:
+            builds.append(compile_one(t))
+        except Exception as exc:      # noqa: BLE001 - a driver's failure is that device's, not the build's
+            log.warning("target %s (%s / %s) failed, the other targets go on: %s", t.index, t.soc,
+                        t.device_name, exc)
+            failed.append({"index": t.index, "soc": t.soc, "device_name": t.device_name,
+                           "description": t.description, "error": f"{type(exc).__name__}: {exc}"})
+    if failed and not builds:
+        raise DeviceError(f"every target failed; first: {failed[0]['description']}: {failed[0]['error']}: "
+                          f"check the device with `mace devices` or build for others with --target-socs")
+    return builds, failed
 
 
 def _tuner():
@@ -296,6 +322,12 @@ def build_remote_via_deploy(device_conf, config, results, target_abi=None, targe
     return {"device_conf": str(conf.path), "devices": devices, "files": files}
 
 
+def env_socs() -> list[str] | None:
+    """The target when neither --target-socs nor the yml names any: the device MACE_DEVICE
+    names, else None (every local device)."""
+    return [settings.get("MACE_DEVICE")] if settings.get("MACE_DEVICE") else None
+
+
 def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | None = None,
           target_abi: str | None = None, build_dir=None, embed_bundles: bool = False,
           device_conf: str | None = None, model_name: str | None = None, progress=None,
@@ -315,6 +347,7 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
         _tuner()                                  # fail before converting, not after
     if enable_opencl is None:
         enable_opencl = bool(socs) or tune or bool(device_conf)
+    socs = socs or (env_socs() if enable_opencl and not device_conf else None)
     lib_dir = output_dir(loaded, Path(build_dir) if build_dir else None)
     names = [model_name] if model_name else list(cfg.models)
     gpu_wanted = enable_opencl and any("gpu" in cfg.models[n].runtime for n in names if n in cfg.models)
@@ -345,7 +378,8 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
                                  "nodes": r.nodes, "sha256": r.sha256, "runtime": r.runtime,
                                  "data_type": r.data_type, "obfuscated": cfg.models[r.name].obfuscate}
                                 for r in results],
-                     "targets": [], "merged": None, "bundles": [], "remote": None, "skipped_socs": missing}
+                     "targets": [], "failed_targets": [], "merged": None, "bundles": [], "remote": None,
+                     "skipped_socs": missing}
         if gpu_wanted and _gpu_models(results):
             out_dir = lib_dir / "opencl"
             paths = []
@@ -356,9 +390,10 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
             if targets:
                 n = len(targets) * len(_gpu_models(results))
                 ctask = bar.add("compiling" + (" + tuning" if tune else ""), n)
-                builds = [compile_target(t, results, out_dir, cfg.library_name, tune, tune_mode, tune_budget,
-                                         progress=lambda tg, m: bar.advance(ctask, item=f"{m} on {tg.soc}"))
-                          for t in targets]
+                builds, doc["failed_targets"] = _compile_all(
+                    targets, lambda t: compile_target(t, results, out_dir, cfg.library_name, tune, tune_mode,
+                                                      tune_budget, progress=lambda tg, m: bar.advance(
+                                                          ctask, item=f"{m} on {tg.soc}")))
                 doc["targets"] = [b.to_dict() for b in builds]
                 paths = [b.path for b in builds]
             remote = doc.get("remote")
@@ -367,8 +402,6 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
             if paths:
                 doc["merged"] = merge_files(paths, inside(lib_dir, out_dir / kernel_file_name(cfg.library_name),
                                                           loaded.path))
-            for lock in out_dir.glob("*.bin.lock"):   # the cache's lock files are not shipped
-                lock.unlink(missing_ok=True)
         if embed_bundles:
             merged = Path(doc["merged"]["file"]) if doc["merged"] else None
             doc["bundles"] = embed(results, cfg.library_name, lib_dir, merged, doc["targets"])

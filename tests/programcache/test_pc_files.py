@@ -68,8 +68,11 @@ def test_dev_null_program_path_not_replaced(tmp_path, fp_a):
     assert any("character device" in f.message for f in cache.report.findings)
 
 
-def test_prune_and_merge_through_a_symlink_keep_the_link(tmp_path, fp_a):
+def test_prune_and_merge_through_a_symlink_keep_the_link(tmp_path, fp_a, monkeypatch):
+    from mace.programcache import atomic
     from mace.programcache.maintenance import merge_files, prune
+    locked, lock_for = [], atomic.lock_for
+    monkeypatch.setattr(atomic, "lock_for", lambda path, timeout: locked.append(Path(path)) or lock_for(path, timeout))
     real = tmp_path / "store" / "cache.bin"
     real.parent.mkdir()
     c = ProgramCache.open(real, device_fp=fp_a, log_findings=False)
@@ -81,4 +84,5 @@ def test_prune_and_merge_through_a_symlink_keep_the_link(tmp_path, fp_a):
     res = prune(link, 9000)
     assert res.stats["dropped"] and link.is_symlink() and real.stat().st_size <= 9000
     merge_files(link, [link], add_sections=[fp_a])
-    assert link.is_symlink() and sorted(p.name for p in real.parent.iterdir()) == ["cache.bin", "cache.bin.lock"]
+    assert link.is_symlink() and sorted(p.name for p in real.parent.iterdir()) == ["cache.bin"]   # lock removed
+    assert locked and set(locked) == {real}             # every writer locked the link's target
