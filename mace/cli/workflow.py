@@ -111,7 +111,13 @@ def convert(ctx, model, output, config, model_name, build_dir, data_type, input_
     shapes = {}
     for s in input_shapes:
         name, _, dims = s.partition("=")
-        shapes[name] = parse_shape(dims)
+        try:
+            shapes[name] = parse_shape(dims)
+        except ValueError:
+            shapes[name] = []
+        if not name or not shapes[name] or any(d <= 0 for d in shapes[name]):
+            raise ConfigError(f"--input-shape {s}: expected NAME=DIMS with positive integer dimensions, "
+                              f"like input=1,3,224,224")
     out = Path(output or Path(model).with_suffix(".mace"))
     graph = do_convert(model, out, input_shapes=shapes, data_type=data_type)
     rows = [{"model": graph.name, "onnx": model, "output": str(out), "nodes": len(graph.nodes),

@@ -30,7 +30,7 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
             raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
                                   f"(neither the CPU nor the GPU runtime has it)")
         raise ConversionError(f"{source}: cannot infer the shape of {o} (output of {n.name}, {n.op_type}): "
-                              f"set static input_shapes in the deployment file")
+                              f"set static input_shapes (in mace.yml, or --input-shape)")
     normalize.normalize(graph)
     stats = passes.optimize(graph)
     supported = cpu_registry.supported_ops()

@@ -125,8 +125,8 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
         if i.name in input_shapes:
             want = list(input_shapes[i.name])
             if len(want) != len(dims) or any(d > 0 and d != w for d, w in zip(dims, want)):
-                raise ConversionError(f"{source}: input {i.name} has shape {dims} in the model, the "
-                                      f"deployment file says {want}: fix input_shapes")
+                raise ConversionError(f"{source}: input {i.name} has shape {dims} in the model, the given "
+                                      f"shape is {want}: fix input_shapes in mace.yml (or --input-shape)")
             dims = want
         if any(d <= 0 for d in dims):
             dims = [1 if d <= 0 else d for d in dims]

@@ -28,12 +28,13 @@ never a second command.
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import shlex
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from mace.config import read_yaml
 from mace.errors import ConfigError
@@ -75,6 +76,12 @@ class DeviceSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     ssh_options: list[str] = Field(default_factory=list)
     legacy_scp: bool = False
+    #: the file this entry came from, for messages that name it
+    _conf: str = PrivateAttr(default="device.yml")
+
+    @property
+    def conf_name(self) -> str:
+        return self._conf
 
     _lists = field_validator("target_abis", "target_socs", mode="before")(lambda v: _listify(v))
 
@@ -226,15 +233,19 @@ def load_devices(path: str | Path | None = None) -> LoadedDevices:
     try:
         conf = DeviceConf.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # an unknown key first: a misspelt key is also a missing one, and the spelling is the fix
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = ".".join(str(x) for x in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown key {err['loc'][-1]!r}"
+            close = difflib.get_close_matches(str(err["loc"][-1]), list(DeviceSpec.model_fields), n=1, cutoff=0.75)
+            msg = f"unknown key {err['loc'][-1]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
         elif err["type"] == "missing":
             msg = "required"
         raise ConfigError(f"{path}: {loc}: {msg}: {_fix_for(msg, err['type'])}") from None
     for name, spec in conf.devices.items():
+        spec._conf = str(path)
         where = f"{path}: devices.{name}"
         if spec.password is not None and not spec.allow_password:
             raise ConfigError(

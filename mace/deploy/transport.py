@@ -40,6 +40,11 @@ _UNREACHABLE = ("Connection refused", "Could not resolve hostname", "timed out",
                 "Name or service not known", "Temporary failure in name resolution")
 
 
+#: what OpenSSH's scp prints when the server has no sftp subsystem (scp >= 9.0 speaks sftp)
+_NO_SFTP = ("subsystem request failed", "sftp-server: not found", "sftp-server: No such file",
+            "Subsystem 'sftp' not found")
+
+
 @dataclass
 class Completed:
     """What a remote command or transfer returned."""
@@ -77,7 +82,7 @@ class SshTransport:
             sshpass = shutil.which("sshpass")
             if not sshpass:
                 raise SshClientMissing(
-                    f"{self.label}: device.yml sets a password but sshpass is not installed here: "
+                    f"{self.label}: {self.spec.conf_name} sets a password but sshpass is not installed here: "
                     f"install it (apt-get install sshpass), or switch to key login "
                     f"(ssh-copy-id {self.spec.username}@{self.spec.address}) and remove the password")
             prefix = [sshpass, "-e"]
@@ -173,7 +178,7 @@ class SshTransport:
         hostspec = spec.address if port == 22 else f"[{spec.address}]:{port}"
         if spec.uses_password and rc == _SSHPASS_BAD_PASSWORD:
             return AuthenticationFailed(f"{label}: the password was refused: correct password: in "
-                                        f"device.yml (or switch to key login with ssh-copy-id)")
+                                        f"{self.spec.conf_name} (or switch to key login with ssh-copy-id)")
         if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "has changed and you have requested" in text \
                 or (spec.uses_password and rc == _SSHPASS_HOSTKEY_CHANGED):
             return HostKeyMismatch(
@@ -193,15 +198,15 @@ class SshTransport:
             methods = text[text.find("Permission denied"):]
             if spec.uses_password and "password" not in methods and "keyboard-interactive" not in methods:
                 fix = (f"the device accepts no password login: install a key there with "
-                       f"`ssh-copy-id -p {port} {self.host()}` and remove password: from device.yml")
+                       f"`ssh-copy-id -p {port} {self.host()}` and remove password: from {self.spec.conf_name}")
             else:
-                fix = ("correct password: in device.yml" if spec.uses_password else
+                fix = (f"correct password: in {spec.conf_name}" if spec.uses_password else
                        f"install your public key there with `ssh-copy-id -p {port} {self.host()}` "
                        f"(or name the key with ssh_options: [IdentityFile=PATH])")
             return AuthenticationFailed(f"{label}: login refused ({_last_line(text)}): {fix}")
         if any(s in text for s in _UNREACHABLE):
             return DeviceUnreachable(
-                f"{label}: unreachable ({_last_line(text)}): check address/port in device.yml, that "
+                f"{label}: unreachable ({_last_line(text)}): check address/port in {self.spec.conf_name}, that "
                 f"the device is on the network and that sshd runs there")
         if transfer:
             return None
@@ -210,7 +215,7 @@ class SshTransport:
             return DeviceUnreachable(f"{label}: the ssh connection dropped ({_last_line(text) or 'exit 255'}): "
                                      f"check the device and the network, then retry")
         return RemoteError(f"{label}: ssh failed ({_last_line(text)}): check the device's entry in "
-                           f"device.yml (try `ssh -p {port} {self.host()} true` by hand)")
+                           f"{self.spec.conf_name} (try `ssh -p {port} {self.host()} true` by hand)")
 
     def transfer_error(self, res: Completed, direction: str, dest: str) -> RemoteError:
         text = res.stderr
@@ -222,11 +227,15 @@ class SshTransport:
             cause = f"scp was killed by {sig}"
         else:
             cause = _last_line(text) or f"scp exit {res.returncode}"
+        if not self.spec.legacy_scp and any(s in text for s in _NO_SFTP):
+            return TransferFailed(f"{self.label}: the device has no sftp server, which scp uses by default "
+                                  f"({cause}): set legacy_scp: true for it in {self.spec.conf_name} (scp -O, the old "
+                                  f"scp protocol), or install an sftp server there")
         if "No space left" in text or "Disk quota exceeded" in text:
             if direction == "upload":
                 return RemoteDiskFull(f"{self.label}: no space left on the device under "
                                       f"{self.spec.workdir} ({cause}): free space there or set "
-                                      f"workdir: in device.yml to a larger disk")
+                                      f"workdir: in {self.spec.conf_name} to a larger disk")
             return RemoteDiskFull(f"{self.label}: no space left on this machine for {dest} "
                                   f"({cause}): free space here or choose another --output-dir")
         where = "on the device" if direction == "upload" else "here"
