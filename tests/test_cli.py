@@ -65,18 +65,30 @@ def test_bad_input_exit_2(digits_model, args, message):
 
 
 @pytest.mark.parametrize("runtime", ["cpu", "gpu"])
-def test_validate_pass_and_fail(digits_model, runtime):
+def test_validate_pass_and_fail(digits_model, runtime, tmp_path):
     ok = CliRunner().invoke(
         cli, ["validate", str(digits_model), "--reference", str(EXAMPLE / "digits_cnn.onnx"), "--runtime", runtime, "--json"])
     res = json.loads(ok.stdout)
     assert ok.exit_code == 0 and res["passed"]
     m = res["outputs"]["output"]
     assert m["cosine"] > 0.9999 and m["sqnr_db"] > 40 and m["argmax_agreement"] == 1.0
-    # an impossible threshold fails with exit code 1
+    # a reference that disagrees (its classifier weights negated) fails with exit code 1
+    import onnx
+    from onnx import numpy_helper
+    ref = onnx.load(EXAMPLE / "digits_cnn.onnx")
+    for init in ref.graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.ndim == 2:
+            init.CopyFrom(numpy_helper.from_array(-a, init.name))
+    onnx.save(ref, tmp_path / "other.onnx")
     bad = CliRunner().invoke(
-        cli, ["validate", str(digits_model), "--reference", str(EXAMPLE / "digits_cnn.onnx"), "--runtime", runtime,
-              "--threshold", "1.0000001", "--json"])
+        cli, ["validate", str(digits_model), "--reference", str(tmp_path / "other.onnx"), "--runtime", runtime,
+              "--json"])
     assert bad.exit_code == 1 and not json.loads(bad.stdout)["passed"]
+    # an impossible threshold is refused, not silently failed
+    res = CliRunner().invoke(cli, ["validate", str(digits_model), "--reference", str(EXAMPLE / "digits_cnn.onnx"),
+                                   "--threshold", "1.0000001"])
+    assert res.exit_code == 2 and "not in the range" in res.output
 
 
 def test_demo_reports_accuracy_on_both_runtimes(tmp_path, monkeypatch):
