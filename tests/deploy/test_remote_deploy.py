@@ -243,7 +243,7 @@ def test_wrong_password_is_an_auth_failure(sshd, digits, tmp_path):
 
 
 @pytest.mark.parametrize("over, match", [
-    ({"adress": "x"}, r"devices\.d\.adress: unknown key 'adress': remove it or check its spelling"),
+    ({"adress": "x"}, r"devices\.d\.adress: unknown key 'adress' \(did you mean 'address'\?\): remove it or check its spelling"),
     ({"address": None}, r"devices\.d\.address: .*: correct it"),
     ({"port": 70000}, r"devices\.d\.port: .*65535"),
     ({"workdir": "relative/dir"}, r"devices\.d\.workdir: .*absolute path"),
