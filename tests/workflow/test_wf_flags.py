@@ -34,3 +34,21 @@ def test_tune_options_need_tune(tmp_path):
 def test_validate_threshold_range(tmp_path):
     res = invoke(["validate", tmp_path / "m.mace", "--reference", tmp_path / "m.onnx", "--threshold", "1.01"])
     assert res.exit_code == 2 and "1.01 is not in the range" in res.stderr
+
+
+def test_build_summary_counts_remote_targets(capsys):
+    from mace.cli.workflow import _print_build
+    doc = {"models": [], "targets": [], "merged": None, "enable_opencl": True, "bundles": [], "seconds": 1.0,
+           "remote": {"devices": [{"device": "nanopi", "address": "10.0.0.5",
+                                   "file": "build/digits/opencl/digits_compiled_opencl_kernel.NanopiM4.rk3399.bin"}]}}
+    _print_build(doc)
+    out = capsys.readouterr().out
+    assert "remote nanopi (10.0.0.5) -> build/digits/opencl/" in out and "for 1 target(s)" in out
+
+
+def test_report_help_says_where_its_targets_come_from():
+    res = invoke(["report", "--help"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "(default: all)" not in text
+    assert "read the existing build, else build for the yml's target_socs, else all" in text
+    assert "--tune" in text
