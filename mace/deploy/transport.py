@@ -159,8 +159,17 @@ class SshTransport:
         flags = ["-q", "-r", "-p"] + (["-O"] if self.spec.legacy_scp else [])
         res = self._call([*prefix, scp, *flags, *self.options(), *paths], "scp", None)
         if res.returncode != 0:
-            raise self.connection_error(res, transfer=True) or self.transfer_error(res, direction, dest)
+            err = self.connection_error(res, transfer=True)
+            if err is None and not self.spec.legacy_scp and "Connection closed" in res.stderr:
+                res.stderr += self._sftp_probe()   # scp -q hides why: was it a missing sftp server?
+            raise err or self.transfer_error(res, direction, dest)
         return res
+
+    def _sftp_probe(self) -> str:
+        """The ssh client's complaint when the device refuses the sftp subsystem ('' when it has one)."""
+        ssh, _, prefix = self._tools()
+        res = self._call([*prefix, ssh, *self.options(), "-T", "-s", self.host(), "sftp"], "sftp probe", 60)
+        return "\n" + res.stderr if any(s in res.stderr for s in _NO_SFTP) else ""
 
     # -- error mapping ---------------------------------------------------------------------
     def raise_for_connection(self, res: Completed) -> None:

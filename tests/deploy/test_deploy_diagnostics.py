@@ -44,3 +44,18 @@ def test_messages_name_the_device_file_and_the_misspelt_key(tmp_path):
         load_devices(conf)
     assert str(exc.value) == (f"{conf}: devices.nanopi.adress: unknown key 'adress' (did you mean 'address'?): "
                               f"remove it or check its spelling")
+
+
+def test_board_without_sftp_server(sshd, digits, tmp_path):
+    """A real sshd without an sftp subsystem: the advice is legacy_scp, and legacy_scp works."""
+    from click.testing import CliRunner
+
+    from mace.cli import cli
+    conf = sshd.write_conf(tmp_path / "boards.yml", {"dev": sshd.device(2, workdir=tmp_path / "remote")})
+    args = ["deploy", "--device-conf", str(conf), str(digits["model"]), "--runtime", "cpu"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2, res.output
+    assert "no sftp server" in res.stderr and "legacy_scp: true" in res.stderr and str(conf) in res.stderr
+    sshd.write_conf(conf, {"dev": sshd.device(2, workdir=tmp_path / "remote", legacy_scp=True)})
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
