@@ -63,3 +63,15 @@ def test_progress_lines_off_a_terminal(capsys):
 def test_for_stderr_picks_lines_off_a_terminal():
     from mace.cli.progress import Lines, for_stderr
     assert isinstance(for_stderr(True), Lines) and isinstance(for_stderr(False), Lines)   # pytest: no tty
+
+
+def test_inspect_exit_codes_match_the_format_doc(tmp_path):
+    """docs/program-cache-format.md: 0 readable, 1 unreadable or damaged, 2 no such file."""
+    from pathlib import Path
+    fixture = Path(__file__).resolve().parent / "fixtures" / "mace_legacy_adreno.bin"
+    data = fixture.read_bytes()
+    assert _invoke(["inspect", fixture]).exit_code == 0
+    for name, damaged in (("cut.bin", data[: len(data) // 2]), ("empty.bin", b""), ("junk.bin", b"MACECLPC" + b"\0" * 40)):
+        (tmp_path / name).write_bytes(damaged)
+        assert _invoke(["inspect", tmp_path / name]).exit_code == 1, name
+    assert _invoke(["inspect", tmp_path / "absent.bin"]).exit_code == 2
