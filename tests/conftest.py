@@ -19,6 +19,14 @@ def pytest_sessionstart(session):
             raise pytest.UsageError(f"MACE_TEST_EXPECT_DEVICE={want!r} but the device is {seen!r}")
 
 
+@pytest.fixture(autouse=True)
+def _programs_built_per_test():
+    """Each test starts engines as a new process would: programs come from its program cache or
+    are compiled, not from engines of earlier tests (tests of sharing make their engines in one test)."""
+    from mace.runtime.opencl import shared
+    shared.forget_programs()
+
+
 @pytest.fixture
 def rng(request):
     """A fresh seed per test (printed on failure via the test id)."""

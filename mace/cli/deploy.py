@@ -55,7 +55,8 @@ def register(cli_group: click.Group) -> None:
                   help="NAME=FILE.npy (default: random inputs drawn on the device).")
     @click.option("--output-dir", type=click.Path(file_okay=False), default=None,
                   help="Bring outputs back to DIR/<device>/NAME.npy (with mace-run.json).")
-    @click.option("--runs", type=int, default=1, show_default=True, help="Timed runs after the first.")
+    @click.option("--runs", type=click.IntRange(0), default=0, show_default=True,
+                  help="Timed runs after a separate first (warm-up) run, as for `mace run`.")
     @click.option("--seed", type=int, default=None, help="Seed of the random inputs.")
     @JSON_OPT
     def deploy_cmd(model, device_conf, device, program, runtime, inputs, output_dir, runs, seed, as_json):

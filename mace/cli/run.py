@@ -37,7 +37,9 @@ def _model_runtime(model: str, runtime: str | None) -> str | None:
 @click.option("--warmup", is_flag=True, help="Compile, run once on dummy data and save the program cache during init.")
 @click.option("--input", "inputs", multiple=True, help="NAME=FILE.npy (default: random within input_ranges).")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="Write each output as NAME.npy.")
-@click.option("--runs", type=int, default=1, show_default=True, help="Timed runs after the first.")
+@click.option("--runs", type=click.IntRange(0), default=0, show_default=True,
+              help="Timed runs, after a separate first (warm-up) run that is never timed among them: "
+                   "--runs 10 reports latency over 10 runs; 0 runs the model once, with no latency.")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs.")
 @click.option("--device-conf", type=click.Path(dir_okay=False), default=None,
               help="device.yml: run on a remote device over ssh; --device then names its entry.")
@@ -64,7 +66,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
     first = time.perf_counter() - t0
     first_result = time.perf_counter() - t_start
     samples = []
-    for _ in range(max(runs - 1, 0) if runs > 1 else 0):
+    for _ in range(runs):
         t0 = time.perf_counter()
         engine.run(feeds)
         samples.append(time.perf_counter() - t0)

@@ -59,7 +59,7 @@ class Job:
     runtime: str | None = None
     inputs: list[tuple[str, Path]] = field(default_factory=list)
     seed: int | None = None
-    runs: int = 1
+    runs: int = 0
     warmup: bool = False
 
     @property
@@ -88,7 +88,7 @@ def parse_inputs(inputs) -> list[tuple[str, Path]]:
     return items
 
 
-def make_job(model, program=None, runtime=None, inputs=(), *, seed=None, runs=1, warmup=False) -> Job:
+def make_job(model, program=None, runtime=None, inputs=(), *, seed=None, runs=0, warmup=False) -> Job:
     """Check the local side before any connection: the model, the inputs, the program file."""
     model = Path(model)
     if not model.is_file():
@@ -231,7 +231,7 @@ class RemoteDevice:
             argv += ["--input", f"{name}=inputs/in{i}.npy"]
         if job.seed is not None:
             argv += ["--seed", str(job.seed)]
-        if job.runs and job.runs != 1:
+        if job.runs:
             argv += ["--runs", str(job.runs)]
         if job.warmup:
             argv.append("--warmup")
@@ -370,7 +370,7 @@ def run_on_device(name: str, spec: DeviceSpec, job: Job, output_dir: str | Path 
 
 
 def deploy(device_conf, device: str | None, model, program=None, runtime=None, inputs=(),
-           output_dir=None, *, seed=None, runs=1, warmup=False) -> list[dict]:
+           output_dir=None, *, seed=None, runs=0, warmup=False) -> list[dict]:
     """Run on every device of device.yml (or the one named): one result per device, in order.
     A device that fails gives {"device", "ok": False, "error", "error_type"}; the others go on.
     Config and local-input errors raise before any connection."""
@@ -390,7 +390,7 @@ def deploy(device_conf, device: str | None, model, program=None, runtime=None, i
 
 
 def run_remote(device_conf, device_name, model, program=None, runtime=None, inputs=(),
-               output_dir=None, *, seed=None, runs=1, warmup=False) -> dict:
+               output_dir=None, *, seed=None, runs=0, warmup=False) -> dict:
     """`mace run --device-conf device.yml --device NAME MODEL ...`: run on one remote device.
 
     `inputs`: {"NAME": path} or ["NAME=FILE.npy", ...]; outputs land in `output_dir` as NAME.npy

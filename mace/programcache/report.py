@@ -20,6 +20,7 @@ class LoadReport:
     format: str = "missing"       # "mace" | "mace-legacy" | "mace-pb-crc" | "unknown" | "missing"
     from_cache: int = 0
     compiled: int = 0
+    shared: int = 0               # built earlier in this process (another engine): not built again
     rejected: list[tuple[str, str, str]] = field(default_factory=list)   # (key, code, message)
     findings: list[Finding] = field(default_factory=list)
     bytes_read: int = 0
@@ -34,6 +35,9 @@ class LoadReport:
     def note_compiled(self, key: str) -> None:
         self.compiled += 1
 
+    def note_shared(self, key: str) -> None:
+        self.shared += 1
+
     def note_rejected(self, key: str, code: str, message: str) -> None:
         """A cached binary the driver refused; the engine then compiles it (note_compiled)."""
         self.rejected.append((key, code, message))
@@ -45,7 +49,8 @@ class LoadReport:
         total = self.from_cache + self.compiled
         line = (f"program cache {where}: {self.from_cache}/{total} programs from cache, "
                 f"{self.compiled} compiled, {len(self.rejected)} rejected "
-                f"({human_bytes(self.bytes_read)} read in {self.load_seconds * 1e3:.0f} ms)")
+                + (f"({self.shared} more shared with engines of this process) " if self.shared else "")
+                + f"({human_bytes(self.bytes_read)} read in {self.load_seconds * 1e3:.0f} ms)")
         if self.tuning_hits or self.tuning_misses:
             line += (f"; tuning {self.tuning_hits}/{self.tuning_hits + self.tuning_misses} "
                      f"launches from records")
@@ -56,7 +61,7 @@ class LoadReport:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "source": self.source, "format": self.format,
-                "from_cache": self.from_cache, "compiled": self.compiled,
+                "from_cache": self.from_cache, "compiled": self.compiled, "shared": self.shared,
                 "rejected": [{"key": k, "code": c, "message": m} for k, c, m in self.rejected],
                 "findings": [f.to_dict() for f in self.findings],
                 "bytes_read": self.bytes_read, "load_seconds": self.load_seconds,

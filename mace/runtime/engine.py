@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import numpy as np
@@ -30,11 +31,22 @@ DEFAULT_RUNTIME = "cpu+gpu"
 class Engine:
     def __init__(self, model: str | os.PathLike | Graph, runtime: str | None = None, device=None,
                  program: str | os.PathLike | bytes | None = None, warmup: bool = False,
-                 data_type: str | None = None, use_program_cache: bool = True):
+                 data_type: str | None = None, use_program_cache: bool = True, contexts: int = 1):
         """runtime: "cpu", "gpu" (every op on the GPU, or a DeviceError listing those that
         cannot be) or "cpu+gpu" (ops without a GPU kernel on the CPU runtime); None: the
-        model's own (mace.yml `runtime`, kept in the model file), else "cpu+gpu"."""
+        model's own (mace.yml `runtime`, kept in the model file), else "cpu+gpu".
+        contexts: how many runs of this engine may execute at once from different threads (each
+        extra context costs the model's activation buffers, and on the CPU runtime its prepacked
+        weights); runs beyond that wait their turn."""
         t0 = time.perf_counter()
+        if not isinstance(contexts, int) or contexts < 1:
+            raise MaceError(f"contexts={contexts!r}: give a whole number of execution contexts, 1 or more")
+        self.contexts = contexts
+        self._cv = threading.Condition()
+        self._idle: list = []
+        self._made = 0          # contexts made (idle or running)
+        self._closed = False
+        self.executor = None
         self.graph = model if isinstance(model, Graph) else modelfile.load(model)
         self.model_path = None if isinstance(model, Graph) else str(model)
         runtime = runtime or self.graph.meta.get("runtime") or DEFAULT_RUNTIME
@@ -47,10 +59,10 @@ class Engine:
         self.device = None
         self._runs = 0
         if runtime == "cpu":
-            from mace.runtime.cpu.executor import CpuExecutor
-            self.executor = CpuExecutor(self.graph)
+            self.executor = self._new_executor()
         else:
             self._init_gpu(device, program, use_program_cache)
+        self._idle, self._made = [self.executor], 1
         self.init_seconds = time.perf_counter() - t0
         if self.program_cache_report is not None:
             log.info("%s", self.program_cache_report.summary_line())
@@ -92,6 +104,9 @@ class Engine:
                 log.info("%s", msg)
 
     def _new_executor(self, force_source: set[str] | None = None):
+        if self.device is None:
+            from mace.runtime.cpu.executor import CpuExecutor
+            return CpuExecutor(self.graph)
         from mace.runtime.opencl.executor import OpenCLExecutor
         lookup = None
         if self.program_cache is not None:
@@ -109,8 +124,13 @@ class Engine:
         if self.device is None:
             return
         before = set(self.executor.builder.keys)
-        self.executor.release()
+        with self._cv:   # contexts bound before tuning go; new ones are made with its records
+            for ex in self._idle:
+                ex.release()
+            self._idle, self._made = [], 0
         self.executor = self._new_executor(force_source=changed_keys)
+        with self._cv:
+            self._idle, self._made = [self.executor], 1
         self.executor.run(self.dummy_inputs())
         if self.program_cache is not None:
             self.executor.builder.harvest()
@@ -155,13 +175,24 @@ class Engine:
                               f"runtime (--runtime cpu), and check the program cache with `mace doctor`") from None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self._driver_call("run", self.executor.run, self._check_inputs(inputs))
+        """Outputs of one run; safe from any number of threads at once (see the module doc)."""
+        feeds = self._check_inputs(inputs)
+        ex = self._acquire()
+        try:
+            outs = self._driver_call("run", ex.run, feeds)
+        finally:
+            self._release(ex)
         self._after_run()
         return outs
 
     def profile(self, inputs: dict[str, np.ndarray] | None = None):
         """Run once and return (outputs, [(name, op_type, seconds), ...]) from profiling events."""
-        outs, times = self.executor.run(self._check_inputs(inputs or self.dummy_inputs()), profile=True)
+        feeds = self._check_inputs(inputs or self.dummy_inputs())
+        ex = self._acquire()
+        try:
+            outs, times = ex.run(feeds, profile=True)
+        finally:
+            self._release(ex)
         self._after_run()
         rows = []
         for step, sec in times:
@@ -171,9 +202,69 @@ class Engine:
                 rows.append((step.name, step.name.split(":")[-1], sec, step.flops))
         return outs, rows
 
+    # -- execution contexts -----------------------------------------------------------------
+    def _acquire(self):
+        """An idle execution context, a new one while fewer than `contexts` exist, else wait."""
+        with self._cv:
+            while True:
+                if self._closed:
+                    raise MaceError(f"this engine ({self.model_path or 'in-memory model'}) is closed: "
+                                    f"make a new mace.Engine to run it again")
+                if self._idle:
+                    return self._idle.pop()
+                if self._made < self.contexts:
+                    self._made += 1
+                    break
+                self._cv.wait()
+        try:
+            return self._driver_call("init", self._new_executor)
+        except BaseException:
+            with self._cv:
+                self._made -= 1
+                self._cv.notify()
+            raise
+
+    def _release(self, ex) -> None:
+        with self._cv:
+            self._idle.append(ex)
+            self._cv.notify()
+
+    def close(self) -> None:
+        """Release the device buffers, kernels and queues now (after the runs in flight end);
+        later runs raise. Idempotent; `with mace.Engine(...) as engine:` calls it on exit."""
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._cv.notify_all()
+            while len(self._idle) < self._made:
+                self._cv.wait()
+            executors, self._idle, self._made = self._idle, [], 0
+        for ex in executors:
+            ex.release()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            if not getattr(self, "_closed", True):
+                self.close()
+        except Exception:  # noqa: BLE001 - interpreter teardown: the driver may be gone
+            pass
+
     def _after_run(self) -> None:
-        self._runs += 1
-        if self._runs == 1 and self.program_cache is not None:
+        with self._cv:
+            self._runs += 1
+            first = self._runs == 1
+        if first and self.program_cache is not None:
             self.save_programs()
 
     def save_programs(self) -> bool:

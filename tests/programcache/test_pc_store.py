@@ -313,7 +313,7 @@ def test_report_summary_and_dict(cache_path, fp_a):
                            f"1 rejected (3.")
     assert line.endswith(" ms)")
     d = c.report.to_dict()
-    assert set(d) == {"path", "source", "format", "from_cache", "compiled", "rejected", "findings",
+    assert set(d) == {"path", "source", "format", "from_cache", "compiled", "shared", "rejected", "findings",
                       "bytes_read", "load_seconds", "tuning_hits", "tuning_misses"}
     assert d["rejected"] == [{"key": "k9", "code": "CL_INVALID_BINARY", "message": "bad"}]
     assert isinstance(c.report, LoadReport)

@@ -85,6 +85,11 @@ class CpuExecutor:
             if getattr(prod, "aug", None) is not None and getattr(prod, "target", None) is None:
                 step.use_aug_input(prod.out, prod.aug)
 
+    def release(self) -> None:
+        """Drop prepared steps and their buffers now (`Engine.close`)."""
+        with self._lock:
+            self._steps, self.prepared, self._weights = [], {}, {}
+
     def run(self, inputs: dict[str, np.ndarray], profile: bool = False):
         with self._lock:
             return self._run(inputs, profile)

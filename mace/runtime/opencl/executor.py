@@ -11,6 +11,7 @@ rebind) and replayed with one call (`command_buffer.py`); profiling runs enqueue
 from __future__ import annotations
 
 import logging
+import weakref
 
 import numpy as np
 import pyopencl as cl
@@ -20,7 +21,7 @@ from mace.errors import DeviceError, KernelBuildError, MaceError
 from mace.ir.graph import Graph, Node
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
-from mace.runtime.opencl import command_buffer
+from mace.runtime.opencl import command_buffer, shared
 from mace.runtime.opencl.caps import device_caps
 from mace.runtime.opencl.ops.base import GpuOp, Launch, registry
 from mace.runtime.opencl.ops.movement import Concat
@@ -35,7 +36,7 @@ class HostStep:
     """A node run by the CPU runtime between GPU launches (the cpu+gpu fallback)."""
 
     def __init__(self, node: Node, graph: Graph, executor: "OpenCLExecutor"):
-        self.node, self.graph, self.ex = node, graph, executor
+        self.node, self.graph, self.ex = node, graph, weakref.proxy(executor)  # no cycle
 
     def run(self, queue: cl.CommandQueue) -> None:
         ex = self.ex
@@ -58,7 +59,7 @@ class OpenCLExecutor:
                  cache=None, fingerprint=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
                  force_source: set[str] | None = None):
         self.graph, self.device = graph, device
-        self.ctx = cl.Context([device])
+        self.ctx = shared.context(device)
         self.queue = cl.CommandQueue(self.ctx, device,
                                      properties=cl.command_queue_properties.PROFILING_ENABLE)
         self.caps = device_caps(device, cache, fingerprint)
@@ -118,7 +119,8 @@ class OpenCLExecutor:
         g = self.graph
         consts = [np.asarray(g.weights[v]) if v in g.weights else None for v in n.inputs]
         try:
-            self.ops[n.name] = cls(self, n, ins, outs, consts)
+            # ops keep their runtime; a weak proxy, so that dropping the executor frees it at once
+            self.ops[n.name] = cls(weakref.proxy(self), n, ins, outs, consts)
             return True
         except KernelBuildError as exc:
             if n.op_type not in cpu_registry.supported_ops():
@@ -144,7 +146,7 @@ class OpenCLExecutor:
         alias = {n.name for n in self.graph.nodes if self.ops[n.name] is not None and self.ops[n.name].alias}
         self.plan = memory.plan(self.graph, self._nbytes, alias, views=self._concat_views())
         mf = cl.mem_flags
-        self.slots = [cl.Buffer(self.ctx, mf.READ_WRITE, size=max(s, 4)) for s in self.plan.slot_bytes]
+        self.slots = [shared.DeviceBuffer(self.ctx, mf.READ_WRITE, size=max(s, 4)) for s in self.plan.slot_bytes]
         self.buffers = {v: self.slots[s] for v, s in self.plan.slot_of.items()}
         for v, off in self.plan.offset_of.items():  # in-place concat slices (and their aliases)
             self.buffers[v] = self.slots[self.plan.slot_of[v]].get_sub_region(off, self._data_bytes(v))
@@ -282,23 +284,37 @@ class OpenCLExecutor:
         return self.command_buffer
 
     def release(self) -> None:
-        """Drop the device objects in a fixed order, kernels (ops, launches) before the buffers
-        they were bound to, instead of the garbage collector's arbitrary one (executor and ops
-        form a cycle); used when tuning replaces the executor."""
+        """Drop the device objects now, in a fixed order: the queue's work finished, kernels
+        (ops, launches) before the buffers they were bound to, then the queue (`Engine.close`,
+        and tuning replacing the executor). Idempotent."""
+        if getattr(self, "queue", None) is not None:
+            try:
+                self.queue.finish()
+            except cl.Error:
+                pass
         self._drop_recording()
         self.steps, self.launches, self._order = [], [], []
         self._segments.clear()
+        for op in self.ops.values():
+            if op is not None:   # an op and its helper steps may point at each other: cut that too
+                op.__dict__.clear()
         self.ops.clear()
         self.buffers.clear()
         self.slots = []
         self.__dict__.pop("_mace_scratch", None)
+        self.queue = None
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - interpreter teardown: the driver may be gone
+            pass
 
     # -- helpers used by ops -----------------------------------------------------------
     def upload(self, array: np.ndarray, dtype=None) -> cl.Buffer:
-        """A read-only device copy of a constant, in the storage type unless `dtype` is given."""
-        arr = np.ascontiguousarray(array, dtype=dtype or self.store_dtype)
-        return cl.Buffer(self.ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR,
-                         hostbuf=arr if arr.nbytes else np.zeros(1, arr.dtype))
+        """A read-only device copy of a constant, in the storage type unless `dtype` is given;
+        one copy per process and device for equal bytes (`shared.upload`)."""
+        return shared.upload(self.ctx, np.ascontiguousarray(array, dtype=dtype or self.store_dtype))
 
     def read_value(self, v: str) -> np.ndarray:
         dt = self._dtype(v)

@@ -7,6 +7,9 @@ kernel creation fails raises a typed `KernelBuildError` (the op then takes its n
 is recorded in the cache under the device's fingerprint, so later starts skip it untried. Binaries of programs built
 from source are harvested after the first run, because PoCL and some mobile drivers finish code
 generation at the first launch; `harvest()` puts them in the cache and `save()` merges the file.
+A program built once in the process (any engine, same context) is taken from `shared`, not built
+again: each builder only creates kernels of its own, and only the builder that compiled a
+program harvests its binary.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pathlib import Path
 import pyopencl as cl
 
 from mace.errors import KernelBuildError
-from mace.runtime.opencl import driver_cache
+from mace.runtime.opencl import driver_cache, shared
 
 log = logging.getLogger("mace.opencl")
 
@@ -61,7 +64,8 @@ def program_source(name: str) -> str:
 
 
 class ProgramBuilder:
-    """One per engine: builds each (program, options) once, from the cache when possible."""
+    """One per executor: builds each (program, options) once per process (`shared`), from the
+    cache when possible."""
 
     def __init__(self, ctx: cl.Context, device: cl.Device, cache=None, fingerprint=None,
                  force_source: set[str] | None = None):
@@ -123,6 +127,7 @@ class ProgramBuilder:
             return cl.Kernel(prog, kernel_name + ("_injected" if injected("kernel", name, options) else "")), key
         except cl.Error as exc:
             self._built.pop(key, None)
+            shared.keep_program(self.ctx, key, None)
             if key not in self._from_source and self.cache is not None:
                 # a cached binary that builds but cannot make its kernel: quarantine, try source
                 self.cache.quarantine(self.fingerprint, key, f"CL_INVALID_KERNEL: {exc}"[:200])
@@ -136,6 +141,21 @@ class ProgramBuilder:
         key = self.key(name, options)
         if key in self._built:
             return self._built[key]
+        with shared.BUILD_LOCK:
+            reuse = key not in self.force_source and not injected("build", name, options + BASE_OPTIONS)
+            prog = shared.program(self.ctx, key) if reuse else None
+            if prog is None:
+                prog = self._build(name, options, key)
+                shared.keep_program(self.ctx, key, prog)
+            elif self.cache is not None:
+                self.cache.report.note_shared(key)
+                if key not in self.cache.program_keys(self.fingerprint):
+                    self._from_source[key] = prog   # this engine's cache file gets it too
+        self._built[key] = prog
+        self.keys.append(key)
+        return prog
+
+    def _build(self, name: str, options: list[str], key: str) -> cl.Program:
         known = self.known_failure(key)
         if known is not None:
             raise known
@@ -161,8 +181,6 @@ class ProgramBuilder:
             if self.cache is not None:
                 self.cache.report.note_compiled(key)
         self.compile_seconds += time.perf_counter() - t0
-        self._built[key] = prog
-        self.keys.append(key)
         return prog
 
     def _compile(self, name: str, key: str, opts: list[str]) -> cl.Program:
