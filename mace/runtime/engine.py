@@ -29,6 +29,10 @@ DEFAULT_RUNTIME = "cpu+gpu"
 
 
 class Engine:
+    """A loaded model on one runtime. `run` is thread-safe: concurrent runs take an execution
+    context from the engine's pool (`contexts`, default 1: they take turns). `close()` or a
+    `with` block releases device buffers, kernels and queues at once; later runs raise MaceError."""
+
     def __init__(self, model: str | os.PathLike | Graph, runtime: str | None = None, device=None,
                  program: str | os.PathLike | bytes | None = None, warmup: bool = False,
                  data_type: str | None = None, use_program_cache: bool = True, contexts: int = 1):

@@ -13,6 +13,7 @@ program harvests its binary.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -32,7 +33,9 @@ _KEYS: dict[tuple, str] = {}
 
 
 _INCLUDE = re.compile(r'^#include "(\w+\.h)"$', re.M)
-#: (device fingerprint id, program key) -> the failure: one try per process even without a cache
+#: (device fingerprint id, program key) -> the failure: one try per process even without a cache;
+#: the table keeps never-raised copies (a raised exception's traceback would keep the frames of
+#: that engine's init, its ops and their device buffers, alive for the process)
 _FAILED: dict[tuple[str, str], KernelBuildError] = {}
 
 
@@ -93,7 +96,7 @@ class ProgramBuilder:
         """The failure recorded for this program on this device (this process or the cache)."""
         exc = _FAILED.get((self._fp_id(), key))
         if exc is not None:
-            return exc
+            return copy.copy(exc)
         rec = self.cache.build_failure(self.fingerprint, key) if self.cache is not None else None
         if rec is None:
             return None
@@ -102,7 +105,7 @@ class ProgramBuilder:
             f"device earlier (driver {rec.get('driver', '?')}): {rec.get('log', '')}",
             program=rec.get("program", ""), key=key, stage=rec.get("stage", "build"),
             log=rec.get("log", ""), known=True)
-        _FAILED[(self._fp_id(), key)] = exc
+        _FAILED[(self._fp_id(), key)] = copy.copy(exc)
         return exc
 
     def failed(self, name: str, key: str, stage: str, detail: str) -> KernelBuildError:
@@ -110,7 +113,7 @@ class ProgramBuilder:
         head = log_head(detail)
         exc = KernelBuildError(f"OpenCL program {name} failed to {stage} on {self.device.name.strip()}: {head}",
                                program=name, key=key, stage=stage, log=head)
-        _FAILED[(self._fp_id(), key)] = exc
+        _FAILED[(self._fp_id(), key)] = copy.copy(exc)
         if self.cache is not None and self.fingerprint is not None:
             self.cache.record_build_failure(self.fingerprint, key, {
                 "program": name, "stage": stage, "log": head, "driver": self.device.driver_version.strip(),
