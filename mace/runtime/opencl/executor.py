@@ -54,6 +54,17 @@ class HostStep:
                 ex.write_value(name, arr)
 
 
+def _cut_back_references(op: GpuOp) -> None:
+    """An op's helper steps (a conv's padding or im2col launch) point back at it: a cycle only the
+    garbage collector would free, with the op's device buffers. Cut it; the op stays readable."""
+    for value in list(vars(op).values()):
+        attrs = getattr(value, "__dict__", None)
+        if attrs:
+            for k, v in list(attrs.items()):
+                if v is op:
+                    attrs[k] = None
+
+
 class OpenCLExecutor:
     def __init__(self, graph: Graph, device: cl.Device, data_type: str = "fp32_fp32",
                  cache=None, fingerprint=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
@@ -296,8 +307,8 @@ class OpenCLExecutor:
         self.steps, self.launches, self._order = [], [], []
         self._segments.clear()
         for op in self.ops.values():
-            if op is not None:   # an op and its helper steps may point at each other: cut that too
-                op.__dict__.clear()
+            if op is not None:
+                _cut_back_references(op)
         self.ops.clear()
         self.buffers.clear()
         self.slots = []
