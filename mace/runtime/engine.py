@@ -257,13 +257,6 @@ class Engine:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def __del__(self):
-        try:
-            if not getattr(self, "_closed", True):
-                self.close()
-        except Exception:  # noqa: BLE001 - interpreter teardown: the driver may be gone
-            pass
-
     def _after_run(self) -> None:
         with self._cv:
             self._runs += 1

@@ -316,6 +316,7 @@ class OpenCLExecutor:
         self.queue = None
 
     def __del__(self):
+        """Dropped without close() (its engine dropped): release now, cycles cut."""
         try:
             self.release()
         except Exception:  # noqa: BLE001 - interpreter teardown: the driver may be gone
