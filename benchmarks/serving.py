@@ -1,5 +1,7 @@
 """Serving under load: N client threads against one engine, against a pool, and against
 onnxruntime's session, on each runtime; throughput, p50/p99 latency and wrong outputs, in one run.
+Configurations run in interleaved rounds, so a load on the machine that comes and goes (it may be
+shared) weighs on all of them alike.
 
     python benchmarks/serving.py [--model squeezenet1_1] [--threads 1,2,4,8] [--runs 850] > serving.json
     python benchmarks/serving.py --soak 600 [--soak-runtime gpu] > soak.json
@@ -82,7 +84,7 @@ class Checker:
 
 def load(run, checker: Checker, threads: int, runs: int) -> dict:
     """`threads` clients making `runs` runs in all (an equal share each), cycling through the
-    checker's inputs."""
+    checker's inputs: latencies, wall time and the checker's counts for this load."""
     runs = max(runs // threads, 1)
     lat: list[list[float]] = [[] for _ in range(threads)]
     errors: list[str] = []
@@ -109,40 +111,47 @@ def load(run, checker: Checker, threads: int, runs: int) -> dict:
     t0 = time.perf_counter()
     for th in ths:
         th.join()
-    wall = time.perf_counter() - t0
-    a = np.concatenate([np.asarray(x) for x in lat]) * 1e3 if any(lat) else np.zeros(1)
-    return {"threads": threads, "runs": int(a.size), "seconds": wall, "throughput_per_s": a.size / wall,
-            "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+    return {"lat": [x for m in lat for x in m], "seconds": time.perf_counter() - t0,
             "wrong": checker.wrong - before[0], "exact": checker.exact - before[1],
             "checked": checker.total - before[2], "errors": errors[:3]}
 
 
+def row(engine: str, mode: str, threads: int, parts: list[dict]) -> dict:
+    """One configuration's rounds together: throughput over their summed wall time."""
+    a = np.asarray([x for p in parts for x in p["lat"]]) * 1e3
+    wall = sum(p["seconds"] for p in parts)
+    return {"engine": engine, "mode": mode, "threads": threads, "runs": int(a.size), "seconds": wall,
+            "throughput_per_s": a.size / wall, "p50_ms": float(np.percentile(a, 50)),
+            "p99_ms": float(np.percentile(a, 99)), "wrong": sum(p["wrong"] for p in parts),
+            "exact": sum(p["exact"] for p in parts), "checked": sum(p["checked"] for p in parts),
+            "errors": [e for p in parts for e in p["errors"]][:3]}
+
+
 def serving(args) -> dict:
+    """Every configuration is set up first, then run in --rounds interleaved rounds (each a share
+    of --runs), so that a load on the machine that comes and goes weighs on all of them alike."""
     import onnxruntime as ort
 
     import mace
     onnx_path, mace_path = converted(args.model)
     threads = [int(t) for t in args.threads.split(",")]
-    rows = []
+    configs, engines = [], []
     for runtime in args.runtimes.split(","):
         for kind in ("one engine", "pool"):
             for n in threads:
                 if kind == "pool" and n == 1:
                     continue   # the same as one engine
-                with mace.Engine(mace_path, runtime=runtime, device=args.device,
-                                 contexts=1 if kind == "one engine" else n) as eng:
-                    name = eng.input_names[0]
-                    shape = eng.input_shape(name)
+                eng = mace.Engine(mace_path, runtime=runtime, device=args.device,
+                                  contexts=1 if kind == "one engine" else n)
+                engines.append(eng)
+                name = eng.input_names[0]
 
-                    def run(x, eng=eng, name=name):
-                        return next(iter(eng.run({name: x}).values()))
-                    checker = Checker(run, shape)
-                    for x in checker.xs:    # warm every context's first run
-                        run(x)
-                    row = {"engine": f"mace {runtime}", "mode": kind, **load(run, checker, n, args.runs)}
-                    row["device_mb_in_use"] = device_mb()
-                rows.append(row)
-                _say(row)
+                def run(x, eng=eng, name=name):
+                    return next(iter(eng.run({name: x}).values()))
+                checker = Checker(run, eng.input_shape(name))
+                for x in checker.xs * 2:
+                    run(x)
+                configs.append((f"mace {runtime}", kind, n, run, checker))
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.blas_threads
     so.inter_op_num_threads = 1
@@ -152,14 +161,23 @@ def serving(args) -> dict:
 
     def ort_run(x):
         return sess.run(None, {iname: x})[0]
-    checker = Checker(ort_run, shape)
-    for n in threads:
-        row = {"engine": "onnxruntime cpu", "mode": "one session", **load(ort_run, checker, n, args.runs)}
-        rows.append(row)
-        _say(row)
+    ort_checker = Checker(ort_run, shape)
+    configs += [("onnxruntime cpu", "one session", n, ort_run, ort_checker) for n in threads]
+    parts: list[list[dict]] = [[] for _ in configs]
+    for r in range(args.rounds):
+        for i, (_, _, n, run, checker) in enumerate(configs):
+            parts[i].append(load(run, checker, n, max(args.runs // args.rounds, n)))
+        print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
+    rows = [row(engine, kind, n, parts[i]) for i, (engine, kind, n, _, _) in enumerate(configs)]
+    for r in rows:
+        _say(r)
+    device = device_mb()
+    for eng in engines:
+        eng.close()
     concurrent = [r for r in rows if r["threads"] > 1 and r["engine"].startswith("mace")]
     summary = {"concurrent_mace_runs": sum(r["checked"] for r in concurrent),
-               "concurrent_mace_wrong": sum(r["wrong"] for r in concurrent)}
+               "concurrent_mace_wrong": sum(r["wrong"] for r in concurrent),
+               "device_mb_all_engines_open": device, "device_mb_after_close": device_mb()}
     for runtime in args.runtimes.split(","):
         one = next((r for r in rows if r["engine"] == f"mace {runtime}" and r["threads"] == 1), None)
         for mode in ("one engine", "pool"):
@@ -168,7 +186,8 @@ def serving(args) -> dict:
             if one and two:
                 summary[f"{runtime} {mode}: 2 threads / 1 thread"] = two["throughput_per_s"] / one["throughput_per_s"]
     return {"benchmark": "serving", "model": args.model, "blas_threads": args.blas_threads,
-            "machine": machine(), "load_average": os.getloadavg(), "results": rows, "summary": summary}
+            "rounds": args.rounds, "machine": machine(), "load_average": os.getloadavg(), "results": rows,
+            "summary": summary}
 
 
 def soak(args) -> dict:
@@ -232,6 +251,7 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2,4,8", help="client thread counts")
     ap.add_argument("--runs", type=int, default=850, help="runs per configuration (shared by its client threads): the 12 concurrent mace "
                          "configurations of the default make 10,200")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the configurations")
     ap.add_argument("--device", default=None)
     ap.add_argument("--blas-threads", type=int, default=1,
                     help="BLAS / onnxruntime intra-op threads per request (set before NumPy loads)")
