@@ -38,8 +38,8 @@ def _model_runtime(model: str, runtime: str | None) -> str | None:
 @click.option("--input", "inputs", multiple=True, help="NAME=FILE.npy (default: random within input_ranges).")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="Write each output as NAME.npy.")
 @click.option("--runs", type=click.IntRange(0), default=0, show_default=True,
-              help="Timed runs, after a separate first (warm-up) run that is never timed among them: "
-                   "--runs 10 reports latency over 10 runs; 0 runs the model once, with no latency.")
+              help="Timed runs after a separate warm-up run (reported as the first run's time): "
+                   "--runs 10 gives latency over 10 runs; 0: the warm-up run only, no latency.")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs.")
 @click.option("--device-conf", type=click.Path(dir_okay=False), default=None,
               help="device.yml: run on a remote device over ssh; --device then names its entry.")
