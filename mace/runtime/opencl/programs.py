@@ -7,9 +7,9 @@ kernel creation fails raises a typed `KernelBuildError` (the op then takes its n
 is recorded in the cache under the device's fingerprint, so later starts skip it untried. Binaries of programs built
 from source are harvested after the first run, because PoCL and some mobile drivers finish code
 generation at the first launch; `harvest()` puts them in the cache and `save()` merges the file.
-A program built once in the process (any engine, same context) is taken from `shared`, not built
-again: each builder only creates kernels of its own, and only the builder that compiled a
-program harvests its binary.
+A program the engine's cache cannot supply that was built once in the process (any engine, same
+context) is taken from `shared`, not compiled again: each builder only creates kernels of its
+own, and only the builder that compiled a program harvests its binary.
 """
 from __future__ import annotations
 
@@ -145,15 +145,16 @@ class ProgramBuilder:
         if key in self._built:
             return self._built[key]
         with shared.BUILD_LOCK:
-            reuse = key not in self.force_source and not injected("build", name, options + BASE_OPTIONS)
+            # a binary in this engine's program cache is loaded from it (its report and file stay
+            # what they would be in a new process); otherwise a program built in the process is reused
+            reuse = (key not in self.force_source and not injected("build", name, options + BASE_OPTIONS)
+                     and (self.cache is None or key not in self.cache.program_keys(self.fingerprint)))
             prog = shared.program(self.ctx, key) if reuse else None
             if prog is None:
                 prog = self._build(name, options, key)
                 shared.keep_program(self.ctx, key, prog)
             elif self.cache is not None:
                 self.cache.report.note_shared(key)
-                if key not in self.cache.program_keys(self.fingerprint):
-                    self._from_source[key] = prog   # this engine's cache file gets it too
         self._built[key] = prog
         self.keys.append(key)
         return prog
