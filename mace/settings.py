@@ -11,6 +11,8 @@ KNOBS = {
     "MACE_TUNING": "1: tune every kernel launch during a normal run and store the records",
     "MACE_COMMAND_BUFFER": "0: enqueue each launch instead of replaying a run recorded with cl_khr_command_buffer "
                            "(used where the device offers it)",
+    "MACE_TRUSTED_KEYS": "file of trusted public keys (ssh-ed25519 lines) whose signatures make a program cache "
+                         "trusted wherever it is kept (default: <user config dir>/mace/trusted_keys)",
     "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
     "MACE_DEVICE_PROBE": "0: trust clGetDeviceInfo instead of probing the device's vector widths in a child "
                          "process (the probe runs once per device; its result is kept in the program cache)",

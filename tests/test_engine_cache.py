@@ -89,11 +89,14 @@ def test_warmup_saves_during_init(model, reference, tmp_path):
 
 
 def test_bytes_are_read_only(model, reference, tmp_path):
+    from mace.programcache.trust import CacheBytes, location_trust
     prog = tmp_path / "p.bin"
     _run(model, reference, prog)
     before = prog.read_bytes()
-    e = _run(model, reference, before)
+    e = _run(model, reference, CacheBytes(before, location_trust(prog)))
     assert e.program_cache_report.source == "bytes" and e.program_cache_report.compiled == 0
+    e = _run(model, reference, before)          # bytes from nowhere: untrusted, rebuilt
+    assert e.program_cache_report.from_cache == 0 and e.program_cache_report.untrusted >= 1
     assert prog.read_bytes() == before
 
 
@@ -115,14 +118,28 @@ def test_foreign_device_section_is_kept_and_never_loaded(model, reference, tmp_p
     assert {other.id, fp.id} <= set(after.data.sections)
 
 
-def test_bad_magic_is_set_aside_and_regenerated(model, reference, tmp_path, caplog):
+def test_not_a_cache_as_program_is_refused(model, reference, tmp_path):
+    from mace.programcache import CacheRefused
     prog = tmp_path / "p.bin"
     prog.write_bytes(b"definitely not a program cache" * 10)
+    with pytest.raises(CacheRefused, match="p.bin is not a mace program cache .*refused"):
+        _run(model, reference, prog)
+    assert prog.read_bytes().startswith(b"definitely")
+    assert not (tmp_path / "p.bin.corrupt").exists()
+
+
+def test_damaged_header_is_set_aside_and_regenerated(model, reference, tmp_path, caplog):
+    prog = tmp_path / "p.bin"
+    _run(model, reference, prog)
+    (tmp_path / "p.bin.corrupt").write_bytes(b"an earlier one")
+    raw = bytearray(prog.read_bytes())
+    raw[20] ^= 0xFF                              # record_count: the header CRC fails
+    prog.write_bytes(bytes(raw))
     with caplog.at_level(logging.WARNING, logger="mace"):
         e = _run(model, reference, prog)
-    assert "Magic number mismatch" in caplog.text and str(prog) in caplog.text
-    assert "MAGIC_MISMATCH" in _codes(e)
-    assert (tmp_path / "p.bin.corrupt").read_bytes().startswith(b"definitely")
+    assert "Magic number mismatch" in caplog.text and "MAGIC_MISMATCH" in _codes(e)
+    assert (tmp_path / "p.bin.corrupt").read_bytes() == b"an earlier one"
+    assert (tmp_path / "p.bin.corrupt.1").read_bytes() == bytes(raw)
     assert _run(model, reference, prog).program_cache_report.compiled == 0
 
 

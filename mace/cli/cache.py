@@ -88,7 +88,7 @@ def doctor_cmd(file: Path, device: str | None, model: Path | None, as_json: bool
     else:
         click.echo(termtext.plain(f"{file} on {fp.short()}: {'usable' if result.ok else 'NOT usable'}"))
         for k in ("format", "writer", "sections", "programs", "device_programs",
-                  "device_tuning_records", "blob_kinds"):
+                  "trusted_programs", "signature", "device_tuning_records", "blob_kinds"):
             if k in result.stats:
                 click.echo(termtext.plain(f"  {k.replace('_', ' ')}: {result.stats[k]}"))
         caps = result.stats.get("device_caps")
@@ -96,6 +96,9 @@ def doctor_cmd(file: Path, device: str | None, model: Path | None, as_json: bool
         click.echo(termtext.plain(f"  device probe: {probe}"))
         for key, rec in (result.stats.get("build_failures") or {}).items():
             click.echo(termtext.plain(f"  build failure: {key}: {rec.get('stage', '')}: {rec.get('log', '')}"))
+        t = result.stats.get("trust") or {}
+        if t:
+            click.echo(termtext.plain(f"  location: {t['location']} ({t['reason']})"))
         _echo_findings(result.findings)
     sys.exit(OK if result.ok else FINDINGS)
 
@@ -106,8 +109,9 @@ def _caps_line(caps: dict) -> str:
             f"{probe or 'not probed'})")
 
 
-def _init_model(blob: bytes, model: Path, device: str | None, as_json: bool):
-    """Initialize MODEL read-only against a cache file's bytes (doctor's `init_model`)."""
+def _init_model(blob, model: Path, device: str | None, as_json: bool):
+    """Initialize MODEL read-only against a cache file's bytes, with the location they were
+    read from (trust.CacheBytes: doctor's `init_model`)."""
     import mace
     from mace.errors import MaceError
     from mace.programcache.doctor import ModelInit
@@ -174,6 +178,62 @@ def merge_cmd(a: Path, b: Path, output: Path, as_json: bool) -> None:
     for p in (a, b):
         _require_file(p, as_json)
     _maintenance(lambda: merge(a, b, output), as_json)
+
+
+@cache_group.command("keygen")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Private key file (default: <user config dir>/mace/signing_key.pem); the "
+                   "public key goes to OUTPUT.pub.")
+@click.option("--comment", default="", help="Comment stored with the public key.")
+@click.option("--trust", "add_trust", is_flag=True,
+              help="Also add the public key to the trusted keys file (MACE_TRUSTED_KEYS).")
+@json_option
+def keygen_cmd(output: Path | None, comment: str, add_trust: bool, as_json: bool) -> None:
+    """Create an Ed25519 key pair for signing program caches (private key mode 0600)."""
+    from mace.programcache import signing
+    path = output if output is not None else signing.default_private_key_path()
+    try:
+        pub = signing.write_key_pair(path, comment)
+        trusted = signing.add_trusted(pub) if add_trust else None
+    except (signing.SigningKeyError, OSError) as exc:
+        _bad_input(getattr(exc, "strerror", None) or str(exc), as_json)
+    doc = {"private_key": str(path), "public_key_file": f"{path}.pub", "key_id": pub.key_id,
+           "public_key": pub.openssh(), "trusted_keys_file": str(trusted or signing.trusted_keys_path()),
+           "added_to_trusted": trusted is not None}
+    if as_json:
+        _emit(doc)
+    else:
+        click.echo(f"private key {path} (mode 0600), public key {path}.pub, key id {pub.key_id}")
+        if trusted is None:
+            click.echo(f"to trust caches it signs, add this line to {doc['trusted_keys_file']}:")
+            click.echo(pub.openssh())
+        else:
+            click.echo(f"added to the trusted keys in {trusted}")
+
+
+@cache_group.command("sign")
+@file_argument
+@click.option("--key", "key", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The private key written by `mace cache keygen`.")
+@json_option
+def sign_cmd(file: Path, key: Path, as_json: bool) -> None:
+    """Sign every device section of FILE with KEY (Ed25519), so that it is trusted wherever it
+    is kept, by every machine whose trusted keys list KEY's public half."""
+    from mace.programcache import signing
+    from mace.programcache.errors import ProgramCacheError
+    _require_file(file, as_json)
+    try:
+        res = signing.sign_file(file, key)
+    except (signing.SigningKeyError, ProgramCacheError, OSError) as exc:
+        _bad_input(getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc), as_json)
+    if as_json:
+        _emit(res)
+    else:
+        click.echo(f"{file}: signed {len(res['sections'])} section(s) with key {res['key_id']}")
+        if not res["trusted_here"]:
+            click.echo(f"note: this key is not in {res['trusted_keys_file']}: add its public half "
+                       f"there on every machine that should trust the file:")
+            click.echo(res["public_key"])
 
 
 @cache_group.command("prune")

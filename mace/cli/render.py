@@ -21,12 +21,16 @@ def render_inspect(info: dict, console=None) -> None:
                       f"written by {m(h['writer'])}, {m(h['record_count'])} records")
     if info["sections"]:
         t = Table(title="device sections")
-        for col in ("id", "device", "programs", "bytes", "tuning", "quarantined"):
+        for col in ("id", "device", "programs", "bytes", "tuning", "quarantined", "signature"):
             t.add_column(col)
         for s in info["sections"]:
+            sig = s["signature"] + (f" ({', '.join(s['signed_by'])})" if s["signed_by"] else "")
             t.add_row(m(s["id"]), m(s["short"]), str(s["programs"]), human_bytes(s["program_bytes"]),
-                      str(s["tuning"]), str(s["quarantined"]))
+                      str(s["tuning"]), str(s["quarantined"]), m(sig))
         console.print(t)
+    if info.get("trust"):
+        console.print(termtext.plain(f"location: {info['trust']['location']} "
+                                     f"({info['trust']['reason']})"), markup=False, highlight=False)
     if info["programs"]:
         t = Table(title="programs")
         for col in ("device", "program", "build options", "size", "checksum", "kind", "created",

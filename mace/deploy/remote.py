@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mace import __version__, fileio
+from mace.deploy import provenance
 from mace.deploy.devices import DeviceSpec, LoadedDevices, load_devices, remote_python
 from mace.deploy.errors import RemoteDiskFull, RemoteError, RemoteMaceMissing, RemotePythonMissing, RemoteRunFailed
 from mace.deploy.transport import SshTransport, _last_line
@@ -200,8 +201,11 @@ class RemoteDevice:
                 files.append(rel)
                 size += src.stat().st_size
             add(REMOTE_MODEL, job.model)
-            if job.program.is_file() and job.program.stat().st_size > 0:
-                add(REMOTE_PROGRAM, job.program)
+            own = self.own_sections(job.program)
+            if own is not None:                   # the device's own section only, never ours
+                fileio.write_atomic(stage / REMOTE_PROGRAM, own)
+                files.append(REMOTE_PROGRAM)
+                size += len(own)
             for i, (_, path) in enumerate(job.inputs):
                 add(f"inputs/in{i}.npy", path)
             try:
@@ -212,6 +216,19 @@ class RemoteDevice:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         return incoming, files, size
+
+    @property
+    def origin(self) -> dict:
+        return provenance.origin(self.name, self.spec.address, self.spec.username)
+
+    def own_sections(self, program: Path) -> bytes | None:
+        """The bytes of a program file holding only what came from this device (None: nothing)."""
+        if not (program.is_file() and program.stat().st_size > 0):
+            return None
+        from mace.programcache import maintenance
+        from mace.programcache.format import encode
+        data = provenance.for_device(maintenance.load(program)[0], self.origin)
+        return encode(data) if data.sections else None
 
     def _cleanup(self, rdir: str, incoming: str) -> None:
         """Best effort: remove a half-uploaded staging directory (the next deploy would too)."""
@@ -283,20 +300,35 @@ class RemoteDevice:
         return pulled
 
 
-def merge_program(local: Path, pulled: Path) -> dict:
-    """Merge a device's program file into the local one (created when missing): sections are
-    keyed by device fingerprint, so each device keeps its own. Never raises: problems become
-    findings (the run's outputs are already in place)."""
+def merge_program(local: Path, pulled: Path, origin: dict, device_fp: str | None) -> dict:
+    """Merge the device's own section of its program file into the local one (created when
+    missing), marked with its origin (provenance.py); every other section of the pulled file
+    is dropped. `device_fp`: the fingerprint id the device's run reported. Never raises:
+    problems become findings (the run's outputs are already in place)."""
     from mace.programcache import ProgramCacheError, maintenance
-    out: dict = {"path": str(local), "pulled": True, "sections": [], "new_sections": [], "findings": []}
+    from mace.programcache.format import CacheData, encode
+    out: dict = {"path": str(local), "pulled": True, "sections": [], "new_sections": [],
+                 "dropped_sections": [], "origin": origin, "findings": []}
     try:
-        data, _ = maintenance.load(pulled)
+        everything, _ = maintenance.load(pulled)
+        own = device_fp if device_fp in everything.sections else (
+            next(iter(everything.sections)) if device_fp is None and len(everything.sections) == 1
+            else None)
+        out["dropped_sections"] = sorted(f for f in everything.sections if f != own)
+        if out["dropped_sections"]:
+            msg = (f"the device's program file holds {len(out['dropped_sections'])} section(s) of "
+                   f"other devices ({', '.join(out['dropped_sections'])}): not taken, only the "
+                   f"device's own section {own or '(none reported)'} is merged")
+            log.warning("%s", msg)
+            out["findings"].append({"code": "FOREIGN_SECTION", "severity": "warning", "message": msg})
+        data = provenance.take_section(everything, own, origin) if own else CacheData()
+        fileio.write_atomic(pulled, encode(data))
         before = set(maintenance.load(local, missing_ok=True)[0].sections)
         res = maintenance.merge_files(local, [local, pulled], missing_ok=True)
         out["sections"] = [{"id": k, "short": fp.short()} for k, fp in sorted(data.sections.items())]
         out["new_sections"] = [s for s in out["sections"] if s["id"] not in before]
         out["stats"] = res.stats
-        out["findings"] = [f.to_dict() for f in res.findings]
+        out["findings"] += [f.to_dict() for f in res.findings]
     except (OSError, ProgramCacheError) as exc:
         msg = (f"cannot merge the device's program file into {local} "
                f"({getattr(exc, 'message', None) or exc}): the outputs are fine; check the file with "
@@ -346,7 +378,10 @@ def run_on_device(name: str, spec: DeviceSpec, job: Job, output_dir: str | Path 
             fileio.write_atomic(out_dir / RESULT_JSON, json.dumps(result, indent=2))
         t0 = time.perf_counter()
         if (pulled / PULLED_PROGRAM).is_file():
-            program = merge_program(job.program, pulled / PULLED_PROGRAM)
+            summary = result.get("summary") if isinstance(result, dict) else None
+            fp = summary.get("device_fingerprint") if isinstance(summary, dict) else None
+            program = merge_program(job.program, pulled / PULLED_PROGRAM, dev.origin,
+                                    fp if isinstance(fp, str) else None)
         else:
             program = {"path": str(job.program), "pulled": False, "sections": [], "new_sections": [],
                        "findings": []}

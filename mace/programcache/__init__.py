@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from mace.programcache.errors import (
                                       CacheOutOfResources,
+                                      CacheRefused,
                                       DamagedEntry,
                                       Finding,
                                       MagicMismatch,
@@ -27,5 +28,5 @@ from mace.programcache.settings import default_cache_path
 from mace.programcache.store import ProgramCache, program_key
 
 __all__ = ["ProgramCache", "Section", "DeviceFingerprint", "program_key", "LoadReport", "Finding",
-           "ProgramCacheError", "MagicMismatch", "VersionMismatch", "CacheOutOfResources",
+           "ProgramCacheError", "CacheRefused", "MagicMismatch", "VersionMismatch", "CacheOutOfResources",
            "DamagedEntry", "XiaomiFormatError", "default_cache_path"]

@@ -53,7 +53,14 @@ def remove_stale_temps(path: Path) -> int:
 
 
 def move_aside(path: Path, suffix: str = ".corrupt") -> Path:
-    """Rename `path` to `path + suffix` (replacing an older one). Raises OSError."""
-    target = path.with_name(path.name + suffix)
-    os.replace(path, target)
-    return target
+    """Rename `path` to the first free name of `path + suffix`, `path + suffix + ".1"`, ...
+    (never over an earlier one: link + unlink, which fails rather than replaces). Raises OSError."""
+    for n in range(1000):
+        target = path.with_name(path.name + suffix + (f".{n}" if n else ""))
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        os.unlink(path)
+        return target
+    raise FileExistsError(f"{path}{suffix}.*: a thousand earlier copies: remove them")

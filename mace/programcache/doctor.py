@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mace.programcache import blobkind, settings
+from mace.programcache import blobkind, journal, settings
 from mace.programcache.errors import (
     BUILD_FAILED,
     DAMAGED_ENTRY,
@@ -21,6 +21,7 @@ from mace.programcache.errors import (
     MISSING,
     MISSING_PROGRAMS,
     QUARANTINED,
+    UNTRUSTED,
     UNWRITABLE,
     VERSION_MISMATCH,
     Finding,
@@ -67,7 +68,7 @@ def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
     `required_keys` (or of the model `init_model` initializes from the file's bytes) has a
     usable binary there. `init_model` may raise; a MaceError from it is the caller's to report."""
     path = Path(path)
-    cache = ProgramCache.open(path, device_fp=device_fp, log_findings=False)
+    cache = ProgramCache.open(path, device_fp=device_fp, log_findings=False, recover=False)
     res = DoctorResult(str(path), device_fp.to_dict() if device_fp else None)
     if init_model is not None:
         required_keys = _check_model(path, init_model, res)
@@ -77,7 +78,12 @@ def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
         severity = f.severity
         if f.code in _FATAL or (f.code == VERSION_MISMATCH and cache.header is None):
             severity = "error"
+        if f.code == UNTRUSTED and "cached binaries for this device" in f.message \
+                and not _any_trusted(cache, device_fp):
+            severity = "error"              # not one binary would reach the driver
         res.findings.append(Finding(f.code, f.message, f.fix, severity, f.key))
+    res.stats["trust"] = cache.report.trust
+    res.findings += journal.crash_findings(path)
     if cache.header is None:            # nothing of ours could be read
         return res
     data = cache.data
@@ -95,14 +101,20 @@ def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
 def _check_model(path: Path, init_model: Callable[[bytes], ModelInit], res: DoctorResult) -> list[str]:
     """Initialize the model against the file's bytes; the driver's rejections become findings.
     Returns the program keys the model needs."""
-    from mace.programcache.atomic import read_cache
-    load = init_model(read_cache(path))
+    from mace.programcache.trust import CacheBytes, read_checked
+    data, location = read_checked(path, settings.read_limit())
+    load = init_model(CacheBytes(data, location))     # trusted as the file is
     res.stats["model_init"] = {"from_cache": load.from_cache, "compiled": load.compiled,
                                "rejected": [list(r) for r in load.rejected]}
     for key, code, message in load.rejected:
         res.findings.append(Finding(code, f"{path}: the driver rejected the binary of {key}: "
                                     f"{message}", severity="error", key=key))
     return list(load.keys)
+
+
+def _any_trusted(cache: ProgramCache, fp: DeviceFingerprint | None) -> bool:
+    return fp is not None and any(cache.trusted(fp, k) for (f, k) in cache.data.programs
+                                  if f == fp.id)
 
 
 def _check_device(cache: ProgramCache, fp: DeviceFingerprint, res: DoctorResult) -> None:
@@ -136,7 +148,9 @@ def _check_device(cache: ProgramCache, fp: DeviceFingerprint, res: DoctorResult)
     res.stats["build_failures"] = failures
     usable = [k for k, e in mine.items() if k not in bad and k not in quarantined]
     res.stats.update(device_programs=len(usable), device_tuning_records=sum(
-        1 for (f, _) in data.tuning if f == fp.id), blob_kinds=kinds, quarantined=len(quarantined))
+        1 for (f, _) in data.tuning if f == fp.id), blob_kinds=kinds, quarantined=len(quarantined),
+        trusted_programs=sum(1 for k in usable if cache.trusted(fp, k)),
+        signature=cache.signature_state(fp.id))
     if not usable:
         why = "every one of them is damaged or quarantined" if mine else "its section holds none"
         res.findings.append(Finding(MISSING_PROGRAMS, f"{cache.name} has no usable program for this "

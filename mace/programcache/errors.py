@@ -22,6 +22,10 @@ UNWRITABLE = "UNWRITABLE"
 MISSING_PROGRAMS = "MISSING_PROGRAMS"
 QUARANTINED = "QUARANTINED"
 BUILD_FAILED = "BUILD_FAILED"
+UNTRUSTED = "UNTRUSTED"
+SIGNATURE_INVALID = "SIGNATURE_INVALID"
+REFUSED = "REFUSED"
+CRASHED = "CRASHED"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,19 @@ CODES: dict[str, CodeInfo] = {c.code: c for c in (
     CodeInfo(BUILD_FAILED, "the device's compiler could not build these programs (or make their "
              "kernels) earlier", "nothing to do: their ops use another variant or the CPU runtime; "
              "a driver update starts a new section and tries them again"),
+    CodeInfo(UNTRUSTED, "others could have written the file (its location is not private) or "
+             "the binaries came from elsewhere (a bundle, a device), and no trusted key signed them",
+             "keep the cache where only you can write it (chmod go-w on the file and its "
+             "directories), or sign it with `mace cache sign FILE --key K` and list the public key "
+             "in the trusted keys file (MACE_TRUSTED_KEYS)"),
+    CodeInfo(SIGNATURE_INVALID, "a section's signature does not verify (altered after signing) or "
+             "its key is not trusted", "re-sign the file with a trusted key (`mace cache sign`), "
+             "or add the signer's public key to the trusted keys file"),
+    CodeInfo(REFUSED, "the path is not a regular file, or not a mace program cache",
+             "pass a program cache file or a new path (--program / MACE_PROGRAM_PATH)"),
+    CodeInfo(CRASHED, "a process died while loading or first launching a cached binary",
+             "nothing to do: the next start quarantines that binary for this device and "
+             "compiles it from source"),
 )}
 
 SEVERITIES = ("error", "warning", "info")
@@ -124,6 +141,13 @@ class VersionMismatch(ProgramCacheError):
 
 class CacheOutOfResources(ProgramCacheError):
     code = MACE_OUT_OF_RESOURCES
+
+
+class CacheRefused(ProgramCacheError):
+    """A path given as the program cache is not a regular file or not one of our caches."""
+
+    code = REFUSED
+    exit_code = 2
 
 
 class DamagedEntry(ProgramCacheError):

@@ -18,7 +18,7 @@ from mace.programcache.reader import Reader, Truncated
 
 MAGIC = b"MACECLPC"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1                          # 1.1: device capabilities, build failures
+FORMAT_MINOR = 2                          # 1.1: device capabilities, build failures; 1.2: SIGN
 MIN_READER_MAJOR = 1
 MAX_WRITER_LEN = 255
 MAX_HEADER_LEN = 65536
@@ -31,6 +31,8 @@ TAG_CAPS, TAG_BUILD_FAILURE = b"CAPS", b"BFAI"
 CAPS_KEY = "device-caps"
 #: the keyed JSON record kinds of a section, in file order: (tag, CacheData attribute)
 _JSON_TABLES = ((TAG_TUNING, "tuning"), (TAG_CAPS, "caps"), (TAG_BUILD_FAILURE, "build_failures"))
+TAG_SIGNATURE = b"SIGN"
+SIGNATURE_LEN = 64                        # Ed25519
 
 
 # {{{ the in-memory model
@@ -73,6 +75,22 @@ class QuarantineEntry:
 
 
 @dataclass
+class SignatureEntry:
+    """An Ed25519 signature of one device section by one key (mace/programcache/signing.py
+    builds and checks the manifest; here it is only bytes)."""
+
+    fp_id: str
+    key_id: str                  # 16 hex chars of sha256(raw public key)
+    manifest: str                # canonical JSON: device fields, program and tuning digests
+    signature: bytes             # 64 bytes over signing.MESSAGE_PREFIX + manifest
+    signed_ns: int
+
+    @property
+    def key(self) -> str:        # decode() names records by their key
+        return self.key_id
+
+
+@dataclass
 class CacheData:
     sections: dict[str, DeviceFingerprint] = field(default_factory=dict)
     programs: dict[tuple[str, str], ProgramEntry] = field(default_factory=dict)
@@ -82,6 +100,7 @@ class CacheData:
     caps: dict[tuple[str, str], TuningEntry] = field(default_factory=dict)
     #: programs that failed to build or to create a kernel on a device: not tried again there
     build_failures: dict[tuple[str, str], TuningEntry] = field(default_factory=dict)
+    signatures: dict[tuple[str, str], SignatureEntry] = field(default_factory=dict)  # (fp_id, key_id)
 
 
 @dataclass
@@ -165,6 +184,11 @@ def quarantine_record(q: QuarantineEntry) -> list[bytes]:
                                    + _s16(q.sha256_hex) + _s32(q.reason)])
 
 
+def signature_record(g: SignatureEntry) -> list[bytes]:
+    return _frame(TAG_SIGNATURE, [_s16(g.fp_id) + _s16(g.key_id) + struct.pack("<Q", g.signed_ns)
+                                  + _s32(g.manifest) + g.signature])
+
+
 def record_size(parts: list[bytes]) -> int:
     return sum(len(p) for p in parts)
 
@@ -189,9 +213,9 @@ def encode_header(record_count: int, body_len: int, writer: str | None = None) -
 
 
 def encode(data: CacheData, writer: str | None = None) -> bytes:
-    """The whole file. Sections sorted by fingerprint id, each followed by its programs and
-    tuning records sorted by key; the quarantine list last. Entries whose section is absent
-    are not written."""
+    """The whole file. Sections sorted by fingerprint id, each followed by its programs, tuning
+    records and signatures sorted by key; the quarantine list last. Entries whose section is
+    absent are not written."""
     by_section: dict[str, list[list[bytes]]] = {fp_id: [] for fp_id in data.sections}
     for (f, _), e in sorted(data.programs.items()):
         if f in by_section:
@@ -200,6 +224,9 @@ def encode(data: CacheData, writer: str | None = None) -> bytes:
         for (f, _), t in sorted(getattr(data, table).items()):
             if f in by_section:
                 by_section[f].append(tuning_record(t, tag))
+    for (f, _), g in sorted(data.signatures.items()):
+        if f in by_section:
+            by_section[f].append(signature_record(g))
     records: list[list[bytes]] = []
     for fp_id in sorted(data.sections):
         records += [device_record(data.sections[fp_id]), *by_section[fp_id]]
@@ -217,6 +244,8 @@ def encoded_size(data: CacheData, writer: str | None = None) -> int:
     size += sum(record_size(tuning_record(t, tag)) for tag, table in _JSON_TABLES
                 for (f, _), t in getattr(data, table).items() if f in data.sections)
     size += sum(record_size(quarantine_record(q)) for (f, _), q in data.quarantine.items()
+                if f in data.sections)
+    size += sum(record_size(signature_record(g)) for (f, _), g in data.signatures.items()
                 if f in data.sections)
     return size
 
@@ -321,12 +350,18 @@ def _parse_quarantine(r: Reader) -> QuarantineEntry:
     return QuarantineEntry(fp_id, key, r.str32(), when, sha_hex)
 
 
+def _parse_signature(r: Reader) -> SignatureEntry:
+    fp_id, key_id, when = r.str16(), r.str16(), r.u64()
+    manifest = r.str32()
+    return SignatureEntry(fp_id, key_id, manifest, r.take(SIGNATURE_LEN), when)
+
+
 _PARSERS = {TAG_DEVICE: _parse_device, TAG_PROGRAM: _parse_program, TAG_TUNING: _parse_tuning,
             TAG_QUARANTINE: _parse_quarantine, TAG_CAPS: _parse_tuning,
-            TAG_BUILD_FAILURE: _parse_tuning}
+            TAG_BUILD_FAILURE: _parse_tuning, TAG_SIGNATURE: _parse_signature}
 _WHAT = {TAG_DEVICE: "device section", TAG_PROGRAM: "program", TAG_TUNING: "tuning record",
          TAG_QUARANTINE: "quarantine record", TAG_CAPS: "device capabilities",
-         TAG_BUILD_FAILURE: "build failure record"}
+         TAG_BUILD_FAILURE: "build failure record", TAG_SIGNATURE: "signature"}
 
 
 def decode(buf: bytes | bytearray | memoryview, name: str = "<bytes>") -> Decoded:
@@ -394,7 +429,7 @@ def _assemble(out: Decoded, parsed: list[tuple[bytes, object]], name: str) -> No
             continue
         target = {TAG_PROGRAM: data.programs, TAG_TUNING: data.tuning,
                   TAG_QUARANTINE: data.quarantine, TAG_CAPS: data.caps,
-                  TAG_BUILD_FAILURE: data.build_failures}[tag]
+                  TAG_BUILD_FAILURE: data.build_failures, TAG_SIGNATURE: data.signatures}[tag]
         target[(obj.fp_id, obj.key)] = obj
 
 

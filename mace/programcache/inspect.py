@@ -28,15 +28,19 @@ def split_key(key: str) -> tuple[str, str, str]:
 
 def inspect_file(path: str | Path) -> dict:
     """Raises OSError (FileNotFoundError...) when the file cannot be read."""
+    from mace.programcache.trust import location_trust
     path = Path(path)
     from mace.programcache.atomic import read_cache
-    return inspect_bytes(read_cache(path), str(path))
+    info = inspect_bytes(read_cache(path), str(path))
+    loc = location_trust(path)
+    info["trust"] = {"location": "trusted" if loc.trusted else "untrusted", "reason": loc.reason}
+    return info
 
 
 def inspect_bytes(buf: bytes, name: str = "<bytes>") -> dict:
     info: dict = {"path": name, "size": len(buf), "format": "unknown", "header": None,
                   "sections": [], "programs": [], "tuning": [], "quarantine": [], "caps": [], "build_failures": [],
-                  "xiaomi": None, "findings": []}
+                  "xiaomi": None, "findings": [], "trust": None}
     if buf[:8] == MAGIC:
         _ours(buf, name, info)
         return info
@@ -68,13 +72,23 @@ def _ours(buf: bytes, name: str, info: dict) -> None:
     data = dec.data
     info["header"] = dec.header.to_dict()
     info["findings"] += [f.to_dict() for f in dec.findings]
+    sigs = {}
+    if data.signatures:
+        from mace.programcache import signing
+        sigs = signing.check_sections(data, signing.load_trusted_keys())
     for fp_id, fp in sorted(data.sections.items()):
         mine = [e for (f, _), e in data.programs.items() if f == fp_id]
+        s = sigs.get(fp_id)
         info["sections"].append({
             "id": fp_id, "short": fp.short(), "fields": fp.to_dict(), "programs": len(mine),
             "program_bytes": sum(len(e.blob) for e in mine),
             "tuning": sum(1 for (f, _) in data.tuning if f == fp_id),
-            "quarantined": sum(1 for (f, _) in data.quarantine if f == fp_id)})
+            "quarantined": sum(1 for (f, _) in data.quarantine if f == fp_id),
+            "signature": s.state() if s is not None else "unsigned",
+            "signed_by": list(s.signed_by) if s is not None else [],
+            "signature_notes": list(s.notes) if s is not None else [],
+            "signatures": [{"key_id": g.key_id, "signed": iso(g.signed_ns)}
+                           for (f, _), g in sorted(data.signatures.items()) if f == fp_id]})
     for (fp_id, key), e in sorted(data.programs.items()):
         program, options, source_hash = split_key(key)
         info["programs"].append({

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mace import fileio
-from mace.programcache import atomic, settings, xiaomi
+from mace.programcache import atomic, journal, settings, xiaomi
 from mace.programcache.errors import (
     DAMAGED_ENTRY,
     MACE_OUT_OF_RESOURCES,
     QUARANTINED,
+    SIGNATURE_INVALID,
+    UNTRUSTED,
     XIAOMI_FORMAT,
     Finding,
     MagicMismatch,
@@ -66,6 +68,8 @@ def verify(path: str | Path, max_bytes: int | None = None) -> list[Finding]:
     if dec.data.quarantine:
         findings.append(Finding(QUARANTINED, f"{name}: {len(dec.data.quarantine)} program(s) "
                                 f"quarantined (a driver refused their binaries)", severity="info"))
+    findings += trust_findings(path, dec.data)
+    findings += journal.crash_findings(path)
     cap = max_bytes if max_bytes is not None else settings.max_bytes()
     if len(buf) > cap:
         findings.append(Finding(MACE_OUT_OF_RESOURCES, f"MACE_OUT_OF_RESOURCES: {name} is "
@@ -73,6 +77,41 @@ def verify(path: str | Path, max_bytes: int | None = None) -> list[Finding]:
                                 f"`mace cache prune {name} --max-bytes N` or raise "
                                 f"MACE_PROGRAM_CACHE_MAX_BYTES", severity="warning"))
     return findings
+
+
+def trust_findings(path: Path, data: CacheData) -> list[Finding]:
+    """The signature state of every section, and whether the location alone is trusted."""
+    from mace.programcache import signing, trust
+    loc = trust.location_trust(path)
+    sigs = signing.check_sections(data, signing.load_trusted_keys()) if data.signatures else {}
+    out = []
+    for fp_id in sorted(data.sections):
+        s = sigs.get(fp_id)
+        state = s.state() if s is not None else "unsigned"
+        if state == "signed":
+            out.append(Finding("SIGNATURE", f"{path}: section {fp_id} signed by trusted key(s) "
+                               f"{', '.join(s.signed_by)}", severity="info"))
+            loose = sorted(k for (f, k), e in data.programs.items() if f == fp_id
+                           and f"{k}:{e.sha256.hex()}" not in s.covered["programs"])
+            if loose:
+                out.append(Finding(SIGNATURE_INVALID, (
+                    f"{path}: {len(loose)} program(s) of section {fp_id} are not covered by its "
+                    f"signature (added or altered after signing, e.g. {loose[0]})"
+                    + ("" if loc.trusted else ": they would be rebuilt from source")),
+                    severity="info" if loc.trusted else "error", key=loose[0]))
+        elif state == "bad-signature":
+            out.append(Finding(SIGNATURE_INVALID, f"{path}: section {fp_id}: " + "; ".join(s.notes),
+                               severity="error"))
+        elif not loc.trusted:
+            why = "; ".join(s.notes) if s is not None and s.notes else "unsigned"
+            out.append(Finding(UNTRUSTED, f"{path}: section {fp_id} is {why}, and the file is not "
+                               f"trusted by location ({loc.reason}): its binaries would be rebuilt "
+                               f"from source", severity="warning"))
+        else:
+            why = "; ".join(s.notes) if s is not None and s.notes else "unsigned"
+            out.append(Finding("SIGNATURE", f"{path}: section {fp_id} is {why}; the file is trusted "
+                               f"by location", severity="info"))
+    return out
 
 
 def _verify_foreign(buf: bytes, name: str) -> list[Finding]:
@@ -139,6 +178,19 @@ def _write(path: Path, data: CacheData, result: Result, max_bytes: int) -> None:
                         tuning=len(data.tuning), bytes=len(blob), dropped=[e.key for e in dropped])
 
 
+def _mark_unvouched(path: Path, data: CacheData, out) -> list[Finding]:
+    """Never launder an untrusted file's binaries: those of an input in an untrusted location
+    that no trusted signature covers keep an origin mark in the output (signing.py)."""
+    from mace.programcache import signing, trust
+    loc = trust.location_trust(path)
+    n = signing.mark_unvouched(data, loc, str(path))
+    if not n:
+        return []
+    return [Finding(UNTRUSTED, f"{path} is not trusted ({loc.reason}): its {n} unsigned binaries "
+                    f"keep an origin mark in {out} and are loaded only with a trusted signature "
+                    f"(`mace cache sign`)", severity="info")]
+
+
 def merge_files(out: str | Path, inputs: Iterable[str | Path], *, missing_ok: bool = False,
                 sections: Iterable[str] | None = None, add_sections: Iterable[DeviceFingerprint] = (),
                 max_bytes: int | None = None) -> Result:
@@ -160,6 +212,7 @@ def merge_files(out: str | Path, inputs: Iterable[str | Path], *, missing_ok: bo
         for i, p in enumerate(inputs):
             d, found = load(p, missing_ok)
             result.findings += found
+            result.findings += _mark_unvouched(p, d, out)
             counts[str(p)] = len(d.programs)
             merge_into(data, d, sections if i else None)
         for fp in add_sections:

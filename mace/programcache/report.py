@@ -27,6 +27,8 @@ class LoadReport:
     load_seconds: float = 0.0
     tuning_hits: int = 0
     tuning_misses: int = 0
+    untrusted: int = 0            # cached binaries not handed to the driver: not trusted
+    trust: dict = field(default_factory=dict)   # location and signature state (trust decision)
 
     # the engine counts what it did with each program
     def note_from_cache(self, key: str) -> None:
@@ -48,7 +50,8 @@ class LoadReport:
         where = self.path if self.source == "file" else f"<{self.source}>"
         total = self.from_cache + self.compiled
         line = (f"program cache {where}: {self.from_cache}/{total} programs from cache, "
-                f"{self.compiled} compiled, {len(self.rejected)} rejected "
+                f"{self.compiled} compiled, {len(self.rejected)} rejected"
+                + (f", {self.untrusted} untrusted" if self.untrusted else "") + " "
                 + (f"({self.shared} more shared with engines of this process) " if self.shared else "")
                 + f"({human_bytes(self.bytes_read)} read in {self.load_seconds * 1e3:.0f} ms)")
         if self.tuning_hits or self.tuning_misses:
@@ -65,4 +68,5 @@ class LoadReport:
                 "rejected": [{"key": k, "code": c, "message": m} for k, c, m in self.rejected],
                 "findings": [f.to_dict() for f in self.findings],
                 "bytes_read": self.bytes_read, "load_seconds": self.load_seconds,
-                "tuning_hits": self.tuning_hits, "tuning_misses": self.tuning_misses}
+                "tuning_hits": self.tuning_hits, "tuning_misses": self.tuning_misses,
+                "untrusted": self.untrusted, "trust": self.trust}

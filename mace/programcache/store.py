@@ -1,28 +1,44 @@
-"""ProgramCache: open (never raises), get/put binaries and tuning records, quarantine, save
-(lock, re-read, merge by key, prune to the cap, atomic replace; never raises).
+"""ProgramCache: open (never raises, except for a refused explicit path), get/put binaries and
+tuning records, quarantine, save (lock, re-read, merge by key, prune to the cap, atomic
+replace; never raises).
 
 A blob is handed out only when its section's fingerprint equals the device's field by field,
-its record CRC held at load, its SHA-256 holds and it is not quarantined on that device.
+its record CRC held at load, its SHA-256 holds, it is not quarantined on that device, and it is
+trusted: trust is decided once, at open (trust.py: a private location; signing.py: a valid
+signature by a trusted key). Binaries pulled from a device (meta "origin") need a signature
+even in a private file.
+
+What is written, and what never is: only a regular file (symlinks are written through to their
+target) that is ours, empty or absent; a file that is not a cache is refused, never renamed; a
+damaged file of ours is moved aside to a fresh `.corrupt` name; a read-only file is left alone.
 """
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from pathlib import Path
 
 from mace import fileio
-from mace.programcache import atomic, settings, xiaomi
+from mace.programcache import atomic, journal, settings, trust, xiaomi
 from mace.programcache.errors import (
     DAMAGED_ENTRY,
     FOREIGN_DEVICE,
     MISSING,
+    QUARANTINED,
+    REFUSED,
+    SIGNATURE_INVALID,
+    UNTRUSTED,
     UNWRITABLE,
     VERSION_MISMATCH,
     XIAOMI_FORMAT,
+    CacheRefused,
     Finding,
     MagicMismatch,
     VersionMismatch,
@@ -37,7 +53,6 @@ from mace.programcache.format import (
     TuningEntry,
     decode,
     encode,
-    magic_message,
     program_record_size,
     version_message,
 )
@@ -50,6 +65,7 @@ log = logging.getLogger("mace.programcache")
 _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 Key = tuple[str, str]
+ORIGIN = "origin"        # meta field of a binary that was not built on this machine (a pull)
 
 
 def program_key(name: str, build_options: list[str], source: str) -> str:
@@ -84,40 +100,71 @@ class ProgramCache:
         self._written_last_used: dict[Key, int] = {}
         self._warned: set[str] = set()
         self._log_findings = True
+        self.location: trust.Location | None = None     # where the bytes came from, and its trust
+        self._sigs: dict = {}                    # fp_id -> signing.SectionSignatures
+        self._local: set[Key] = set()            # built by this process: trusted
+        self._untrusted_seen: set[Key] = set()
+        self._refusal: str | None = None         # why this file must never be written
+        self.journal: journal.CrashJournal | None = None
 
     # {{{ open
 
     @classmethod
     def open(cls, source=None, *, device_fp: DeviceFingerprint | None = None,
-             max_bytes: int | None = None, log_findings: bool = True) -> ProgramCache:
-        """Open a cache file (path; None = default_cache_path()) or read-only bytes.
+             max_bytes: int | None = None, log_findings: bool = True,
+             strict: bool = False, recover: bool = True) -> ProgramCache:
+        """Open a cache file (path; None = default_cache_path()), read-only bytes, or
+        `trust.CacheBytes` (bytes with the location they were read from, e.g. a bundle).
 
         Never raises: a missing, foreign, corrupt, newer or Xiaomi file gives an empty cache,
         with typed findings in `.report` (also logged, unless log_findings is False: tools
-        that print the findings themselves)."""
+        that print the findings themselves). With `strict` (a path the user gave explicitly),
+        a path that is not a regular file or not a program cache raises CacheRefused.
+        `recover=False` (tools that only look) leaves a crash journal for the next start."""
         t0 = time.perf_counter()
-        if isinstance(source, (bytes, bytearray, memoryview)):
+        if isinstance(source, (bytes, bytearray, memoryview, trust.CacheBytes)):
             cache = cls(None, device_fp=device_fp, max_bytes=max_bytes, readonly=True)
             cache._log_findings = log_findings
+            if isinstance(source, trust.CacheBytes):
+                cache.location, source = source.location, source.data
+                cache.report.path = cache.location.path
+            else:
+                cache.location = trust.untrusted("<bytes>", "the programs came as bytes, with no "
+                                                 "file location to check")
             cache._load(bytes(source))
         else:
             path = Path(source) if source is not None else settings.default_cache_path()
             cache = cls(path, device_fp=device_fp, max_bytes=max_bytes)
             cache._log_findings = log_findings
-            try:
-                buf = atomic.read_cache(path)
-            except (FileNotFoundError, NotADirectoryError):
-                cache.report.format = "missing"
-                cache._find(Finding(MISSING, f"There is no precompiled OpenCL binary at {path} "
-                                    f"(first run)", severity="info"), logging.DEBUG)
-            except OSError as exc:
-                cache.report.format = "missing"
-                cache._find(Finding(UNWRITABLE, f"cannot read program cache {path}: "
-                                    f"{exc.strerror or exc}: starting empty", severity="warning"))
-            else:
-                cache._load(buf)
+            cache._open_path(path)
+        if cache._refusal and strict:
+            raise CacheRefused(cache._refusal)
+        cache._decide_trust()
+        if cache.path is not None and not cache._refusal and recover:
+            cache._recover_journal()
         cache.report.load_seconds = time.perf_counter() - t0
         return cache
+
+    def _open_path(self, path: Path) -> None:
+        try:
+            buf, self.location = trust.read_checked(path, settings.read_limit())
+        except (FileNotFoundError, NotADirectoryError):
+            self.location = trust.location_trust(path)
+            self.report.format = "missing"
+            self._find(Finding(MISSING, f"There is no precompiled OpenCL binary at {path} "
+                               f"(first run)", severity="info"), logging.DEBUG)
+        except fileio.FileRefused as exc:
+            self.location = trust.untrusted(str(path), "refused")
+            self.report.format = "missing"
+            self._refusal = str(exc)
+            self._find(Finding(REFUSED, str(exc), severity="warning"))
+        except OSError as exc:
+            self.location = trust.location_trust(path)
+            self.report.format = "missing"
+            self._find(Finding(UNWRITABLE, f"cannot read program cache {path}: "
+                               f"{exc.strerror or exc}: starting empty", severity="warning"))
+        else:
+            self._load(buf)
 
     @property
     def name(self) -> str:
@@ -152,7 +199,10 @@ class ProgramCache:
                                f"MACE_PROGRAM_PATH at another file", severity="warning"))
             return
         self.report.format = "unknown"
-        self._find(MagicMismatch(magic_message(self.name)).finding("warning"))
+        self._refusal = (f"{self.name} is not a mace program cache (nor a Xiaomi MACE one): "
+                         f"refused: it is neither loaded nor overwritten: pass a program cache "
+                         f"file or a new path (--program / MACE_PROGRAM_PATH)")
+        self._find(Finding(REFUSED, self._refusal, severity="warning"))
 
     def _load_ours(self, buf: bytes) -> None:
         self.report.format = "mace"
@@ -190,6 +240,101 @@ class ProgramCache:
             f"({fp.short()}; nearest differs in {', '.join(fp.differences(nearest))}): compiling "
             f"from source; the other sections are kept"), severity="warning"))
 
+    # }}}
+
+    # {{{ trust (decided once, at open)
+
+    def _decide_trust(self) -> None:
+        loc = self.location or trust.untrusted(self.name, "unknown origin")
+        self.location = loc
+        if self._data.signatures:
+            from mace.programcache import signing
+            keys = signing.load_trusted_keys()
+            for problem in keys.problems:
+                self._find(Finding(UNTRUSTED, problem, severity="warning"))
+            self._sigs = signing.check_sections(self._data, keys)
+            for fp_id, s in sorted(self._sigs.items()):
+                if s.notes and not s.signed_by:
+                    self._find(Finding(SIGNATURE_INVALID, f"{self.name}: section {fp_id}: "
+                                       + "; ".join(s.notes), severity="warning"))
+        self.report.trust = {"location": "trusted" if loc.trusted else "untrusted",
+                             "reason": loc.reason,
+                             "sections": {f: self.signature_state(f) for f in sorted(self._data.sections)}}
+        fp = self.device_fp
+        if fp is None or not self._section_ok(fp):
+            return
+        mine = [e for (f, _), e in self._data.programs.items() if f == fp.id]
+        bad = [e for e in mine if not self._binary_trusted(e)]
+        if not bad:
+            return
+        pulled = sum(1 for e in bad if ORIGIN in e.meta)
+        why = [] if loc.trusted else [f"not trusted by location: {loc.reason}"]
+        if pulled:
+            why.append(f"{pulled} came from elsewhere ({bad[0].meta.get(ORIGIN, 'another device')})")
+        self._find(Finding(UNTRUSTED, (
+            f"{self.name}: {len(bad)} of the {len(mine)} cached binaries for this device are not "
+            f"trusted ({'; '.join(why)}) and carry no valid signature from a trusted key: they are "
+            f"rebuilt from source (tuning records are still used after range checks): keep the "
+            f"cache where only you can write it, or sign it (`mace cache sign`)"),
+            severity="warning"))
+
+    def signature_state(self, fp_id: str) -> str:
+        """'signed' (by a trusted key), 'unknown-key', 'bad-signature' or 'unsigned'."""
+        s = self._sigs.get(fp_id)
+        return s.state() if s is not None else "unsigned"
+
+    def _binary_trusted(self, entry: ProgramEntry) -> bool:
+        k = (entry.fp_id, entry.key)
+        if k in self._local:
+            return True
+        s = self._sigs.get(entry.fp_id)
+        if s is not None and f"{entry.key}:{entry.sha256.hex()}" in s.covered["programs"]:
+            return True
+        return bool(self.location and self.location.trusted) and ORIGIN not in entry.meta
+
+    def trusted(self, fp: DeviceFingerprint, key: str) -> bool:
+        """Would `get_binary(fp, key)` hand the binary out, trust-wise?"""
+        e = self._data.programs.get((fp.id, key))
+        return e is not None and self._binary_trusted(e)
+
+    # }}}
+
+    # {{{ the crash journal
+
+    def _recover_journal(self) -> None:
+        """Quarantine what a dead process was loading or first launching when it died."""
+        try:
+            pending, empty = journal.scan(self.path)
+        except OSError:
+            pending, empty = [], []
+        journal.remove(empty)
+        if pending:
+            for p in pending:
+                fp = self._data.sections.get(p.fp_id)
+                if fp is None and self.device_fp is not None and self.device_fp.id == p.fp_id:
+                    fp = self.device_fp
+                if fp is None:
+                    continue
+                what = "loading" if p.phase == "load" else "first launching"
+                reason = f"CRASH: process {p.pid} died while {what} this cached binary"
+                self.quarantine(fp, p.key, reason)
+                self._find(Finding(QUARANTINED, f"{self.name}: process {p.pid} died while {what} "
+                                   f"the cached binary of {p.key}: quarantined for this device "
+                                   f"(compiled from source from now on)", key=p.key))
+            if self.save():
+                journal.remove([p.file for p in pending])
+        self.journal = journal.CrashJournal(self.path)
+
+    def journal_guard(self, fp: DeviceFingerprint, key: str, phase: str):
+        """Context: journal "about to load/launch key" around a risky driver call."""
+        if self.journal is None:
+            return contextlib.nullcontext()
+        return self.journal.guard(fp.id, key, phase)
+
+    # }}}
+
+    # {{{ first run
+
     def first_run_message(self, n: int) -> str:
         """The line the engine logs when it compiles `n` programs because none were cached."""
         if self.report.format == "missing":
@@ -212,6 +357,11 @@ class ProgramCache:
                 return None
             entry = self._data.programs.get(k)
             if entry is None:
+                return None
+            if not self._binary_trusted(entry):
+                if k not in self._untrusted_seen:
+                    self._untrusted_seen.add(k)
+                    self.report.untrusted += 1
                 return None
             if not entry.blob_ok():
                 del self._data.programs[k]
@@ -247,6 +397,7 @@ class ProgramCache:
                            f"(not stored)"))
                 return False
             old = self._data.programs.get(k)
+            self._local.add(k)
             if old is not None and old.sha256 == entry.sha256 and old.meta == meta:
                 return True
             add_section(self._data, fp)
@@ -392,6 +543,9 @@ class ProgramCache:
         if self.readonly or self.path is None:
             log.debug("program cache opened from bytes is read-only: save skipped")
             return False
+        if self._refusal:
+            self._warn_once("refused", f"{self._refusal} (save skipped)")
+            return False
         with self._lock:
             if not self._needs_write():
                 return False
@@ -408,8 +562,31 @@ class ProgramCache:
                 log.debug("save failed", exc_info=True)
                 return False
 
+    def _writable_target(self) -> Path | None:
+        """The file to replace (a symlink's target: written through), or None with one message
+        when it must be left alone (not a regular file; read-only)."""
+        path = Path(os.path.realpath(self.path))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return path
+        if not stat.S_ISREG(st.st_mode):
+            self._warn_once("refused", trust.not_regular_message(str(self.path), st.st_mode)
+                            + " (save skipped)")
+            return None
+        if not st.st_mode & 0o222:
+            msg = (f"program cache {self.path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}): "
+                   f"left as it is, new programs are not saved: `chmod u+w {self.path}` to let "
+                   f"mace update it")
+            self._warn_once("readonly", msg, Finding(UNWRITABLE, msg))
+            return None
+        return path
+
     def _save_locked(self) -> bool:
-        path = fileio.write_target(self.path)    # refused before a lock file appears beside it
+        path = self._writable_target()
+        if path is None:
+            return False
+        path = fileio.write_target(path)    # refused before a lock file appears beside it
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic.lock_for(path, settings.LOCK_TIMEOUT_S):
             atomic.remove_stale_temps(path)
@@ -438,7 +615,13 @@ class ProgramCache:
 
     def _read_base(self, path: Path) -> CacheData | None:
         """The file's current content to merge into; None when it must not be overwritten."""
-        disk = atomic.read_or_none(path)
+        try:
+            disk, _ = trust.read_checked(path, settings.read_limit())
+        except FileNotFoundError:
+            disk = None
+        except fileio.FileRefused as exc:
+            self._warn_once("refused", f"{exc} (save skipped)")
+            return None
         if disk is None or len(disk) == 0:
             return CacheData()
         if disk[:8] == MAGIC:
@@ -460,9 +643,14 @@ class ProgramCache:
             self._warn_once("xiaomi", f"{path} is a Xiaomi MACE program cache (read-only here): "
                             f"not overwritten, save skipped: set MACE_PROGRAM_PATH to another file")
             return None
-        aside = atomic.move_aside(path)
-        log.warning("%s is not a mace program cache or is corrupted: moved aside to %s, writing a "
-                    "fresh one", path, aside)
+        else:
+            self._warn_once("refused", f"{path} is not a mace program cache (nor a Xiaomi MACE "
+                            f"one): left untouched, save skipped: delete it or point "
+                            f"MACE_PROGRAM_PATH / --program at another file")
+            return None
+        aside = atomic.move_aside(path)          # ours (our magic), but its header is damaged
+        log.warning("%s is a damaged mace program cache: moved aside to %s, writing a fresh one",
+                    path, aside)
         return CacheData()
 
     def _merge_into(self, base: CacheData) -> CacheData:
@@ -479,6 +667,10 @@ class ProgramCache:
         for k in self._discards:
             if k not in self._puts:
                 base.programs.pop(k, None)
+        for k in self._puts:                     # built here byte for byte: ours now (no origin)
+            e, mine = base.programs.get(k), ours.programs.get(k)
+            if e is not None and mine is not None and e.sha256 == mine.sha256 and e.meta != mine.meta:
+                base.programs[k] = dataclasses.replace(e, meta=mine.meta)
         return base
 
     # }}}

@@ -98,7 +98,9 @@ class Engine:
         if use_program_cache:
             from mace.programcache import DeviceFingerprint, ProgramCache
             fp = DeviceFingerprint.from_cl_device(self.device)
-            cache = ProgramCache.open(program, device_fp=fp)
+            # a path the caller named must be a program cache (or new): else CacheRefused
+            cache = ProgramCache.open(program, device_fp=fp,
+                                      strict=isinstance(program, (str, os.PathLike)))
             self.program_cache, self.program_cache_report = cache, cache.report
         self._fingerprint = fp
         self.executor = self._driver_call("init", self._new_executor)
@@ -277,6 +279,8 @@ class Engine:
         if self.device is not None:
             from mace.runtime.opencl.device import describe
             d["device"] = describe(self.device)
+            if self._fingerprint is not None:   # which section of a program file is this device's
+                d["device_fingerprint"] = self._fingerprint.id
             d["fallback_nodes"] = list(self.executor.fallback_nodes)
             d["memory"] = {"planned_bytes": self.executor.plan.total_bytes,
                            "naive_bytes": self.executor.plan.naive_bytes}

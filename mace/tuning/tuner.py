@@ -309,8 +309,8 @@ def make_lookup(cache, fingerprint, device):
                 why = f"variant {rec['variant']} unusable ({exc})"
         if why is None and rec.get("source_hashes") and records.source_hashes(launches) != rec["source_hashes"]:
             why = "kernel source changed since tuning"
-        if why is None and len(rec.get("lws", [])) != len(launches):
-            why = "launch count changed"
+        if why is None:     # range checks: the record may come from an untrusted file
+            why = records.lws_problem(rec.get("lws"), launches, device)
         if why is not None:
             cache.report.tuning_hits -= 1
             cache.report.tuning_misses += 1

@@ -50,7 +50,7 @@ def test_register_adds_commands_and_merges_into_an_existing_cache_group():
         pass
     register(top)
     assert {"inspect", "doctor", "cache"} <= set(top.commands)
-    assert set(top.commands["cache"].commands) == {"clear", "verify", "merge", "prune"}
+    assert set(top.commands["cache"].commands) == {"clear", "verify", "merge", "prune", "keygen", "sign"}
 
 
 def test_inspect_ours_json_shape(cli, cache_path, fp_a):
@@ -59,8 +59,8 @@ def test_inspect_ours_json_shape(cli, cache_path, fp_a):
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     assert set(info) == {"path", "size", "format", "header", "sections", "programs", "tuning",
-                         "quarantine", "caps", "build_failures", "xiaomi", "findings"}
-    assert info["format"] == "mace" and info["header"]["format"] == "1.1"
+                         "quarantine", "caps", "build_failures", "xiaomi", "findings", "trust"}
+    assert info["format"] == "mace" and info["header"]["format"] == "1.2"
     assert [s["id"] for s in info["sections"]] == [fp_a.id]
     p = info["programs"][0]
     assert p["program"] == "conv" and p["build_options"] == "-DA" and p["checksum"] == "ok"
@@ -131,15 +131,18 @@ def test_doctor_cli_with_the_pocl_device(cli, cache_path, pocl_device):
 def test_verify(cli, cache_path, fp_a):
     make_cache(cache_path, fp_a)
     r = run(cli, "cache", "verify", cache_path, "--json")
-    assert r.exit_code == 0 and json.loads(r.output) == {"path": str(cache_path), "ok": True,
-                                                         "findings": []}
+    out = json.loads(r.output)
+    assert r.exit_code == 0 and out["ok"] is True and out["path"] == str(cache_path)
+    assert [(f["code"], f["severity"]) for f in out["findings"]] == [("SIGNATURE", "info")]
+    assert "unsigned; the file is trusted by location" in out["findings"][0]["message"]
     raw = bytearray(cache_path.read_bytes())
     raw[raw.index(bytes([1]) * 5000) + 7] ^= 1
     cache_path.write_bytes(bytes(raw))
     r = run(cli, "cache", "verify", cache_path, "--json")
     out = json.loads(r.output)
     assert r.exit_code == 1 and out["ok"] is False
-    assert [(f["code"], f["key"]) for f in out["findings"]] == [("DAMAGED_ENTRY", "pool||cd")]
+    assert [(f["code"], f["key"]) for f in out["findings"]
+            if f["severity"] != "info"] == [("DAMAGED_ENTRY", "pool||cd")]
     assert run(cli, "cache", "verify", cache_path.with_name("x")).exit_code == 2
     assert run(cli, "cache", "verify", LEGACY_FIXTURE).exit_code == 0
 

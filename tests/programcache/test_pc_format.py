@@ -13,18 +13,18 @@ from mace.programcache import format as F
 
 GOLDEN_EMPTY = bytes.fromhex(
     "4d414345434c5043"      # magic MACECLPC
-    "0100" "0100" "0100"    # format 1.1, min reader 1
+    "0100" "0200" "0100"    # format 1.2, min reader 1
     "0a00"                  # writer_len 10
     "2e000000"              # header_len 46
     "00000000"              # record_count 0
     "0000000000000000"      # body_len 0
     "6d61636520302e312e30"  # "mace 0.1.0"
-    "e4100d31")             # header CRC-32
+    "5b1812f8")             # header CRC-32
 
 
 def test_golden_empty_header():
     """Changing the header layout must come with a format version bump (and a new golden)."""
-    assert (F.FORMAT_MAJOR, F.FORMAT_MINOR, F.MIN_READER_MAJOR) == (1, 1, 1)
+    assert (F.FORMAT_MAJOR, F.FORMAT_MINOR, F.MIN_READER_MAJOR) == (1, 2, 1)
     assert F.encode(F.CacheData(), writer="mace 0.1.0") == GOLDEN_EMPTY
     dec = F.decode(GOLDEN_EMPTY)
     assert dec.header.writer == "mace 0.1.0" and dec.findings == [] and dec.records == 0
@@ -33,8 +33,8 @@ def test_golden_empty_header():
 def test_golden_header_is_documented():
     from pc_helpers import HERE
     doc = (HERE.parents[1] / "docs" / "program-cache-format.md").read_text()
-    dump = "4d41 4345 434c 5043 0100 0100 0100 0a00"
-    assert dump in doc and "e410 0d31" in doc
+    dump = "4d41 4345 434c 5043 0100 0200 0100 0a00"
+    assert dump in doc and "5b18 12f8" in doc
 
 
 def entry(fp, key, blob=b"\x01\x02", t=1_000, hits=0):

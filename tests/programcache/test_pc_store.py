@@ -118,18 +118,18 @@ def test_blob_of_a_is_never_returned_for_b_even_with_equal_id_prefix(fp_a):
     assert c.get_binary(fp_a, "k") == b"A"
 
 
-def test_bad_magic_moved_aside_on_save(cache_path, fp_a, caplog):
-    cache_path.write_bytes(b"this is not a cache at all" * 10)
+def test_not_a_cache_is_refused_never_moved(cache_path, fp_a, caplog):
+    text = b"this is not a cache at all" * 10
+    cache_path.write_bytes(text)
     with caplog.at_level(logging.WARNING, LOG):
         c = ProgramCache.open(cache_path, device_fp=fp_a)
-    assert codes(c) == ["MAGIC_MISMATCH"] and c.report.format == "unknown"
-    assert caplog.records[0].getMessage() == (
-        f"Magic number mismatch: {cache_path} is not a mace program cache or is corrupted: "
-        f"regenerate it with `mace convert --config ...` or delete it")
+    assert codes(c) == ["REFUSED"] and c.report.format == "unknown"
+    assert caplog.records[0].getMessage().startswith(
+        f"{cache_path} is not a mace program cache (nor a Xiaomi MACE one): refused")
     c.put_binary(fp_a, "k", b"x")
-    assert c.save()
-    assert cache_path.with_name(cache_path.name + ".corrupt").read_bytes().startswith(b"this is")
-    assert ProgramCache.open(cache_path, device_fp=fp_a).get_binary(fp_a, "k") == b"x"
+    assert c.save() is False
+    assert cache_path.read_bytes() == text
+    assert not cache_path.with_name(cache_path.name + ".corrupt").exists()
 
 
 def test_damaged_entry_dropped_alone(cache_path, fp_a, caplog):
@@ -219,8 +219,13 @@ def test_entry_larger_than_cap(fp_a, cache_path):
 
 
 def test_bytes_source_is_read_only(cache_path, fp_a, caplog):
+    from mace.programcache.trust import CacheBytes, location_trust
     saved(cache_path, fp_a, {"k": b"v"})
     c = ProgramCache.open(cache_path.read_bytes(), device_fp=fp_a)
+    assert c.report.source == "bytes" and c.get_binary(fp_a, "k") is None   # no location: untrusted
+    assert c.report.untrusted == 1 and "UNTRUSTED" in codes(c)
+    c = ProgramCache.open(CacheBytes(cache_path.read_bytes(), location_trust(cache_path)),
+                          device_fp=fp_a)
     assert c.report.source == "bytes" and c.get_binary(fp_a, "k") == b"v"
     c.put_binary(fp_a, "k2", b"v2")
     with caplog.at_level(logging.DEBUG, LOG):
@@ -244,7 +249,7 @@ def test_unwritable_location_is_one_warning(tmp_path, fp_a, caplog):
 
 def test_directory_as_path_never_raises(tmp_path, fp_a):
     c = ProgramCache.open(tmp_path, device_fp=fp_a)
-    assert codes(c) == ["UNWRITABLE"]
+    assert codes(c) == ["REFUSED"]
     c.put_binary(fp_a, "k", b"v")
     assert c.save() is False
 
@@ -314,7 +319,8 @@ def test_report_summary_and_dict(cache_path, fp_a):
     assert line.endswith(" ms)")
     d = c.report.to_dict()
     assert set(d) == {"path", "source", "format", "from_cache", "compiled", "shared", "rejected", "findings",
-                      "bytes_read", "load_seconds", "tuning_hits", "tuning_misses"}
+                      "bytes_read", "load_seconds", "tuning_hits", "tuning_misses", "untrusted",
+                      "trust"}
     assert d["rejected"] == [{"key": "k9", "code": "CL_INVALID_BINARY", "message": "bad"}]
     assert isinstance(c.report, LoadReport)
 

@@ -49,7 +49,7 @@ def test_per_target_and_merged_files(built, local_soc):
         # a deployment loads every program from the shipped file: nothing compiled
         import mace
         e = mace.Engine(lib / "model" / "digits_cnn.mace", runtime="gpu", device=target.index,
-                        program=merged.read_bytes())
+                        program=merged)          # a private build directory: trusted
         assert e.program_cache_report.compiled == 0
         assert e.program_cache_report.from_cache == built_model["compiled"]
 

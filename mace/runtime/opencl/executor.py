@@ -348,7 +348,8 @@ class OpenCLExecutor:
             keep.append(host)
             cl.enqueue_copy(q, self.buffers[name], host, is_blocking=False)
         events = []
-        recorded = None if profile else self._recorded()
+        first = self.builder.unlaunched          # kernels of cached binaries not launched yet
+        recorded = None if profile or first else self._recorded()
         if recorded is not None:
             try:
                 recorded.enqueue()
@@ -361,7 +362,12 @@ class OpenCLExecutor:
             if isinstance(step, HostStep):
                 step.run(q)
                 continue
-            ev = cl.enqueue_nd_range_kernel(q, step.kernel, step.gws, step.lws)
+            if first and step.program_key in first:
+                with self.builder.first_launch(step.program_key):
+                    ev = cl.enqueue_nd_range_kernel(q, step.kernel, step.gws, step.lws)
+                    q.finish()
+            else:
+                ev = cl.enqueue_nd_range_kernel(q, step.kernel, step.gws, step.lws)
             if profile:
                 events.append((step, ev))
         outs = {}

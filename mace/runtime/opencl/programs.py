@@ -1,8 +1,10 @@
 """Building OpenCL programs ourselves, through our program cache (never PyOpenCL's hidden one).
 
 Order per program key: binary from the cache (only when the cache section's fingerprint equals
-this device and the entry's checksum holds) -> source. A binary the driver rejects is
-quarantined for this device and the program is compiled from source. A program whose build or
+this device, the entry's checksum holds and the cache trusts it) -> source. A binary the driver
+rejects is quarantined for this device and the program is compiled from source. Loading a
+cached binary and its first launch are journaled (programcache/journal.py), so a binary that
+crashes the driver is quarantined by the next start. A program whose build or
 kernel creation fails raises a typed `KernelBuildError` (the op then takes its next variant) and
 is recorded in the cache under the device's fingerprint, so later starts skip it untried. Binaries of programs built
 from source are harvested after the first run, because PoCL and some mobile drivers finish code
@@ -81,6 +83,7 @@ class ProgramBuilder:
         self._from_source: dict[str, cl.Program] = {}
         self.compile_seconds = 0.0
         self.keys: list[str] = []
+        self.unlaunched: set[str] = set()      # loaded from cached binaries, not launched yet
 
     def key(self, name: str, options: list[str]) -> str:
         memo = (name, tuple(sorted(set(options))))
@@ -135,6 +138,7 @@ class ProgramBuilder:
                 # a cached binary that builds but cannot make its kernel: quarantine, try source
                 self.cache.quarantine(self.fingerprint, key, f"CL_INVALID_KERNEL: {exc}"[:200])
                 self.force_source.add(key)
+                self.unlaunched.discard(key)
                 return self.kernel(name, options, kernel_name)
             self._from_source.pop(key, None)   # never harvest a program that cannot make a kernel
             raise self.failed(name, key, "create kernel", f"{kernel_name}: {exc}") from None
@@ -170,8 +174,10 @@ class ProgramBuilder:
             blob = self.cache.get_binary(self.fingerprint, key)
             if blob is not None:
                 try:
-                    prog = cl.Program(self.ctx, [self.device], [blob]).build(options=opts)
+                    with self.cache.journal_guard(self.fingerprint, key, "load"):
+                        prog = cl.Program(self.ctx, [self.device], [blob]).build(options=opts)
                     self.cache.report.note_from_cache(key)
+                    self.unlaunched.add(key)
                 except (cl.Error, RuntimeError) as exc:
                     code = "CL_INVALID_BINARY"
                     log.warning("the driver rejected the cached binary of %s (%s): quarantined for this "
@@ -203,6 +209,13 @@ class ProgramBuilder:
                 pass
             raise self.failed(name, key, "build", build_log or str(exc)) from None
         return prog
+
+    def first_launch(self, key: str):
+        """Context around the first launch of a kernel from a cached binary: journaled, so a
+        crash there quarantines the binary at the next start (the caller waits for the kernel
+        inside the block)."""
+        self.unlaunched.discard(key)
+        return self.cache.journal_guard(self.fingerprint, key, "launch")
 
     @property
     def pending(self) -> int:
