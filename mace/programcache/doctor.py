@@ -3,7 +3,8 @@
 Each finding has a code, its cause and its fix; `ok` is True when nothing is an error, i.e.
 the engine would take binaries from this file on this device. The cache package knows no
 driver: to check a model against the file, the caller passes `init_model`, a callable that
-initializes the model read-only against the file's bytes (the CLI builds an Engine).
+initializes the model read-only against the file's bytes (a `trust.CacheBytes`: the bytes with
+the location they were read from, so they are trusted as the file is; the CLI builds an Engine).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from mace.programcache.errors import (
 from mace.programcache.fingerprint import DeviceFingerprint
 from mace.programcache.report import human_bytes
 from mace.programcache.store import ProgramCache
+from mace.programcache.trust import CacheBytes
 
 # load findings that make the file unusable on the device
 _FATAL = {"MAGIC_MISMATCH", "XIAOMI_FORMAT", FOREIGN_DEVICE, MISSING, UNWRITABLE}
@@ -63,7 +65,7 @@ class ModelInit:
 
 def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
            required_keys: list[str] | None = None,
-           init_model: Callable[[bytes], ModelInit] | None = None) -> DoctorResult:
+           init_model: Callable[[CacheBytes], ModelInit] | None = None) -> DoctorResult:
     """Check `path` for `device_fp` (None: structure only) and, when given, that every key of
     `required_keys` (or of the model `init_model` initializes from the file's bytes) has a
     usable binary there. `init_model` may raise; a MaceError from it is the caller's to report."""
@@ -98,10 +100,10 @@ def doctor(path: str | Path, device_fp: DeviceFingerprint | None = None,
     return res
 
 
-def _check_model(path: Path, init_model: Callable[[bytes], ModelInit], res: DoctorResult) -> list[str]:
+def _check_model(path: Path, init_model: Callable[[CacheBytes], ModelInit], res: DoctorResult) -> list[str]:
     """Initialize the model against the file's bytes; the driver's rejections become findings.
     Returns the program keys the model needs."""
-    from mace.programcache.trust import CacheBytes, read_checked
+    from mace.programcache.trust import read_checked
     data, location = read_checked(path, settings.read_limit())
     load = init_model(CacheBytes(data, location))     # trusted as the file is
     res.stats["model_init"] = {"from_cache": load.from_cache, "compiled": load.compiled,

@@ -17,11 +17,11 @@ def test_init_model_gets_the_file_bytes_and_its_keys_are_required(tmp_path, fp_a
     _cache(path, fp_a, ["a|x|1", "b|x|2"])
     seen = []
 
-    def init(blob: bytes) -> ModelInit:
+    def init(blob) -> ModelInit:            # the bytes, with the location they came from
         seen.append(blob)
         return ModelInit(["a|x|1", "b|x|2"], from_cache=2, compiled=0)
     res = doctor(path, fp_a, init_model=init)
-    assert seen == [path.read_bytes()]
+    assert [b.data for b in seen] == [path.read_bytes()] and seen[0].location.trusted
     assert res.ok and res.stats["required_missing"] == []
     assert res.stats["model_init"] == {"from_cache": 2, "compiled": 0, "rejected": []}
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from mace.programcache import ProgramCache, signing, trust
 from mace.programcache import format as F
-from mace.programcache.cli import main as cli
+from mace.cli import cli
 
 LOG = "mace.programcache"
 

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from mace.programcache import CacheRefused, ProgramCache
 from mace.programcache import format as F
 from mace.programcache import journal
-from mace.programcache.cli import main as cli
+from mace.cli import cli
 
 LOG = "mace.programcache"
 HERE = Path(__file__).resolve().parent
