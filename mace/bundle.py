@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mace.errors import ModelFileError
-from mace.fileio import FileRefused, read_bounded, write_atomic
+from mace.fileio import FileRefused, write_atomic
 
 MAGIC = b"MACEBNDL"
 BUNDLE_VERSION = 1

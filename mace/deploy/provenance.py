@@ -16,7 +16,7 @@ import dataclasses
 import time
 
 from mace.programcache.format import CacheData, TuningEntry
-from mace.programcache.store import ORIGIN
+from mace.programcache.decision import ORIGIN
 
 
 def origin(name: str, address: str, username: str | None) -> dict:

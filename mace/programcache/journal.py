@@ -112,6 +112,19 @@ def remove(names) -> None:
             os.unlink(name)
 
 
+def recover(cache_path: Path, sections: dict) -> list[tuple]:
+    """(fingerprint, Pending, "loading" | "first launching") of each entry a dead process left
+    beside `cache_path` for a device of `sections` (fp id -> DeviceFingerprint); the journal
+    files of dead processes with nothing pending are removed."""
+    try:
+        pending, empty = scan(cache_path)
+    except OSError:
+        return []
+    remove(empty)
+    return [(sections[p.fp_id], p, "loading" if p.phase == "load" else "first launching")
+            for p in pending if p.fp_id in sections]
+
+
 def crash_findings(cache_path: Path) -> list:
     """Pending entries of dead processes beside `cache_path`, as findings (not acted on: the
     next start of the engine quarantines them); for `mace doctor` and `mace cache verify`."""
@@ -167,4 +180,4 @@ class CrashJournal:
                     os.unlink(self.file)
 
 
-__all__ = ["CrashJournal", "Pending", "scan", "remove", "crash_findings"]
+__all__ = ["CrashJournal", "Pending", "scan", "remove", "recover", "crash_findings"]

@@ -19,8 +19,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import stat
 import threading
 import time
 from pathlib import Path
@@ -29,32 +27,22 @@ from mace import fileio
 from mace.programcache import atomic, journal, settings, trust, xiaomi
 from mace.programcache.errors import (
     DAMAGED_ENTRY,
-    FOREIGN_DEVICE,
-    MISSING,
     QUARANTINED,
-    REFUSED,
-    SIGNATURE_INVALID,
-    UNTRUSTED,
     UNWRITABLE,
-    VERSION_MISMATCH,
-    XIAOMI_FORMAT,
     CacheRefused,
     Finding,
-    MagicMismatch,
-    VersionMismatch,
 )
 from mace.programcache.fingerprint import DeviceFingerprint
+from mace.programcache.decision import TrustDecision
+from mace.programcache.loading import Loading
 from mace.programcache.format import (
     CAPS_KEY,
-    MAGIC,
     CacheData,
     ProgramEntry,
     QuarantineEntry,
     TuningEntry,
-    decode,
     encode,
     program_record_size,
-    version_message,
 )
 from mace.programcache.merge import add_section, merge_into
 from mace.programcache.prune import out_of_resources, prune_lru
@@ -65,7 +53,6 @@ log = logging.getLogger("mace.programcache")
 _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 Key = tuple[str, str]
-ORIGIN = "origin"        # meta field of a binary that was not built on this machine (a pull)
 
 
 def program_key(name: str, build_options: list[str], source: str) -> str:
@@ -79,7 +66,7 @@ def program_key(name: str, build_options: list[str], source: str) -> str:
     return f"{name}|{opts}|{hashlib.sha256(source.encode('utf-8')).hexdigest()[:16]}"
 
 
-class ProgramCache:
+class ProgramCache(Loading):
     """The compiled program cache of one file (or of read-only bytes)."""
 
     def __init__(self, path: Path | None, *, device_fp: DeviceFingerprint | None = None,
@@ -101,8 +88,7 @@ class ProgramCache:
         self._warned: set[str] = set()
         self._log_findings = True
         self.location: trust.Location | None = None     # where the bytes came from, and its trust
-        self._sigs: dict = {}                    # fp_id -> signing.SectionSignatures
-        self._local: set[Key] = set()            # built by this process: trusted
+        self.decision = TrustDecision(trust.untrusted("<none>", "not opened"), CacheData(), "")
         self._untrusted_seen: set[Key] = set()
         self._refusal: str | None = None         # why this file must never be written
         self.journal: journal.CrashJournal | None = None
@@ -145,157 +131,28 @@ class ProgramCache:
         cache.report.load_seconds = time.perf_counter() - t0
         return cache
 
-    def _open_path(self, path: Path) -> None:
-        try:
-            buf, self.location = trust.read_checked(path, settings.read_limit())
-        except (FileNotFoundError, NotADirectoryError):
-            self.location = trust.location_trust(path)
-            self.report.format = "missing"
-            self._find(Finding(MISSING, f"There is no precompiled OpenCL binary at {path} "
-                               f"(first run)", severity="info"), logging.DEBUG)
-        except fileio.FileRefused as exc:
-            self.location = trust.untrusted(str(path), "refused")
-            self.report.format = "missing"
-            self._refusal = str(exc)
-            self._find(Finding(REFUSED, str(exc), severity="warning"))
-        except OSError as exc:
-            self.location = trust.location_trust(path)
-            self.report.format = "missing"
-            self._find(Finding(UNWRITABLE, f"cannot read program cache {path}: "
-                               f"{exc.strerror or exc}: starting empty", severity="warning"))
-        else:
-            self._load(buf)
-
-    @property
-    def name(self) -> str:
-        return str(self.path) if self.path else "<bytes>"
-
-    def _find(self, finding: Finding, level: int | None = None) -> None:
-        self.report.findings.append(finding)
-        if self._log_findings:
-            log.log(level if level is not None else _LEVELS.get(finding.severity, logging.INFO),
-                    "%s", finding.message)
-
-    def _load(self, buf: bytes) -> None:
-        self.report.bytes_read = len(buf)
-        if not buf:                               # `touch`ed, or bytes of nothing: a first run
-            self.report.format = "missing"
-            self._find(Finding(MISSING, f"{self.name} is empty: no precompiled OpenCL binary "
-                               f"(first run)", severity="info"), logging.DEBUG)
-            return
-        if buf[:8] == MAGIC:
-            self._load_ours(buf)
-            return
-        found = xiaomi.sniff(buf, self.name)
-        if found is not None:
-            self.xiaomi = found
-            self.report.format = found.format
-            kind = "legacy" if found.format == xiaomi.LEGACY else "protobuf+CRC"
-            crc = "" if found.crc_ok is not False else ", CRC invalid"
-            self._find(Finding(XIAOMI_FORMAT, f"{self.name} is a Xiaomi MACE program cache ({kind}, "
-                               f"{len(found.programs)} programs{crc}): Xiaomi MACE format, "
-                               f"read-only: its binaries are not loaded (no device fingerprint); "
-                               f"compiling from source, and the file is not overwritten: point "
-                               f"MACE_PROGRAM_PATH at another file", severity="warning"))
-            return
-        self.report.format = "unknown"
-        self._refusal = (f"{self.name} is not a mace program cache (nor a Xiaomi MACE one): "
-                         f"refused: it is neither loaded nor overwritten: pass a program cache "
-                         f"file or a new path (--program / MACE_PROGRAM_PATH)")
-        self._find(Finding(REFUSED, self._refusal, severity="warning"))
-
-    def _load_ours(self, buf: bytes) -> None:
-        self.report.format = "mace"
-        try:
-            dec = decode(buf, self.name)
-        except VersionMismatch as exc:
-            self._find(exc.finding("warning"))
-            return
-        except MagicMismatch as exc:
-            self.report.format = "unknown"
-            self._find(exc.finding("warning"))
-            return
-        self.header = dec.header
-        for f in dec.findings:
-            self._find(f)
-        if dec.findings:
-            self._dirty = True                    # the next save writes a clean file
-        h = dec.header
-        if h.newer_than_reader:
-            self._find(Finding(VERSION_MISMATCH, version_message(self.name, h.writer,
-                               h.format_major, h.format_minor) + " (read what this version "
-                               "knows; the file will not be overwritten)", severity="warning"))
-        self._data = dec.data
-        self._written_last_used = {k: e.last_used_ns for k, e in dec.data.programs.items()}
-        self._check_foreign()
-
-    def _check_foreign(self) -> None:
-        fp, sections = self.device_fp, self._data.sections
-        if fp is None or not sections or sections.get(fp.id) == fp:
-            return
-        nearest = min(sections.values(), key=lambda s: len(fp.differences(s)))
-        self._find(Finding(FOREIGN_DEVICE, (
-            f"{self.name} holds binaries for {len(sections)} other device(s) "
-            f"({'; '.join(s.short() for s in sections.values())}), not for this one "
-            f"({fp.short()}; nearest differs in {', '.join(fp.differences(nearest))}): compiling "
-            f"from source; the other sections are kept"), severity="warning"))
-
     # }}}
 
-    # {{{ trust (decided once, at open)
+    # {{{ trust (decided once, at open: decision.py)
 
     def _decide_trust(self) -> None:
-        loc = self.location or trust.untrusted(self.name, "unknown origin")
-        self.location = loc
-        if self._data.signatures:
-            from mace.programcache import signing
-            keys = signing.load_trusted_keys()
-            for problem in keys.problems:
-                self._find(Finding(UNTRUSTED, problem, severity="warning"))
-            self._sigs = signing.check_sections(self._data, keys)
-            for fp_id, s in sorted(self._sigs.items()):
-                if s.notes and not s.signed_by:
-                    self._find(Finding(SIGNATURE_INVALID, f"{self.name}: section {fp_id}: "
-                                       + "; ".join(s.notes), severity="warning"))
-        self.report.trust = {"location": "trusted" if loc.trusted else "untrusted",
-                             "reason": loc.reason,
-                             "sections": {f: self.signature_state(f) for f in sorted(self._data.sections)}}
+        self.location = self.location or trust.untrusted(self.name, "unknown origin")
+        self.decision = TrustDecision(self.location, self._data, self.name)
+        for f in self.decision.findings:
+            self._find(f)
+        self.report.trust = self.decision.report(self._data)
         fp = self.device_fp
-        if fp is None or not self._section_ok(fp):
-            return
-        mine = [e for (f, _), e in self._data.programs.items() if f == fp.id]
-        bad = [e for e in mine if not self._binary_trusted(e)]
-        if not bad:
-            return
-        pulled = sum(1 for e in bad if ORIGIN in e.meta)
-        why = [] if loc.trusted else [f"not trusted by location: {loc.reason}"]
-        if pulled:
-            why.append(f"{pulled} came from elsewhere ({bad[0].meta.get(ORIGIN, 'another device')})")
-        self._find(Finding(UNTRUSTED, (
-            f"{self.name}: {len(bad)} of the {len(mine)} cached binaries for this device are not "
-            f"trusted ({'; '.join(why)}) and carry no valid signature from a trusted key: they are "
-            f"rebuilt from source (tuning records are still used after range checks): keep the "
-            f"cache where only you can write it, or sign it (`mace cache sign`)"),
-            severity="warning"))
+        found = self.decision.device_finding(self._data, fp.id) if fp and self._section_ok(fp) else None
+        if found is not None:
+            self._find(found)
 
     def signature_state(self, fp_id: str) -> str:
-        """'signed' (by a trusted key), 'unknown-key', 'bad-signature' or 'unsigned'."""
-        s = self._sigs.get(fp_id)
-        return s.state() if s is not None else "unsigned"
-
-    def _binary_trusted(self, entry: ProgramEntry) -> bool:
-        k = (entry.fp_id, entry.key)
-        if k in self._local:
-            return True
-        s = self._sigs.get(entry.fp_id)
-        if s is not None and f"{entry.key}:{entry.sha256.hex()}" in s.covered["programs"]:
-            return True
-        return bool(self.location and self.location.trusted) and ORIGIN not in entry.meta
+        return self.decision.state(fp_id)
 
     def trusted(self, fp: DeviceFingerprint, key: str) -> bool:
         """Would `get_binary(fp, key)` hand the binary out, trust-wise?"""
         e = self._data.programs.get((fp.id, key))
-        return e is not None and self._binary_trusted(e)
+        return e is not None and self.decision.binary(e)
 
     # }}}
 
@@ -303,26 +160,15 @@ class ProgramCache:
 
     def _recover_journal(self) -> None:
         """Quarantine what a dead process was loading or first launching when it died."""
-        try:
-            pending, empty = journal.scan(self.path)
-        except OSError:
-            pending, empty = [], []
-        journal.remove(empty)
-        if pending:
-            for p in pending:
-                fp = self._data.sections.get(p.fp_id)
-                if fp is None and self.device_fp is not None and self.device_fp.id == p.fp_id:
-                    fp = self.device_fp
-                if fp is None:
-                    continue
-                what = "loading" if p.phase == "load" else "first launching"
-                reason = f"CRASH: process {p.pid} died while {what} this cached binary"
-                self.quarantine(fp, p.key, reason)
-                self._find(Finding(QUARANTINED, f"{self.name}: process {p.pid} died while {what} "
-                                   f"the cached binary of {p.key}: quarantined for this device "
-                                   f"(compiled from source from now on)", key=p.key))
-            if self.save():
-                journal.remove([p.file for p in pending])
+        known = {**self._data.sections, **({self.device_fp.id: self.device_fp} if self.device_fp else {})}
+        pending = journal.recover(self.path, known)
+        for fp, p, what in pending:
+            self.quarantine(fp, p.key, f"CRASH: process {p.pid} died while {what} this cached binary")
+            self._find(Finding(QUARANTINED, f"{self.name}: process {p.pid} died while {what} the cached "
+                               f"binary of {p.key}: quarantined for this device (compiled from source "
+                               f"from now on)", key=p.key))
+        if pending and self.save():
+            journal.remove([p.file for _, p, _ in pending])
         self.journal = journal.CrashJournal(self.path)
 
     def journal_guard(self, fp: DeviceFingerprint, key: str, phase: str):
@@ -358,7 +204,7 @@ class ProgramCache:
             entry = self._data.programs.get(k)
             if entry is None:
                 return None
-            if not self._binary_trusted(entry):
+            if not self.decision.binary(entry):
                 if k not in self._untrusted_seen:
                     self._untrusted_seen.add(k)
                     self.report.untrusted += 1
@@ -397,7 +243,7 @@ class ProgramCache:
                            f"(not stored)"))
                 return False
             old = self._data.programs.get(k)
-            self._local.add(k)
+            self.decision.local.add(k)
             if old is not None and old.sha256 == entry.sha256 and old.meta == meta:
                 return True
             add_section(self._data, fp)
@@ -562,35 +408,15 @@ class ProgramCache:
                 log.debug("save failed", exc_info=True)
                 return False
 
-    def _writable_target(self) -> Path | None:
-        """The file to replace (a symlink's target: written through), or None with one message
-        when it must be left alone (not a regular file; read-only)."""
-        path = Path(os.path.realpath(self.path))
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return path
-        if not stat.S_ISREG(st.st_mode):
-            self._warn_once("refused", trust.not_regular_message(str(self.path), st.st_mode)
-                            + " (save skipped)")
-            return None
-        if not st.st_mode & 0o222:
-            msg = (f"program cache {self.path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}): "
-                   f"left as it is, new programs are not saved: `chmod u+w {self.path}` to let "
-                   f"mace update it")
-            self._warn_once("readonly", msg, Finding(UNWRITABLE, msg))
-            return None
-        return path
-
     def _save_locked(self) -> bool:
-        path = self._writable_target()
+        path = atomic.save_target(self.path, self._warn_once)   # None: leave the file alone
         if path is None:
             return False
         path = fileio.write_target(path)    # refused before a lock file appears beside it
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic.lock_for(path, settings.LOCK_TIMEOUT_S):
             atomic.remove_stale_temps(path)
-            base = self._read_base(path)
+            base = atomic.read_base(path, self._warn_once)
             if base is None:
                 return False
             merged = self._merge_into(base)
@@ -612,46 +438,6 @@ class ProgramCache:
         log.debug("saved program cache %s: %d programs, %s", path, len(merged.programs),
                   human_bytes(len(data)))
         return True
-
-    def _read_base(self, path: Path) -> CacheData | None:
-        """The file's current content to merge into; None when it must not be overwritten."""
-        try:
-            disk, _ = trust.read_checked(path, settings.read_limit())
-        except FileNotFoundError:
-            disk = None
-        except fileio.FileRefused as exc:
-            self._warn_once("refused", f"{exc} (save skipped)")
-            return None
-        if disk is None or len(disk) == 0:
-            return CacheData()
-        if disk[:8] == MAGIC:
-            try:
-                dec = decode(disk, str(path))
-            except VersionMismatch as exc:
-                self._warn_once("newer", f"{exc.message} (not overwritten: save skipped)")
-                return None
-            except MagicMismatch:
-                pass
-            else:
-                if dec.header.newer_than_reader:
-                    self._warn_once("newer", version_message(
-                        str(path), dec.header.writer, dec.header.format_major,
-                        dec.header.format_minor) + " (not overwritten: save skipped)")
-                    return None
-                return dec.data
-        elif xiaomi.sniff(disk, str(path)) is not None:
-            self._warn_once("xiaomi", f"{path} is a Xiaomi MACE program cache (read-only here): "
-                            f"not overwritten, save skipped: set MACE_PROGRAM_PATH to another file")
-            return None
-        else:
-            self._warn_once("refused", f"{path} is not a mace program cache (nor a Xiaomi MACE "
-                            f"one): left untouched, save skipped: delete it or point "
-                            f"MACE_PROGRAM_PATH / --program at another file")
-            return None
-        aside = atomic.move_aside(path)          # ours (our magic), but its header is damaged
-        log.warning("%s is a damaged mace program cache: moved aside to %s, writing a fresh one",
-                    path, aside)
-        return CacheData()
 
     def _merge_into(self, base: CacheData) -> CacheData:
         """Our changes merged into the file's current content by the one merge policy
