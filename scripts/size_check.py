@@ -15,11 +15,9 @@ from pathlib import Path
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
-RUNTIME_SPLIT = "split pending (runtime structure)"
 
 #: "path" (a file) or "path::qualified.name" (a function) -> why it may exceed the budget
 EXCEPTIONS: dict[str, str] = {
-    "mace/convert/frontend.py::to_graph": RUNTIME_SPLIT,
 }
 
 

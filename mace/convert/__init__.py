@@ -17,7 +17,7 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
             data_type: str = "fp32_fp32", runtime: str = "cpu+gpu", input_ranges: dict | None = None,
             obfuscate: bool = False, name: str | None = None) -> Graph:
     """Convert an ONNX file (path) or ModelProto into an IR graph; write it when `output` is given."""
-    from mace.convert import frontend, normalize, passes
+    from mace.convert import frontend, normalize, passes, support
     from mace.runtime.cpu import registry as cpu_registry
 
     source = str(model) if isinstance(model, (str, os.PathLike)) else "<onnx model>"
@@ -31,6 +31,7 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
                                   f"(neither the CPU nor the GPU runtime has it)")
         raise ConversionError(f"{source}: cannot infer the shape of {o} (output of {n.name}, {n.op_type}): "
                               f"set static input_shapes (in mace.yml, or --input-shape)")
+    support.check(graph, source)
     normalize.normalize(graph)
     stats = passes.optimize(graph)
     supported = cpu_registry.supported_ops()

@@ -110,17 +110,40 @@ def _eval_node(node, inputs: list, opset: int) -> list[np.ndarray]:
 
 def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: str = "<onnx>") -> Graph:
     """Fold constants and produce an IR graph (shapes filled by `infer_shapes`)."""
-    import onnx
-
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     g = model.graph
     consts: dict[str, np.ndarray] = {i.name: _tensor(i, f"{source}: initializer") for i in g.initializer}
     _check_wiring(g, source)
     graph_inputs = [i for i in g.input if i.name not in consts]
+    shapes, dtypes = _input_shapes(graph_inputs, dict(input_shapes or {}), source)
+    nodes = []
+    for node in g.node:
+        try:
+            attrs = _attr_dict(node)
+        except ConversionError as exc:
+            raise ConversionError(f"{source}: {exc}") from None
+        if node.op_type == "Constant":
+            consts[node.output[0]] = _constant(node, attrs, source)
+            continue
+        nodes.append(node)
+    nodes = _fold(model, nodes, consts, shapes, dtypes, graph_inputs, opset, source)
+    for v, dims in shapes.items():
+        _check_size(v, dims, source, "value")
+    for node in nodes:
+        _check_params(node, consts, shapes, source)
+    return _ir_graph(model, nodes, consts, shapes, dtypes, graph_inputs, opset)
+
+
+def _input_shapes(graph_inputs, input_shapes: dict, source: str) -> tuple[dict, dict]:
+    """Static shapes (the model's, else mace.yml's, else 1 for a dynamic dimension) and element
+    types of the graph inputs."""
+    import onnx
     shapes: dict[str, list[int]] = {}
     dtypes: dict[str, str] = {}
-    input_shapes = dict(input_shapes or {})
     for i in graph_inputs:
+        if i.type.WhichOneof("value") not in (None, "tensor_type"):
+            raise ConversionError(f"{source}: input {i.name} is a {i.type.WhichOneof('value').replace('_type', '')}, "
+                                  f"mace reads only tensors: export the model with tensor inputs")
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim]
         if i.name in input_shapes:
             want = list(input_shapes[i.name])
@@ -143,33 +166,21 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
     if unknown_inputs:
         raise ConversionError(f"{source}: the model has no input named {', '.join(sorted(unknown_inputs))}: "
                               f"its inputs are {', '.join(i.name for i in graph_inputs)}")
+    return shapes, dtypes
 
-    # Fold constants and static Shape ops; shapes of runtime values come from onnx inference.
-    nodes = []
-    for node in g.node:
-        try:
-            attrs = _attr_dict(node)
-        except ConversionError as exc:
-            raise ConversionError(f"{source}: {exc}") from None
-        if node.op_type == "Constant":
-            consts[node.output[0]] = _constant(node, attrs, source)
-            continue
-        nodes.append(node)
+
+def _fold(model, nodes, consts, shapes, dtypes, graph_inputs, opset, source) -> list:
+    """Fold constants and static Shape/Size ops until nothing changes; shapes of runtime values
+    come from onnx inference. Returns the nodes left to run."""
     changed = True
     while changed:
         changed = False
         shapes.update(_infer(model, nodes, consts, shapes, dtypes, graph_inputs, opset))
         rest = []
         for node in nodes:
-            if node.op_type == "Shape" and node.input[0] in shapes and all(d > 0 for d in shapes[node.input[0]]):
-                shp = np.array(shapes[node.input[0]], dtype=np.int64)
-                a = _attr_dict(node)
-                start, end = a.get("start", 0), a.get("end", None)
-                consts[node.output[0]] = shp[start:end]
-                changed = True
-                continue
-            if node.op_type == "Size" and node.input[0] in shapes:
-                consts[node.output[0]] = np.array(int(np.prod(shapes[node.input[0]])), dtype=np.int64)
+            value = _static_value(node, shapes)
+            if value is not None:
+                consts[node.output[0]] = value
                 changed = True
                 continue
             if node.op_type not in _NEVER_FOLD and all((not i) or i in consts for i in node.input) and node.input:
@@ -184,15 +195,23 @@ def to_graph(model, input_shapes: dict[str, list[int]] | None = None, source: st
                 continue
             rest.append(node)
         nodes = rest
+    return nodes
 
-    for v, dims in shapes.items():
-        _check_size(v, dims, source, "value")
-    for node in nodes:
-        _check_params(node, consts, shapes, source)
-    ir_nodes = []
-    for k, node in enumerate(nodes):
-        ir_nodes.append(Node(name=node.name or f"{node.op_type}_{k}", op_type=node.op_type,
-                             inputs=list(node.input), outputs=list(node.output), attrs=_attr_dict(node)))
+
+def _static_value(node, shapes) -> np.ndarray | None:
+    """The value of a Shape or Size node whose input has a static shape, else None."""
+    if node.op_type == "Shape" and node.input[0] in shapes and all(d > 0 for d in shapes[node.input[0]]):
+        a = _attr_dict(node)
+        return np.array(shapes[node.input[0]], dtype=np.int64)[a.get("start", 0):a.get("end", None)]
+    if node.op_type == "Size" and node.input[0] in shapes:
+        return np.array(int(np.prod(shapes[node.input[0]], dtype=np.int64)), dtype=np.int64)
+    return None
+
+
+def _ir_graph(model, nodes, consts, shapes, dtypes, graph_inputs, opset) -> Graph:
+    g = model.graph
+    ir_nodes = [Node(name=node.name or f"{node.op_type}_{k}", op_type=node.op_type, inputs=list(node.input),
+                     outputs=list(node.output), attrs=_attr_dict(node)) for k, node in enumerate(nodes)]
     used = {i for n in ir_nodes for i in n.inputs if i}
     outputs = [o.name for o in g.output]
     weights = {k: v for k, v in consts.items() if k in used or k in outputs}

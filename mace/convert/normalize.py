@@ -60,7 +60,9 @@ def _conv(graph, node):
     if node.op_type == "ConvTranspose":
         a["output_padding"] = list(a.get("output_padding", [0] * nsp))
         if "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-            # derive pads from the (static) output shape
+            # derive pads from the (static) output shape; one more than the full size is an
+            # output_padding (ONNX's pads would be 0 at the begin, -1 at the end)
+            a["output_padding"] = _extra_output_padding(node, in_shape, out_shape, kernel, a)
             a["pads"] = deconv_rules.pads_for_output(in_shape[2:], out_shape[2:], kernel, a["strides"], a["dilations"],
                                                      a["output_padding"], a.get("auto_pad"))
             a.pop("output_shape", None)
@@ -68,6 +70,20 @@ def _conv(graph, node):
             a["pads"] = list(a.get("pads", [0] * (2 * nsp)))
     else:
         a["pads"] = _spatial_pads(node, in_shape, out_shape, kernel, a["strides"], a["dilations"])
+
+
+def _extra_output_padding(node, in_shape, out_shape, kernel, a) -> list[int]:
+    opad = list(a["output_padding"])
+    for d in range(len(kernel)):
+        full = deconv_rules.full_size(in_shape[2 + d], kernel[d], a["strides"][d], a["dilations"][d], opad[d])
+        extra = out_shape[2 + d] - full
+        if extra == 1 and a.get("auto_pad", "NOTSET") in ("NOTSET", "SAME_LOWER"):
+            opad[d] += 1
+        elif extra > 0:
+            raise ConversionError(f"node {node.name} (ConvTranspose): output_shape {out_shape[2:]} exceeds the "
+                                  f"full output on axis {2 + d} by {extra} (negative pads), which mace does not "
+                                  f"compute: give output_padding instead")
+    return opad
 
 
 def _pool(graph, node):

@@ -32,5 +32,7 @@ def gemm(node, inputs):
 @cpu_op("MatMul")
 def matmul(node, inputs):
     out = np.matmul(np.asarray(inputs[0], _F32), np.asarray(inputs[1], _F32))
-    out = np.ascontiguousarray(out, _F32)
+    out = np.asarray(out, _F32)  # 0-d for two vectors (ascontiguousarray would make it 1-d)
+    if not out.flags.c_contiguous:
+        out = np.ascontiguousarray(out)
     return [activation.apply_node(out, node)]
