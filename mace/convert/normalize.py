@@ -13,6 +13,8 @@ After this pass (shapes of all values are known):
   ReduceMean `axes` (positive, sorted) + keepdims, Clip `min`/`max`.
 - Axes are non-negative: Concat/Split/Softmax `axis`, Transpose `perm`.
 - Gemm: alpha, beta, transA, transB explicit.
+- Expand: only `shape` (the static output shape). The Reduce* ops: as ReduceMean. LogSoftmax: as
+  Softmax. LayerNormalization: non-negative `axis`, `epsilon`. Mod: fmod=1 (float32 values).
 """
 from __future__ import annotations
 
@@ -254,6 +256,22 @@ def _gemm(graph, node):
     a["transA"] = int(a.get("transA", 0)); a["transB"] = int(a.get("transB", 0))
 
 
+def _expand(graph, node):
+    node.attrs = {"shape": list(graph.shape(node.outputs[0]))}
+    node.inputs = node.inputs[:1]
+
+
+def _mod(graph, node):
+    if not int(node.attrs.get("fmod", 0)):
+        raise ConversionError(f"node {node.name} (Mod): fmod=0 (integer modulo) on float32 values, which ONNX "
+                              f"defines only with fmod=1: export the model with fmod=1")
+
+
+def _layer_norm(graph, node):
+    _axis(graph, node, -1)
+    node.attrs["epsilon"] = float(node.attrs.get("epsilon", 1e-5))
+
+
 def _bn(graph, node):
     node.attrs["epsilon"] = float(node.attrs.get("epsilon", 1e-5))
 
@@ -263,5 +281,8 @@ _RULES = {
     "Squeeze": _reshape, "Unsqueeze": _reshape, "Reshape": _reshape, "Flatten": _reshape, "Identity": _reshape, "Slice": _slice, "Pad": _pad,
     "Resize": _resize, "Upsample": _resize, "Split": _split, "ReduceMean": _reduce, "Clip": _clip,
     "Concat": _concat, "Softmax": _softmax, "Transpose": _transpose,
-    "Gemm": _gemm, "BatchNormalization": _bn,
+    "Gemm": _gemm, "BatchNormalization": _bn, "Expand": _expand, "Mod": _mod, "LogSoftmax": _softmax,
+    "LayerNormalization": _layer_norm,
+    **{op: _reduce for op in ("ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                              "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")},
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mace.convert.fusions import fuse_gelu, fuse_layer_norm
 from mace.ir.graph import Graph, Node
 from mace.ops.batchnorm import fold_into_conv
 
@@ -188,7 +189,8 @@ def choose_layout(graph: Graph) -> None:
     graph.meta["layout"] = "NCHW"
 
 
-PIPELINE = (remove_identity, fold_batchnorm, fuse_hardswish, fuse_activations, fuse_residual_add, remove_dead)
+PIPELINE = (remove_identity, fold_batchnorm, fuse_layer_norm, fuse_gelu, fuse_hardswish, fuse_activations,
+            fuse_residual_add, remove_dead)
 
 
 def optimize(graph: Graph) -> dict[str, int]:

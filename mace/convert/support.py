@@ -20,7 +20,7 @@ COMPUTE_TYPE = "float32"
 #: element types folded at conversion only (shape arithmetic, indices, masks)
 FOLD_TYPES = ("int32", "int64", "bool")
 #: op type -> how many leading outputs its kernels compute (the rest are optional extras)
-_OUTPUTS_COMPUTED = {"BatchNormalization": 1, "Dropout": 1, "MaxPool": 1}
+_OUTPUTS_COMPUTED = {"BatchNormalization": 1, "Dropout": 1, "MaxPool": 1, "LayerNormalization": 1}
 
 
 def check(graph: Graph, source: str) -> None:

@@ -61,7 +61,7 @@ def make_backend(runtime: str) -> type[Backend]:
     return MaceBackend
 
 
-def node_cases() -> dict[str, "object"]:
+def node_cases() -> dict[str, object]:
     """ONNX's node test cases by name (generated from the installed onnx package)."""
     from onnx.backend.test.loader import load_model_tests
     return {c.name: c for c in load_model_tests(kind="node")}

@@ -253,3 +253,52 @@ def test_prelu_and_fused_fp16(rng):
     check("PRelu", {"x": rand(rng, 2, 3, 4, 5)}, initializers={"s": rand(rng, 3, 1, 1, lo=0, hi=0.5)}, **FP16)
     a, b = rand(rng, 2, 4, 3, 5), rand(rng, 4, 1, 1)
     check_graph(two_node_model("Add", "Clip", {}, ["lo", "hi"], a, b), {"a": a, "b": b}, **FP16)
+
+
+# -- unary math, Gelu (GPU kernels for the ops in opencl/ops/elementwise.py's MATH), Pow/Mod/Max/Min
+#    (CPU runtime only) -------------------------------------------------------------------------
+GPU_MATH = {"Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Sin", "Cos", "Erf", "Softsign",
+            "Softplus", "Gelu"}
+
+
+@pytest.mark.parametrize("op", ["Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Sin", "Cos",
+                                "Erf", "Softplus", "Softsign", "Elu", "Selu", "Atan", "Sign"])
+def test_unary_math_matches_onnxruntime(rng, op):
+    x = rand(rng, 2, 3, 17, lo=0.1, hi=3.0) * rng.choice([-1, 1], size=(2, 3, 17)).astype(np.float32)
+    if op in ("Log", "Sqrt"):
+        x = np.abs(x)
+    check(op, {"x": x}, runtimes=("cpu", "gpu") if op in GPU_MATH else ("cpu",), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_matches_onnxruntime(rng, approximate):
+    check("Gelu", {"x": rand(rng, 3, 40) * 4}, {"approximate": approximate}, opset=20, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op, attrs", [("Pow", {}), ("Mod", {"fmod": 1}), ("Max", {}), ("Min", {})])
+def test_float_binary_matches_onnxruntime(rng, op, attrs):
+    a, b = rand(rng, 2, 3, 5, lo=0.5, hi=4.0), rand(rng, 3, 1, lo=0.5, hi=2.0)
+    check(op, {"a": a, "b": b}, attrs, runtimes=("cpu",), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["div_then_half_last", "mul_then_half_first"])
+def test_gelu_pattern_is_fused(rng, form):
+    from onnx import TensorProto, helper, numpy_helper
+    if form == "div_then_half_last":
+        consts = {"c": np.array(np.sqrt(2), np.float32), "one": np.array(1, np.float32),
+                  "half": np.array(0.5, np.float32)}
+        nodes = [helper.make_node("Div", ["x", "c"], ["u"]), helper.make_node("Erf", ["u"], ["e"]),
+                 helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["x", "a"], ["m"]),
+                 helper.make_node("Mul", ["m", "half"], ["y"])]
+    else:
+        consts = {"c": np.array(np.sqrt(0.5), np.float32), "one": np.array(1, np.float32),
+                  "half": np.array(0.5, np.float32)}
+        nodes = [helper.make_node("Mul", ["x", "c"], ["u"]), helper.make_node("Erf", ["u"], ["e"]),
+                 helper.make_node("Mul", ["x", "half"], ["h"]), helper.make_node("Add", ["one", "e"], ["a"]),
+                 helper.make_node("Mul", ["h", "a"], ["y"])]
+    g = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    graph = check_graph(model, {"x": rand(rng, 2, 64) * 4}, rtol=1e-5, atol=1e-5)
+    assert [n.op_type for n in graph.nodes] == ["Gelu"]

@@ -71,3 +71,50 @@ def _any_local_size(rng, cap, cases):
         model = make_model(op, feeds, attrs, inits, 1, order)
         np.testing.assert_allclose(run_with_local_sizes(model, feeds, cap)["out0"], reference(model, feeds)[0],
                                    rtol=1e-4, atol=1e-5, err_msg=op)
+
+
+# -- the other reductions, LayerNormalization and its fusion (CPU runtime; the GPU runtime has no
+#    kernel for them yet: runtime "gpu" refuses them, cpu+gpu runs them on the CPU) ------------
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                                "ReduceSumSquare", "ReduceLogSumExp"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_other_reductions_match_onnxruntime(rng, op, keepdims):
+    x = rand(rng, 2, 3, 4, 5, lo=0.5, hi=1.5)
+    axes = sorted(int(a) for a in rng.choice(4, size=int(rng.integers(1, 4)), replace=False))
+    check(op, {"x": x}, {"keepdims": keepdims}, initializers={"axes": np.array(axes, np.int64)}, opset=18,
+          runtimes=("cpu",), **TOL)
+
+
+@pytest.mark.parametrize("axis", [-1, -2, 1])
+def test_layer_norm_matches_onnxruntime(rng, axis):
+    x = rand(rng, 2, 3, 4, 8) * 3 + 1
+    norm = x.shape[axis % 4:]
+    check("LayerNormalization", {"x": x}, {"axis": axis, "epsilon": 1e-5},
+          initializers={"scale": rand(rng, *norm), "bias": rand(rng, *norm)}, runtimes=("cpu", "gpu"),
+          gpu_native=False, **TOL)
+
+
+def _decomposed_layer_norm(rng, c, with_affine=True, pow_square=True):
+    from onnx import TensorProto, helper, numpy_helper
+    consts = {"axes": np.array([-1], np.int64), "two": np.array(2.0, np.float32),
+              "eps": np.array(1e-5, np.float32)}
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"]), helper.make_node("Sub", ["x", "m"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["p"]) if pow_square else helper.make_node("Mul", ["d", "d"], ["p"]),
+             helper.make_node("ReduceMean", ["p", "axes"], ["v"]), helper.make_node("Add", ["v", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["s"]), helper.make_node("Div", ["d", "s"], ["y" if not with_affine else "n"])]
+    if with_affine:
+        consts.update(gamma=rand(rng, c), beta=rand(rng, c))
+        nodes += [helper.make_node("Mul", ["n", "gamma"], ["g"]), helper.make_node("Add", ["g", "beta"], ["y"])]
+    g = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, c])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("with_affine, pow_square", [(True, True), (False, True), (True, False)])
+def test_layer_norm_pattern_is_fused(rng, with_affine, pow_square):
+    model = _decomposed_layer_norm(rng, 16, with_affine, pow_square)
+    x = rand(rng, 2, 5, 16) * 4 - 1
+    graph = check_graph(model, {"x": x}, runtimes=("cpu",), **TOL)
+    assert [n.op_type for n in graph.nodes] == ["LayerNormalization"]

@@ -4,6 +4,8 @@ HardSwish, Clip, LeakyRelu, HardSigmoid: the math is `mace.runtime.cpu.activatio
 the kernels that fuse them)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mace.runtime.cpu import activation
@@ -111,3 +113,74 @@ def _prepare_binary(node, weights, graph):
 
 
 binary.prepare = _prepare_binary
+
+
+_ERF = np.vectorize(math.erf, otypes=[np.float32])
+
+#: float32 unary math (ONNX semantics; NaN/inf where ONNX gives them)
+_UNARY = {
+    "Abs": np.abs, "Neg": np.negative, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
+    "Reciprocal": np.reciprocal, "Floor": np.floor, "Ceil": np.ceil, "Sign": np.sign,
+    "Sin": np.sin, "Cos": np.cos, "Tan": np.tan, "Asin": np.arcsin, "Acos": np.arccos, "Atan": np.arctan,
+    "Sinh": np.sinh, "Cosh": np.cosh, "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh,
+    "Erf": _ERF, "Softsign": lambda x: x / (1 + np.abs(x)),
+    "Softplus": lambda x: np.logaddexp(np.float32(0), x),
+    "Round": np.round,  # half to even, as ONNX
+}
+
+
+@cpu_op(*_UNARY)
+def unary_math(node, inputs):
+    x = np.asarray(inputs[0], dtype=np.float32)
+    with np.errstate(all="ignore"):
+        return [np.asarray(_UNARY[node.op_type](x), dtype=np.float32)]
+
+
+@cpu_op("Gelu")
+def gelu(node, inputs):
+    x = np.asarray(inputs[0], dtype=np.float32)
+    if node.attrs.get("approximate", "none") == "tanh":
+        inner = np.float32(math.sqrt(2 / math.pi)) * (x + np.float32(0.044715) * x ** 3)
+        return [(np.float32(0.5) * x * (1 + np.tanh(inner))).astype(np.float32)]
+    return [(np.float32(0.5) * x * (1 + _ERF(x / np.float32(math.sqrt(2))))).astype(np.float32)]
+
+
+@cpu_op("Elu", "Selu", "Celu", "ThresholdedRelu", "Mish")
+def parametric_activation(node, inputs):
+    x = np.asarray(inputs[0], dtype=np.float32)
+    a = node.attrs
+    with np.errstate(all="ignore"):
+        if node.op_type == "Elu":
+            out = np.where(x > 0, x, np.float32(a.get("alpha", 1.0)) * np.expm1(x))
+        elif node.op_type == "Selu":
+            alpha, gamma = np.float32(a.get("alpha", 1.67326319217681884765625)), np.float32(a.get("gamma", 1.05070102214813232421875))
+            out = np.where(x > 0, gamma * x, gamma * alpha * np.expm1(x))
+        elif node.op_type == "Celu":
+            alpha = np.float32(a.get("alpha", 1.0))
+            out = np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(x / alpha))
+        elif node.op_type == "ThresholdedRelu":
+            out = np.where(x > np.float32(a.get("alpha", 1.0)), x, 0)
+        else:
+            out = x * np.tanh(np.logaddexp(np.float32(0), x))
+    return [np.asarray(out, dtype=np.float32)]
+
+
+_NARY = {"Max": np.maximum, "Min": np.minimum, "Sum": np.add, "Mean": np.add}
+
+
+@cpu_op("Pow", "Mod", *_NARY)
+def float_binary(node, inputs):
+    """Pow, Mod (fmod=1: C's fmod; float Mod needs it), and the n-ary Max/Min/Sum/Mean."""
+    xs = [np.asarray(v, dtype=np.float32) for v in inputs if v is not None]
+    with np.errstate(all="ignore"):
+        if node.op_type == "Pow":
+            out = np.power(xs[0], xs[1])
+        elif node.op_type == "Mod":
+            out = np.fmod(xs[0], xs[1])
+        else:
+            out = xs[0]
+            for x in xs[1:]:
+                out = _NARY[node.op_type](out, x)
+            if node.op_type == "Mean":
+                out = out / np.float32(len(xs))
+    return [np.array(out, dtype=np.float32)]

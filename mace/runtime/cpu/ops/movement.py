@@ -70,3 +70,9 @@ def split(node, inputs):
     axis = int(node.attrs["axis"])
     cuts = np.cumsum(node.attrs["split"])[:-1]
     return [np.ascontiguousarray(p) for p in np.split(x, cuts, axis=axis)]
+
+
+@cpu_op("Expand")
+def expand(node, inputs):
+    """Broadcast to the static output `shape` (the shape input is folded into it)."""
+    return [np.array(np.broadcast_to(np.asarray(inputs[0], np.float32), node.attrs["shape"]), dtype=np.float32)]

@@ -1,4 +1,4 @@
-"""Softmax along `axis`; `legacy_flatten` (opset < 13) flattens to 2-D at `axis` first."""
+"""Softmax and LogSoftmax along `axis`; `legacy_flatten` (opset < 13) flattens to 2-D at `axis` first."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +14,7 @@ def softmax_np(x: np.ndarray, axis: int) -> np.ndarray:
     return e
 
 
-@cpu_op("Softmax")
+@cpu_op("Softmax", "LogSoftmax")
 def softmax(node, inputs):
     x = np.asarray(inputs[0], dtype=np.float32)
     if x.size == 0:
@@ -22,5 +22,12 @@ def softmax(node, inputs):
     axis = int(node.attrs.get("axis", -1)) % max(x.ndim, 1)
     if node.attrs.get("legacy_flatten", 0):
         outer, n, _ = softmax_view(x.shape, axis, True)
-        return [softmax_np(x.reshape(outer, n), 1).reshape(x.shape)]
-    return [softmax_np(x, axis)]
+        x2 = x.reshape(outer, n)
+        return [(_log_softmax(x2, 1) if node.op_type == "LogSoftmax" else softmax_np(x2, 1)).reshape(x.shape)]
+    return [_log_softmax(x, axis) if node.op_type == "LogSoftmax" else softmax_np(x, axis)]
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    s = x - m
+    return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(np.float32)

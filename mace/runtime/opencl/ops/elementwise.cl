@@ -100,3 +100,48 @@ kernel void binary_bcast(global const store_t* a, global const store_t* b, globa
     float v = binop(LOAD(a, ia), LOAD(b, ib), op);
     STORE(out, r0 * d5 + c5, ACTIVATE(v));
 }
+
+/* unary_math: y = MATH(x) for the float unary ops (-DMATH=<id>, ids in elementwise.py's MATH),
+ * Gelu included (-DMATH=MATH_GELU; -DGELU_TANH for its tanh approximation). */
+#ifdef MATH
+inline float math1(float x) {
+#if MATH == 1
+    return fabs(x);
+#elif MATH == 2
+    return -x;
+#elif MATH == 3
+    return exp(x);
+#elif MATH == 4
+    return log(x);
+#elif MATH == 5
+    return sqrt(x);
+#elif MATH == 6
+    return 1.0f / x;
+#elif MATH == 7
+    return floor(x);
+#elif MATH == 8
+    return ceil(x);
+#elif MATH == 9
+    return sin(x);
+#elif MATH == 10
+    return cos(x);
+#elif MATH == 11
+    return erf(x);
+#elif MATH == 12
+    return x / (1.0f + fabs(x));
+#elif MATH == 13
+    return fmax(x, 0.0f) + log1p(exp(-fabs(x)));
+#elif MATH == 14
+#ifdef GELU_TANH
+    return 0.5f * x * (1.0f + tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+#else
+    return 0.5f * x * (1.0f + erf(x * 0.7071067811865476f));
+#endif
+#endif
+}
+
+kernel void unary_math(global const store_t* x, global store_t* y) {
+    int i = get_global_id(0);
+    STORE(y, i, math1(LOAD(x, i)));
+}
+#endif

@@ -61,6 +61,31 @@ class Activation(FamilyOp):
         return [self.launch(self.kern, self.key, (self.total // 4 if self.vec4 else self.total,))]
 
 
+#: float unary ops with a GPU kernel (elementwise.cl's unary_math): op type -> MATH id
+MATH = {"Abs": 1, "Neg": 2, "Exp": 3, "Log": 4, "Sqrt": 5, "Reciprocal": 6, "Floor": 7, "Ceil": 8, "Sin": 9,
+        "Cos": 10, "Erf": 11, "Softsign": 12, "Softplus": 13, "Gelu": 14}
+
+
+@gpu_op
+class UnaryMath(FamilyOp):
+    """One work item per element; built per op (the op is a define)."""
+    op_types = tuple(MATH)
+
+    def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        super().__init__(rt, node, in_shapes, out_shapes, consts)
+        self.total = numel(out_shapes[0])
+        opts = [f"-DMATH={MATH[node.op_type]}"]
+        if node.op_type == "Gelu" and node.attrs.get("approximate", "none") == "tanh":
+            opts.append("-DGELU_TANH")
+        self.kern, self.key = self.kernel("elementwise", "unary_math", opts)
+
+    def bind(self, inputs, outputs):
+        if self.total == 0:
+            return []
+        self.kern.set_args(self.with_consts(inputs)[0], outputs[0])
+        return [self.launch(self.kern, self.key, (self.total,))]
+
+
 def broadcast_plan(out_shape, a_shape, b_shape) -> dict:
     """Classify the broadcast of a and b to out_shape: {"kind": same|scalar|channel|bcast, ...}."""
     r = len(out_shape)
