@@ -262,3 +262,20 @@ def test_half_storage_falls_back_to_float_where_the_probe_failed(cnn):
         caps_mod._MEMO[fp.id] = real
     assert e.executor.data_type == "fp32_fp32" and e.executor.store_dtype == np.float32
     assert_close(out, cnn["want"])
+
+
+def test_stored_caps_cannot_claim_what_the_device_lacks(tmp_path):
+    """A capabilities record from a file of unknown origin: only the probe's findings are read
+    from it (and checked); the driver's limits and quirks are asked again."""
+    dev = select_device()
+    fp = DeviceFingerprint.from_cl_device(dev)
+    cache = ProgramCache.open(tmp_path / "p.bin", device_fp=fp)
+    real = caps_mod.device_caps(dev, fingerprint=fp)
+    cache.put_caps(fp, {**real.to_dict(), "max_vector_width": 8, "max_work_group_size": 1 << 30,
+                        "subbuffers_safe": not real.subbuffers_safe, "is_cpu": not real.is_cpu})
+    got = caps_mod._stored(dev, cache, fp)
+    assert got.max_vector_width == 8 and got.source == "program cache"
+    assert (got.max_work_group_size, got.subbuffers_safe, got.is_cpu) == \
+        (real.max_work_group_size, real.subbuffers_safe, real.is_cpu)
+    cache.put_caps(fp, {**real.to_dict(), "max_vector_width": 32})
+    assert caps_mod._stored(dev, cache, fp) is None   # not a width we write: probe again

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from mace.programcache.format import CacheData, TuningEntry
 from mace.programcache.decision import ORIGIN
+from mace.programcache.format import CacheData, TuningEntry
 
 
 def origin(name: str, address: str, username: str | None) -> dict:

@@ -26,7 +26,7 @@ from mace import fileio
 from mace import settings as _settings
 from mace.errors import MaceError
 from mace.programcache.fingerprint import DeviceFingerprint
-from mace.programcache.format import MAGIC, FORMAT_MAJOR, CacheData, SignatureEntry
+from mace.programcache.format import FORMAT_MAJOR, MAGIC, CacheData, SignatureEntry
 
 log = logging.getLogger("mace.programcache")
 

@@ -14,8 +14,8 @@ damaged file of ours is moved aside to a fresh `.corrupt` name; a read-only file
 """
 from __future__ import annotations
 
-import dataclasses
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mace import fileio
 from mace.programcache import atomic, journal, settings, trust, xiaomi
+from mace.programcache.decision import TrustDecision
 from mace.programcache.errors import (
     DAMAGED_ENTRY,
     QUARANTINED,
@@ -33,8 +34,6 @@ from mace.programcache.errors import (
     Finding,
 )
 from mace.programcache.fingerprint import DeviceFingerprint
-from mace.programcache.decision import TrustDecision
-from mace.programcache.loading import Loading
 from mace.programcache.format import (
     CAPS_KEY,
     CacheData,
@@ -44,6 +43,7 @@ from mace.programcache.format import (
     encode,
     program_record_size,
 )
+from mace.programcache.loading import Loading
 from mace.programcache.merge import add_section, merge_into
 from mace.programcache.prune import out_of_resources, prune_lru
 from mace.programcache.report import LoadReport, human_bytes

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mace.cli import cli
 from mace.programcache import ProgramCache, signing, trust
 from mace.programcache import format as F
-from mace.cli import cli
 
 LOG = "mace.programcache"
 

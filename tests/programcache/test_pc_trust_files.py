@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mace.programcache import CacheRefused, ProgramCache
-from mace.programcache import format as F
-from mace.programcache import journal
 from mace.cli import cli
+from mace.programcache import CacheRefused, ProgramCache, journal
+from mace.programcache import format as F
 
 LOG = "mace.programcache"
 HERE = Path(__file__).resolve().parent

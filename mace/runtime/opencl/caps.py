@@ -207,26 +207,28 @@ def device_caps(device: cl.Device, cache=None, fingerprint=None) -> DeviceCaps:
     with _MEMO_LOCK:
         caps = _MEMO.get(fingerprint.id)
         if caps is None:
-            caps = _stored(cache, fingerprint) or _discover(device)
+            caps = _stored(device, cache, fingerprint) or _discover(device)
             _MEMO[fingerprint.id] = caps
     if cache is not None and caps.source == "probed" and cache.get_caps(fingerprint) is None:
         cache.put_caps(fingerprint, caps.to_dict())
     return caps
 
 
-def _stored(cache, fingerprint) -> DeviceCaps | None:
+def _stored(device: cl.Device, cache, fingerprint) -> DeviceCaps | None:
+    """The probe's findings from the cache; what the driver reports is asked again (cheap), so a
+    record from a file of unknown origin can only narrow the vector width, never claim limits
+    or quirks the device does not have."""
     if cache is None:
         return None
     rec = cache.get_caps(fingerprint)
     if not rec or rec.get("schema") != SCHEMA:
         return None
-    try:
-        caps = DeviceCaps.from_dict(rec)
-    except (TypeError, ValueError):
-        return None
-    if caps.max_vector_width not in (1, *probe_script.WIDTHS):
+    width, probe = rec.get("max_vector_width"), rec.get("probe")
+    if width not in (1, *probe_script.WIDTHS) or not isinstance(probe, dict) \
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in probe.items()):
         return None  # a record we did not write: probe again
-    return replace(caps, source="program cache")
+    return DeviceCaps(**queried(device), max_vector_width=width, half_storage=rec.get("half_storage") is True,
+                      probe={k[:8]: v[:400] for k, v in probe.items()}, source="program cache")
 
 
 def _discover(device: cl.Device) -> DeviceCaps:
