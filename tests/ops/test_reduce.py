@@ -109,7 +109,9 @@ def _decomposed_layer_norm(rng, c, with_affine=True, pow_square=True):
     g = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, c])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                           initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8  # readable by older onnxruntime releases too
+    return m
 
 
 @pytest.mark.parametrize("with_affine, pow_square", [(True, True), (False, True), (True, False)])
