@@ -40,7 +40,8 @@ def _start_ticks(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-def _alive(pid: int, start: str | None) -> bool:
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process `pid` still runs (with `start`, its start ticks: not a reused pid)."""
     if pid <= 0:
         return False
     try:
@@ -97,7 +98,7 @@ def scan(cache_path: Path) -> tuple[list[Pending], list[str]]:
             except ValueError:
                 entry = None
         start = entry.get("start") if entry else None
-        if _alive(pid, start if isinstance(start, str) else None):
+        if process_alive(pid, start if isinstance(start, str) else None):
             continue
         if entry and isinstance(entry.get("key"), str) and isinstance(entry.get("fp"), str):
             pending.append(Pending(name, pid, entry["fp"], entry["key"], str(entry.get("phase", "load"))))

@@ -171,7 +171,9 @@ def test_killed_between_journal_and_clear_quarantines_the_key(cache_path, fp_a, 
     from mace.programcache.doctor import doctor
     assert "CRASHED" in [f.code for f in doctor(cache_path, fp_a).findings]
     assert pending[0].exists()
-    # the next start quarantines k1, persists it and removes the journal
+    # the next start quarantines k1, persists it and removes the journal (the in-process CLI
+    # above turned the mace logger's propagation off: caplog listens at the root)
+    logging.getLogger("mace").propagate = True
     with caplog.at_level(logging.INFO, LOG):
         c = ProgramCache.open(cache_path, device_fp=fp_a)
     assert c.is_quarantined(fp_a, "k1") and c.get_binary(fp_a, "k1") is None

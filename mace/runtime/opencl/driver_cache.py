@@ -17,6 +17,8 @@ import shutil
 import threading
 from pathlib import Path
 
+from mace.programcache.journal import process_alive
+
 log = logging.getLogger("mace.opencl")
 
 _MARK = "mace-building."
@@ -30,18 +32,6 @@ def directory() -> Path | None:
     return _state.get("dir")
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def prepare() -> None:
     """Choose PoCL's cache directory and clear it if a build died in it (once per process)."""
     if "dir" in _state:
@@ -53,7 +43,7 @@ def prepare() -> None:
     root = Path(platformdirs.user_cache_dir("mace")) / "pocl-kernel-cache"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        dead = [m for m in root.glob(_MARK + "*") if m.is_file() and not _alive(_pid(m))]
+        dead = [m for m in root.glob(_MARK + "*") if m.is_file() and not process_alive(_pid(m))]
         if dead:
             log.info("a run died while the OpenCL driver was compiling (%s): cleared its kernel cache %s",
                      dead[0].name, root)
