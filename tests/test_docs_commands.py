@@ -5,6 +5,7 @@ reason below. README's Python block runs too."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -91,12 +92,18 @@ def workspace(tmp_path_factory):
 def test_every_doc_command_runs(workspace, monkeypatch):
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("MACE_PROGRAM_PATH", str(workspace / "mace-cl-compiled-program.bin"))
+    # `mace cache keygen --trust` writes the user's key and trusted-keys file: a home of its own
+    monkeypatch.setenv("HOME", str(workspace))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workspace / ".config"))
+    monkeypatch.delenv("MACE_TRUSTED_KEYS", raising=False)
     runner = CliRunner()
     ran = 0
     for where, command in COMMANDS:
         if any(command.startswith(k) for k in NOT_RUN):
             continue
-        args = _args(command)[1:]
+        args = [os.path.expanduser(a) if a.startswith("~/") else a for a in _args(command)[1:]]
+        if "P.bin" in args and not (workspace / "P.bin").exists():   # the docs' "your program file"
+            shutil.copy(workspace / "mace-cl-compiled-program.bin", workspace / "P.bin")
         if "--device-conf" in args:                        # needs a board over ssh: parsed only
             _parse(args)
             if "--program" in args:                        # what the deploy would have merged into
