@@ -159,6 +159,7 @@ class ProgramBuilder:
                 shared.keep_program(self.ctx, key, prog)
             elif self.cache is not None:
                 self.cache.report.note_shared(key)
+                self._from_source[key] = prog   # its binary belongs in this engine's file too
         self._built[key] = prog
         self.keys.append(key)
         return prog
