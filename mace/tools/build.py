@@ -177,7 +177,8 @@ def _compile_into(build: TargetBuild, results, tune, tune_mode, tune_budget, pro
         t1 = time.perf_counter()
         engine = mace.Engine(r.output, runtime="cpu+gpu", device=target.index, program=str(path), warmup=True)
         rep = engine.program_cache_report
-        entry = {"init_seconds": engine.init_seconds, "compiled": rep.compiled if rep else 0,
+        # compiled for this target: by this engine, or by an earlier engine of the process (shared)
+        entry = {"init_seconds": engine.init_seconds, "compiled": rep.compiled + rep.shared if rep else 0,
                  "from_cache": rep.from_cache if rep else 0,
                  "fallback_nodes": len(engine.executor.fallback_nodes),
                  "nodes": len(engine.graph.nodes)}
