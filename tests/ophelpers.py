@@ -7,6 +7,8 @@ order 1), i.e. tighter than the cosine 0.999 a model must reach.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -104,3 +106,67 @@ def run_with_local_sizes(model, feeds, cap):
                          for ln in launches])
     assert ex.launches and all(ln.lws for ln in ex.launches)
     return engine.run(feeds)
+
+
+def module_rng() -> np.random.Generator:
+    """A fresh seed for a module-scoped fixture (printed: `-s` or a failure's captured output)."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    print(f"module seed={seed}")
+    return np.random.default_rng(seed)
+
+
+class Batch:
+    """Many one-node cases in one model, converted once and run once per runtime (one engine
+    each, so every program is compiled once): `add` a node with its inputs, `run` it, then
+    `check(name)` compares one case's outputs with onnxruntime's on every runtime. Cases are
+    independent graph inputs and outputs, so a failure names its own node."""
+
+    def __init__(self, opset: int = OPSET):
+        self.opset, self.nodes, self.feeds, self.inits, self.outs = opset, [], {}, [], {}
+        self.results: dict[str, dict] = {}
+
+    def add(self, name: str, op_type: str, inputs: dict[str, np.ndarray], attrs: dict | None = None,
+            initializers: dict[str, np.ndarray] | None = None, input_order: list[str] | None = None) -> str:
+        """A node named `name`; input and initializer names are prefixed with it ("" stays omitted)."""
+        ren = {k: f"{name}.{k}" for k in list(inputs) + list(initializers or {})}
+        self.feeds.update({ren[k]: v for k, v in inputs.items()})
+        self.inits += [numpy_helper.from_array(np.asarray(v), ren[k]) for k, v in (initializers or {}).items()]
+        order = [ren.get(k, k) for k in (input_order or list(inputs) + list(initializers or {}))]
+        self.outs[name] = f"{name}.out"
+        self.nodes.append(helper.make_node(op_type, order, [self.outs[name]], name=name, **(attrs or {})))
+        return name
+
+    def model(self) -> onnx.ModelProto:
+        g_in = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                for k, v in self.feeds.items()]
+        g_out = [helper.make_empty_tensor_value_info(o) for o in self.outs.values()]
+        g = helper.make_graph(self.nodes, "batch", g_in, g_out, initializer=self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
+        m.ir_version = 8
+        return m
+
+    def run(self, runtimes=("cpu", "gpu"), data_type: str = "fp32_fp32") -> Batch:
+        """Convert once, run every runtime once (runtime gpu: no node may fall back to the CPU)."""
+        model = self.model()
+        want = dict(zip(self.outs.values(), reference(model, self.feeds)))
+        graph = convert(model, data_type=data_type)
+        got, self.gpu_kernels = {}, []
+        for rt in runtimes:
+            engine = mace.Engine(graph, runtime=rt, use_program_cache=False)
+            if rt == "gpu":
+                assert not engine.executor.fallback_nodes, f"fell back to the CPU: {engine.executor.fallback_nodes}"
+                self.gpu_kernels = [ln.kernel.function_name for ln in engine.executor.launches]
+            got[rt] = engine.run(self.feeds)
+            engine.close()
+        self.graph, self.want, self.got = graph, want, got
+        return self
+
+    def check(self, name: str, rtol: float = 1e-4, atol: float = 1e-5, nonzero: bool = True) -> None:
+        out = self.outs[name]
+        w = np.asarray(self.want[out], dtype=np.float32)
+        if nonzero:
+            assert w.size == 0 or np.abs(w).max() > 0, f"{name}: the reference output is all zeros"
+        for rt, outs in self.got.items():
+            g = outs[out]
+            assert g.shape == w.shape, f"{name} {rt}: shape {g.shape} != {w.shape}"
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{name} runtime={rt}")

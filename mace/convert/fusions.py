@@ -1,6 +1,6 @@
 """Pattern fusions for the transformer blocks older exporters spell out op by op:
 LayerNormalization from ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div (+ Mul by a scale, + Add of a
-bias), and GELU from Div-by-sqrt(2)/Erf/Add/Mul/Mul. One fused node is one kernel launch and one
+bias), and GELU from Div-by-sqrt(2)/Erf/Add/Mul/Mul or its tanh form. One fused node is one kernel launch and one
 pass over memory instead of nine or five. Runs after normalization (ReduceMean `axes` are
 non-negative and sorted)."""
 from __future__ import annotations
@@ -130,47 +130,105 @@ def _affine(graph, name, axis, x):
 
 
 def fuse_gelu(graph: Graph) -> int:
-    """0.5 * x * (1 + erf(x / sqrt(2))), in the orders exporters write it -> Gelu."""
+    """0.5 * x * (1 + erf(x / sqrt(2))) -> Gelu, and its tanh form
+    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))) -> Gelu(approximate=tanh), in the
+    orders exporters write them (x^3 as Pow(x, 3) or x * x * x)."""
     changed = 0
-    for erf in list(graph.nodes):
-        if erf.op_type != "Erf" or erf not in graph.nodes:
+    for act in list(graph.nodes):
+        if act.op_type not in ("Erf", "Tanh") or act not in graph.nodes:
             continue
-        match = _match_gelu(graph, erf)
-        if match is None:
+        head = _erf_head(graph, act) if act.op_type == "Erf" else _tanh_head(graph, act)
+        tail = _gelu_tail(graph, act, head[1]) if head else None
+        if tail is None:
             continue
-        removed, x, out = match
-        at = graph.nodes.index(removed[-1])
-        graph.nodes.insert(at + 1, Node(f"{erf.name}_gelu", "Gelu", [x], [out], {"approximate": "none"}))
+        removed, out = head[0] + [act] + tail[0], tail[1]
+        at = max(graph.nodes.index(n) for n in removed)
+        approximate = "none" if act.op_type == "Erf" else "tanh"
+        graph.nodes.insert(at + 1, Node(f"{act.name}_gelu", "Gelu", [head[1]], [out], {"approximate": approximate}))
         for n in removed:
             graph.nodes.remove(n)
         changed += 1
     return changed
 
 
-def _match_gelu(graph: Graph, erf: Node):
+def _near(value, want: float) -> bool:
+    return value is not None and abs(value - want) < 1e-4 * max(1.0, abs(want))
+
+
+def _scaled(graph: Graph, node, want: float):
+    """The tensor operand of a Mul by a scalar near `want` (either side), else None."""
+    if node is None or node.op_type != "Mul" or len(node.inputs) != 2:
+        return None
+    for a, b in (node.inputs, node.inputs[::-1]):
+        if _near(_scalar(graph, b), want) and a not in graph.weights:
+            return a
+    return None
+
+
+def _erf_head(graph: Graph, erf: Node):
+    """([x / sqrt(2) node], x) feeding the Erf."""
     cons, prods = graph.consumers(), graph.producers()
     scale = prods.get(erf.inputs[0])
     if scale is None or _only(cons, erf.inputs[0], graph) is not erf or len(scale.inputs) != 2:
         return None
-    x = scale.inputs[0]
     c = _scalar(graph, scale.inputs[1])
-    if c is None or not ((scale.op_type == "Div" and abs(c - math.sqrt(2)) < 1e-4)
-                         or (scale.op_type == "Mul" and abs(c - math.sqrt(0.5)) < 1e-4)):
+    if (scale.op_type == "Div" and _near(c, math.sqrt(2))) or (scale.op_type == "Mul" and _near(c, math.sqrt(0.5))):
+        return [scale], scale.inputs[0]
+    return None
+
+
+def _cube_of(graph: Graph, node, cons):
+    """x when `node` computes x^3 (Pow(x, 3), x * (x * x) or (x * x) * x), with its nodes."""
+    if node is None:
         return None
-    add = _only(cons, erf.outputs[0], graph, "Add")
-    if add is None or _scalar(graph, _other(add, erf.outputs[0]) or "") != 1.0:
+    if node.op_type == "Pow" and _scalar(graph, node.inputs[1]) == 3.0:
+        return node.inputs[0], [node]
+    if node.op_type != "Mul" or len(node.inputs) != 2:
+        return None
+    prods = graph.producers()
+    for x, sq_name in (node.inputs, node.inputs[::-1]):
+        sq = prods.get(sq_name)
+        if sq is not None and sq.op_type == "Mul" and sq.inputs == [x, x] and _only(cons, sq_name, graph) is node:
+            return x, [sq, node]
+    return None
+
+
+def _tanh_head(graph: Graph, tanh: Node):
+    """(nodes, x) computing sqrt(2 / pi) * (x + 0.044715 * x^3) for the Tanh."""
+    cons, prods = graph.consumers(), graph.producers()
+    inner = prods.get(tanh.inputs[0])
+    if inner is None or _only(cons, tanh.inputs[0], graph) is not tanh:
+        return None
+    s = _scaled(graph, inner, math.sqrt(2 / math.pi))
+    add = prods.get(s) if s else None
+    if add is None or add.op_type != "Add" or len(add.inputs) != 2 or _only(cons, s, graph) is not inner:
+        return None
+    for x, k_name in (add.inputs, add.inputs[::-1]):
+        k = prods.get(k_name)
+        cube_name = _scaled(graph, k, 0.044715)
+        cube = _cube_of(graph, prods.get(cube_name), cons) if cube_name else None
+        if cube and cube[0] == x and _only(cons, k_name, graph) is add and _only(cons, cube_name, graph) is k:
+            return cube[1] + [k, add, inner], x
+    return None
+
+
+def _gelu_tail(graph: Graph, act: Node, x: str):
+    """(nodes, output) computing 0.5 * x * (1 + act) from the Erf / Tanh output."""
+    cons, prods = graph.consumers(), graph.producers()
+    add = _only(cons, act.outputs[0], graph, "Add")
+    if add is None or _scalar(graph, _other(add, act.outputs[0]) or "") != 1.0:
         return None
     mul = _only(cons, add.outputs[0], graph, "Mul")
     if mul is None:
         return None
     other = _other(mul, add.outputs[0])
-    if other == x:  # (x * (1 + erf)) * 0.5
+    if other == x:  # (x * (1 + act)) * 0.5
         half = _only(cons, mul.outputs[0], graph, "Mul")
         if half is None or _scalar(graph, _other(half, mul.outputs[0]) or "") != 0.5:
             return None
-        return [scale, erf, add, mul, half], x, half.outputs[0]
-    half = prods.get(other)  # (x * 0.5) * (1 + erf)
+        return [add, mul, half], half.outputs[0]
+    half = prods.get(other)  # (x * 0.5) * (1 + act)
     if half is None or half.op_type != "Mul" or _other(half, x) is None or _only(cons, other, graph) is not mul \
             or _scalar(graph, _other(half, x)) != 0.5:
         return None
-    return [scale, half, erf, add, mul], x, mul.outputs[0]
+    return [half, add, mul], mul.outputs[0]

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 
 import mace
 from mace.convert import convert
-from tests.ophelpers import OPSET, check, check_graph, make_model, rand, reference
+from tests.ophelpers import OPSET, Batch, check, check_graph, make_model, module_rng, rand, reference
 
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
 
@@ -255,8 +255,8 @@ def test_prelu_and_fused_fp16(rng):
     check_graph(two_node_model("Add", "Clip", {}, ["lo", "hi"], a, b), {"a": a, "b": b}, **FP16)
 
 
-# -- unary math, Gelu (GPU kernels for the ops in opencl/ops/elementwise.py's MATH), Pow/Mod/Max/Min
-#    (CPU runtime only) -------------------------------------------------------------------------
+# -- unary math, Gelu (GPU kernels for the ops in opencl/ops/elementwise.py's MATH), Pow/Max/Min/
+#    Sum/Mean (the binary kernels), Mod (CPU runtime only) -------------------------------------------------------------------------
 GPU_MATH = {"Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Sin", "Cos", "Erf", "Softsign",
             "Softplus", "Gelu"}
 
@@ -275,10 +275,41 @@ def test_gelu_matches_onnxruntime(rng, approximate):
     check("Gelu", {"x": rand(rng, 3, 40) * 4}, {"approximate": approximate}, opset=20, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("op, attrs", [("Pow", {}), ("Mod", {"fmod": 1}), ("Max", {}), ("Min", {})])
-def test_float_binary_matches_onnxruntime(rng, op, attrs):
+def test_mod_matches_onnxruntime(rng):  # CPU runtime only
     a, b = rand(rng, 2, 3, 5, lo=0.5, hi=4.0), rand(rng, 3, 1, lo=0.5, hi=2.0)
-    check(op, {"a": a, "b": b}, attrs, runtimes=("cpu",), rtol=1e-5, atol=1e-6)
+    check("Mod", {"a": a, "b": b}, {"fmod": 1}, runtimes=("cpu",), rtol=1e-5, atol=1e-6)
+
+
+BCAST = [((2, 3, 5), (3, 1)), ((2, 6, 4, 4), (6, 1, 1)), ((3, 8), ()), ((4, 1, 5), (1, 3, 1)), ((2, 3, 4), (2, 3, 4))]
+
+
+@pytest.fixture(scope="module")
+def float_binary():
+    """Pow (positive bases, any exponent; negative bases, integer exponents; constant exponents as
+    exporters write them), and Max/Min/Sum/Mean of one, two and three broadcast inputs."""
+    rng = module_rng()
+    b = Batch()
+    for k, (sa, sb) in enumerate(BCAST):
+        b.add(f"pow_pos{k}", "Pow", {"a": rand(rng, *sa, lo=0.1, hi=3.0), "b": rand(rng, *sb, lo=-2.0, hi=2.0)})
+        neg = rng.integers(-3, 4, sb).astype(np.float32)
+        b.add(f"pow_neg{k}", "Pow", {"a": rand(rng, *sa, lo=-2.0, hi=2.0) + 0.01, "b": neg})
+    for e in (2.0, 3.0, 0.5):
+        b.add(f"pow_const{e}", "Pow", {"a": rand(rng, 2, 4, 7, lo=0.1, hi=3.0)}, initializers={"e": np.float32(e)})
+    for op in ("Max", "Min", "Sum", "Mean"):
+        for n in (1, 2, 3):
+            shapes = [(2, 3, 4), (3, 1), (1, 4)][:n]
+            if n == 2:
+                shapes = [(2, 3, 4), (2, 3, 4)]
+            b.add(f"{op}{n}", op, {f"x{i}": rand(rng, *s) for i, s in enumerate(shapes)})
+    return b.run()
+
+
+@pytest.mark.parametrize("op", ["pow_pos", "pow_neg", "pow_const", "Max", "Min", "Sum", "Mean"])
+def test_float_binary_matches_onnxruntime(float_binary, op):
+    cases = [c for c in float_binary.outs if c.startswith(op)]
+    assert cases
+    for case in cases:
+        float_binary.check(case, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("form", ["div_then_half_last", "mul_then_half_first"])
@@ -303,3 +334,30 @@ def test_gelu_pattern_is_fused(rng, form):
     model.ir_version = 8  # readable by older onnxruntime releases too
     graph = check_graph(model, {"x": rand(rng, 2, 64) * 4}, rtol=1e-5, atol=1e-5)
     assert [n.op_type for n in graph.nodes] == ["Gelu"]
+
+
+@pytest.mark.parametrize("form", ["torch_mul_cube", "pow_cube_half_first"])
+def test_gelu_tanh_pattern_is_fused(rng, form):
+    """0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) as torch's exporter writes it
+    (x * (x * x), constants on the left) and as x ** 3 code exports (Pow, 0.5 * x first)."""
+    from onnx import TensorProto, helper, numpy_helper
+    consts = {"beta": np.array(np.sqrt(2 / np.pi), np.float32), "kappa": np.array(0.044715, np.float32),
+              "one": np.array(1, np.float32), "half": np.array(0.5, np.float32), "three": np.array(3, np.float32)}
+    if form == "torch_mul_cube":
+        nodes = [helper.make_node("Mul", ["x", "x"], ["sq"]), helper.make_node("Mul", ["x", "sq"], ["cube"]),
+                 helper.make_node("Mul", ["kappa", "cube"], ["kc"]), helper.make_node("Add", ["x", "kc"], ["s"]),
+                 helper.make_node("Mul", ["beta", "s"], ["inner"]), helper.make_node("Tanh", ["inner"], ["t"]),
+                 helper.make_node("Add", ["one", "t"], ["a"]), helper.make_node("Mul", ["x", "a"], ["m"]),
+                 helper.make_node("Mul", ["half", "m"], ["y"])]
+    else:
+        nodes = [helper.make_node("Pow", ["x", "three"], ["cube"]), helper.make_node("Mul", ["cube", "kappa"], ["kc"]),
+                 helper.make_node("Add", ["kc", "x"], ["s"]), helper.make_node("Mul", ["s", "beta"], ["inner"]),
+                 helper.make_node("Tanh", ["inner"], ["t"]), helper.make_node("Mul", ["x", "half"], ["h"]),
+                 helper.make_node("Add", ["t", "one"], ["a"]), helper.make_node("Mul", ["h", "a"], ["y"])]
+    g = helper.make_graph(nodes, "gelu_tanh", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    graph = check_graph(model, {"x": rand(rng, 2, 64) * 4}, rtol=1e-5, atol=1e-5)
+    assert [(n.op_type, n.attrs.get("approximate")) for n in graph.nodes] == [("Gelu", "tanh")]

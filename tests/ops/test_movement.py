@@ -1,4 +1,4 @@
-"""Data-movement ops on both runtimes against onnxruntime: Transpose, Slice, Pad, Concat, Split,
+"""Data-movement ops on both runtimes against onnxruntime: Transpose, Slice, Pad, Concat, Split, Expand,
 and the conversion error for an op neither runtime has (the shape aliases: test_alias.py).
 
 Tolerances: these ops copy values, so fp32 storage is compared exactly (rtol 0, atol 0); fp16
@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 from mace.convert import convert
 from mace.errors import ConversionError
 from tests import ophelpers
-from tests.ophelpers import OPSET, make_model, rand, reference, run_with_local_sizes
+from tests.ophelpers import OPSET, Batch, make_model, module_rng, rand, reference, run_with_local_sizes
 
 EXACT = dict(rtol=0.0, atol=0.0)
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
@@ -169,6 +169,27 @@ def test_split_equal_and_num_outputs(rng):
     check("Split", {"x": rand(rng, 2, 6, 5)}, {"axis": 1}, n_outputs=3)
     check("Split", {"x": rand(rng, 2, 7, 5)}, {"axis": -2, "num_outputs": 3}, n_outputs=3, opset=18)
     check("Split", {"x": rand(rng, 8, 3)}, {"axis": 0}, initializers={"s": i64(4, 4)}, n_outputs=2, **FP16)
+
+
+@pytest.fixture(scope="module")
+def expands():
+    """Expand to random broadcast targets: lower rank, size-1 dims anywhere, a scalar, a target of
+    lower rank than the input (the output keeps the input's dims)."""
+    rng = module_rng()
+    b = Batch()
+    for k in range(6):
+        out = rshape(rng, 2, 5, lo=2, hi=5)
+        src = tuple(d if rng.random() < 0.5 else 1 for d in out[int(rng.integers(0, len(out))):])
+        b.add(f"expand{k}", "Expand", {"x": rand(rng, *src)}, initializers={"shape": i64(*out)})
+    b.add("expand_scalar", "Expand", {"x": rand(rng, 1)}, initializers={"shape": i64(3, 4)})
+    b.add("expand_lower_target", "Expand", {"x": rand(rng, 2, 1, 5)}, initializers={"shape": i64(3, 1)})
+    return b.run()
+
+
+def test_expand(expands):
+    for case in expands.outs:
+        expands.check(case, **EXACT)
+    assert expands.gpu_kernels == ["strided_copy"] * len(expands.outs)
 
 
 @pytest.mark.parametrize("cap", [1, 3, 8])

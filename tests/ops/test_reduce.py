@@ -1,4 +1,5 @@
-"""ReduceMean on both runtimes against onnxruntime.
+"""The Reduce* family and LayerNormalization (and its op-by-op pattern, fused) on both runtimes
+against onnxruntime, on random inputs from a fresh seed per test or module (printed).
 
 Tolerances: fp32 storage rtol 1e-4 / atol 1e-5 (float accumulation in a different order than
 onnxruntime); fp16 storage (data_type fp16_fp32, GPU only) rtol 1e-2 / atol 1e-2.
@@ -12,7 +13,7 @@ import pytest
 
 import mace
 from mace.convert import convert
-from tests.ophelpers import check, check_graph, make_model, rand, reference, run_with_local_sizes
+from tests.ophelpers import Batch, check, check_graph, make_model, module_rng, rand, reference, run_with_local_sizes
 
 TOL = dict(rtol=1e-4, atol=1e-5)
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
@@ -73,26 +74,70 @@ def _any_local_size(rng, cap, cases):
                                    rtol=1e-4, atol=1e-5, err_msg=op)
 
 
-# -- the other reductions, LayerNormalization and its fusion (CPU runtime; the GPU runtime has no
-#    kernel for them yet: runtime "gpu" refuses them, cpu+gpu runs them on the CPU) ------------
-
-@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                                "ReduceSumSquare", "ReduceLogSumExp"])
-@pytest.mark.parametrize("keepdims", [0, 1])
-def test_other_reductions_match_onnxruntime(rng, op, keepdims):
-    x = rand(rng, 2, 3, 4, 5, lo=0.5, hi=1.5)
-    axes = sorted(int(a) for a in rng.choice(4, size=int(rng.integers(1, 4)), replace=False))
-    check(op, {"x": x}, {"keepdims": keepdims}, initializers={"axes": np.array(axes, np.int64)}, opset=18,
-          runtimes=("cpu",), **TOL)
+# -- the whole Reduce* family and LayerNormalization: one model per family, one engine per runtime --
+REDUCE_OPS = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+              "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"]
+SPLIT_OPS = ["ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum"]
 
 
-@pytest.mark.parametrize("axis", [-1, -2, 1])
-def test_layer_norm_matches_onnxruntime(rng, axis):
-    x = rand(rng, 2, 3, 4, 8) * 3 + 1
-    norm = x.shape[axis % 4:]
-    check("LayerNormalization", {"x": x}, {"axis": axis, "epsilon": 1e-5},
-          initializers={"scale": rand(rng, *norm), "bias": rand(rng, *norm)}, runtimes=("cpu", "gpu"),
-          gpu_native=False, **TOL)
+@pytest.fixture(scope="module")
+def reductions():
+    rng = module_rng()
+    b = Batch(opset=18)
+    for op in REDUCE_OPS:
+        for keep in (0, 1):
+            rank = int(rng.integers(2, 6))
+            shape = rshape(rng, rank, rank, lo=2, hi=5)
+            axes = sorted(int(a) for a in rng.choice(rank, size=int(rng.integers(1, rank + 1)), replace=False))
+            axes = [a - rank if rng.random() < 0.5 else a for a in axes]
+            lo, hi = (0.5, 1.5) if op in ("ReduceProd", "ReduceLogSum") else (-2.0, 2.0)
+            b.add(f"{op}_keepdims{keep}", op, {"x": rand(rng, *shape, lo=lo, hi=hi)}, {"keepdims": keep},
+                  initializers={"axes": np.array(axes, np.int64)})
+        b.add(f"{op}_all", op, {"x": rand(rng, 3, 4, 5, lo=0.5, hi=1.5)})
+    for op in SPLIT_OPS:  # 3 outputs of 12800 elements each: split into partial results
+        b.add(f"{op}_split", op, {"x": rand(rng, 3, 8, 40, 40, lo=0.5, hi=1.5)}, {"keepdims": 0},
+              initializers={"axes": np.array([1, 2, 3], np.int64)})
+    b.add("ReduceL2_noop", "ReduceL2", {"x": rand(rng, 2, 3, 4)}, {"noop_with_empty_axes": 1})
+    return b.run()
+
+
+@pytest.mark.parametrize("op", REDUCE_OPS)
+def test_reductions_match_onnxruntime(reductions, op):
+    for case in (f"{op}_keepdims0", f"{op}_keepdims1", f"{op}_all"):
+        reductions.check(case, **TOL)
+
+
+@pytest.mark.parametrize("op", SPLIT_OPS)
+def test_split_reductions_match_onnxruntime(reductions, op):
+    reductions.check(f"{op}_split", rtol=2e-4, atol=1e-5)
+
+
+def test_reductions_ran_as_gpu_kernels(reductions):
+    k = reductions.gpu_kernels
+    assert k.count("reduce_partial") == len(SPLIT_OPS) == k.count("reduce_finish")
+    reductions.check("ReduceL2_noop", **TOL)  # no axes with noop_with_empty_axes: per element, |x|
+
+
+@pytest.fixture(scope="module")
+def layer_norms():
+    rng = module_rng()
+    b = Batch(opset=17)
+    for axis, shape in ((-1, (2, 3, 4, 8)), (-2, (2, 3, 4, 8)), (1, (2, 3, 4, 8)), (-1, (1, 49, 96)), (3, (1, 7, 7, 64))):
+        x = rand(rng, *shape) * 3 + 1
+        norm = shape[axis % len(shape):]
+        for bias in (True, False):
+            inits = {"scale": rand(rng, *norm)} | ({"bias": rand(rng, *norm)} if bias else {})
+            b.add(f"ln_axis{axis}_{len(shape)}d_bias{int(bias)}", "LayerNormalization", {"x": x},
+                  {"axis": axis, "epsilon": float(rng.choice([1e-5, 1e-6]))}, initializers=inits)
+    x = rand(rng, 2, 5, 16)
+    b.add("ln_runtime_scale", "LayerNormalization", {"x": x, "scale": rand(rng, 16), "bias": rand(rng, 16)})
+    return b.run()
+
+
+def test_layer_norm_matches_onnxruntime(layer_norms):
+    for case in layer_norms.outs:
+        layer_norms.check(case, **TOL)
+    assert layer_norms.gpu_kernels == ["layer_norm"] * len(layer_norms.outs)
 
 
 def _decomposed_layer_norm(rng, c, with_affine=True, pow_square=True):
@@ -118,5 +163,5 @@ def _decomposed_layer_norm(rng, c, with_affine=True, pow_square=True):
 def test_layer_norm_pattern_is_fused(rng, with_affine, pow_square):
     model = _decomposed_layer_norm(rng, 16, with_affine, pow_square)
     x = rand(rng, 2, 5, 16) * 4 - 1
-    graph = check_graph(model, {"x": x}, runtimes=("cpu",), **TOL)
+    graph = check_graph(model, {"x": x}, **TOL)
     assert [n.op_type for n in graph.nodes] == ["LayerNormalization"]

@@ -1,4 +1,4 @@
-"""Softmax on both runtimes against onnxruntime.
+"""Softmax and LogSoftmax on both runtimes against onnxruntime.
 
 Tolerances: fp32 storage rtol 1e-4 / atol 1e-5 (float accumulation in a different order than
 onnxruntime); fp16 storage (data_type fp16_fp32, GPU only) rtol 1e-2 / atol 1e-2.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.ophelpers import check, make_model, rand, reference, run_with_local_sizes
+from tests.ophelpers import Batch, check, make_model, module_rng, rand, reference, run_with_local_sizes
 
 TOL = dict(rtol=1e-4, atol=1e-5)
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
@@ -44,6 +44,29 @@ def test_softmax_legacy_flatten(rng, axis):
 def test_softmax_fp16(rng):
     check("Softmax", {"x": rand(rng, 2, 5, 6, lo=-4, hi=4)}, {"axis": 1}, **FP16)
     check("Softmax", {"x": rand(rng, 3, 200, lo=-4, hi=4)}, opset=11, **FP16)
+
+
+@pytest.fixture(scope="module")
+def log_softmax():
+    """LogSoftmax on every axis of random shapes, long rows, large logits and the opset-11 flattening."""
+    rng = module_rng()
+    b = Batch()
+    for rank in (1, 2, 3, 4):
+        shape = rshape(rng, rank, rank, lo=2)
+        for axis in range(-rank, rank):
+            b.add(f"r{rank}_axis{axis}", "LogSoftmax", {"x": rand(rng, *shape, lo=-4, hi=4)}, {"axis": axis})
+    b.add("classifier", "LogSoftmax", {"x": rand(rng, 1, 1000, lo=-8, hi=8)})
+    b.add("large", "LogSoftmax", {"x": rand(rng, 3, 50, lo=-8, hi=8) + 1000})
+    legacy = Batch(opset=11)
+    legacy.add("legacy", "LogSoftmax", {"x": rand(rng, 2, 3, 4, 5, lo=-4, hi=4)}, {"axis": 2})
+    return b.run(), legacy.run()
+
+
+def test_log_softmax(log_softmax):
+    for b in log_softmax:
+        for case in b.outs:
+            b.check(case, **TOL)
+        assert set(b.gpu_kernels) == {"softmax"}
 
 
 @pytest.mark.parametrize("cap", [1, 3, 8])

@@ -1,4 +1,4 @@
-"""Reductions over `axes` (non-negative, sorted; empty: identity) with `keepdims`: ReduceMean,
+"""Reductions over `axes` (non-negative, sorted; empty: per element) with `keepdims`: ReduceMean,
 ReduceSum/Max/Min/Prod, ReduceL1/L2, ReduceSumSquare, ReduceLogSum(Exp); and
 LayerNormalization, which normalizes over the trailing axes from `axis`."""
 from __future__ import annotations
@@ -33,8 +33,8 @@ def reduce(node, inputs):
     x = np.asarray(inputs[0], dtype=np.float32)
     axes = tuple(int(a) % max(x.ndim, 1) for a in node.attrs.get("axes", range(x.ndim)))
     keep = bool(node.attrs.get("keepdims", 1))
-    if not axes:
-        return [np.array(x, dtype=np.float32)]
+    # empty axes (noop_with_empty_axes): the op over no axis, i.e. per element (|x| for ReduceL2,
+    # as onnxruntime and ONNX's reference compute it)
     with np.errstate(all="ignore"):
         return [np.asarray(_REDUCE[node.op_type](x, axes, keep), dtype=np.float32)]
 

@@ -1,7 +1,8 @@
 /* Element-wise ops.
  *
  * unary / unary4: a standalone activation, y = ACTIVATE(x) (-DACT=<id>, -DACT_A/B parameters).
- * binary_*: Add / Sub / Mul / Div / PRelu, chosen by the `op` argument (one build for all five),
+ * binary_*: Add / Sub / Mul / Div / PRelu / Pow / Max / Min, chosen by the `op` argument (one build
+ * for all of them; elementwise.py chains launches for the n-ary Max / Min / Sum / Mean),
  * followed by the fused activation (ACTIVATE). Variants by broadcast pattern:
  *   binary_same(4)     both operands have the output's shape
  *   binary_scalar(4)   one operand is a single element
@@ -15,12 +16,18 @@
 #define OP_MUL 2
 #define OP_DIV 3
 #define OP_PRELU 4
+#define OP_POW 5
+#define OP_MAX 6
+#define OP_MIN 7
 
 inline float binop(float x, float y, int op) {
     if (op == OP_ADD) return x + y;
     if (op == OP_SUB) return x - y;
     if (op == OP_MUL) return x * y;
     if (op == OP_DIV) return x / y;
+    if (op == OP_POW) return pow(x, y);
+    if (op == OP_MAX) return fmax(x, y);
+    if (op == OP_MIN) return fmin(x, y);
     return x >= 0.0f ? x : x * y; /* PRelu: y is the slope */
 }
 
@@ -29,6 +36,9 @@ inline float4 binop4(float4 x, float4 y, int op) {
     if (op == OP_SUB) return x - y;
     if (op == OP_MUL) return x * y;
     if (op == OP_DIV) return x / y;
+    if (op == OP_POW) return pow(x, y);
+    if (op == OP_MAX) return fmax(x, y);
+    if (op == OP_MIN) return fmin(x, y);
     return select(x * y, x, x >= (float4)(0.0f));
 }
 

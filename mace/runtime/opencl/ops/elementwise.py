@@ -15,7 +15,8 @@ from mace.runtime.opencl.ops.base import _ACT_IDS, gpu_op, i32
 from mace.runtime.opencl.ops.movement import (FamilyOp, coalesce, contiguous_strides, gws_of, numel,
                                               pad_dims)
 
-OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4}
+OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4, "Pow": 5}
+OP_IDS = {**OPS, "Max": 6, "Min": 7}
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 
@@ -115,27 +116,48 @@ def broadcast_plan(out_shape, a_shape, b_shape) -> dict:
 
 @gpu_op
 class Binary(FamilyOp):
-    op_types = ("Add", "Sub", "Mul", "Div", "PRelu")
+    """Add/Sub/Mul/Div/PRelu/Pow and the n-ary Max/Min/Sum/Mean: one launch per operand pair,
+    the first combining inputs 0 and 1 into the output, each later one the output with the next
+    input (in place: every item reads and writes the same element); Mean then scales by 1/n and
+    a single-input Max/Min/Sum/Mean adds 0. The fused activation is applied by the last launch."""
+    op_types = tuple(OPS) + ("Max", "Min", "Sum", "Mean")
 
     @classmethod
     def supports(cls, node, in_shapes, out_shapes):
         try:
-            broadcast_plan(out_shapes[0], in_shapes[0], in_shapes[1])
+            [broadcast_plan(out_shapes[0], a, b) for a, b in cls._pairs(in_shapes, out_shapes[0])]
         except ValueError:
             return False
         return True
 
+    @staticmethod
+    def _pairs(in_shapes, out_shape):
+        if len(in_shapes) == 1:
+            return [(in_shapes[0], ())]
+        return [(in_shapes[0], in_shapes[1])] + [(out_shape, s) for s in in_shapes[2:]]
+
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
-        self.op = OPS[node.op_type]
-        self.plan = broadcast_plan(out_shapes[0], in_shapes[0], in_shapes[1])
+        t = node.op_type
+        self.op = OP_IDS.get(t, OPS["Add"])
+        pairs = self._pairs(in_shapes, out_shapes[0])
+        self.plans = [broadcast_plan(out_shapes[0], a, b) for a, b in pairs]
+        self.ops = [self.op] * len(pairs)
+        self.extra = []  # the scalar operands of the launches after the inputs' (uploaded)
+        if len(in_shapes) == 1:
+            self.ops = [OP_IDS["Max"] if t in ("Max", "Min") else OPS["Add"]]
+            self.extra = [rt.upload(np.full(1, -np.inf if t in ("Max", "Min") else 0.0, np.float32))]
+        if t == "Mean":
+            self.plans.append(broadcast_plan(out_shapes[0], out_shapes[0], ()))
+            self.ops.append(OPS["Mul"])
+            self.extra.append(rt.upload(np.full(1, 1.0 / len(in_shapes), np.float32)))
+        self.plan = self.plans[0]
         self._ok = self.first_working_variant(self.variants())
 
     def variants(self) -> list[str]:
-        """"vec4" (4 elements per work item) where the broadcast pattern allows it, "scalar"."""
-        p = self.plan
-        can4 = p["total"] % 4 == 0 and (p["kind"] in ("same", "scalar")
-                                        or (p["kind"] == "channel" and p["inner"] % 4 == 0))
+        """"vec4" (4 elements per work item) where every launch's broadcast pattern allows it, "scalar"."""
+        can4 = all(p["total"] % 4 == 0 and (p["kind"] in ("same", "scalar")
+                                            or (p["kind"] == "channel" and p["inner"] % 4 == 0)) for p in self.plans)
         both = ["vec4", "scalar"] if can4 else ["scalar"]
         return [v for v in both if v in getattr(self, "_ok", both)]
 
@@ -145,23 +167,30 @@ class Binary(FamilyOp):
 
     def _build(self):
         self.vec4 = self.variant == "vec4"
-        name = "binary_" + self.plan["kind"] + ("4" if self.vec4 else "")
-        self.kern, self.key = self.kernel("elementwise", name, self.activation_options())
+        last = len(self.plans) - 1
+        self.kerns = [self.kernel("elementwise", "binary_" + p["kind"] + ("4" if self.vec4 else ""),
+                                  self.activation_options() if k == last else [])
+                      for k, p in enumerate(self.plans)]
 
     def bind(self, inputs, outputs):
-        p = self.plan
-        if p["total"] == 0:
+        if self.plan["total"] == 0:
             return []
-        a, b = self.with_consts(inputs)[:2]
-        out, op = outputs[0], i32(self.op)
+        ins, out = self.with_consts(inputs), outputs[0]
+        operands = [(ins[0], ins[1] if len(ins) > 1 else self.extra[0])]
+        operands += [(out, b) for b in ins[2:]] + [(out, e) for e in self.extra[len(ins) == 1:]]
+        return [self._launch(p, op, k, a, b, out)
+                for p, op, k, (a, b) in zip(self.plans, self.ops, self.kerns, operands)]
+
+    def _launch(self, p, op, kern_key, a, b, out):
+        kern, key = kern_key
         n = p["total"] // 4 if self.vec4 else p["total"]
         if p["kind"] == "same":
-            self.kern.set_args(a, b, out, op)
-            return [self.launch(self.kern, self.key, (n,))]
+            kern.set_args(a, b, out, i32(op))
+            return self.launch(kern, key, (n,))
         if p["kind"] in ("scalar", "channel"):
             full, small = (b, a) if p["swap"] else (a, b)
             extra = (i32(p["inner"]), i32(p["channels"])) if p["kind"] == "channel" else ()
-            self.kern.set_args(full, small, out, op, i32(p["swap"]), *extra)
-            return [self.launch(self.kern, self.key, (n,))]
-        self.kern.set_args(a, b, out, op, *map(i32, p["dims"][1:]), *map(i32, p["sa"]), *map(i32, p["sb"]))
-        return [self.launch(self.kern, self.key, gws_of(p["dims"]))]
+            kern.set_args(full, small, out, i32(op), i32(p["swap"]), *extra)
+            return self.launch(kern, key, (n,))
+        kern.set_args(a, b, out, i32(op), *map(i32, p["dims"][1:]), *map(i32, p["sa"]), *map(i32, p["sb"]))
+        return self.launch(kern, key, gws_of(p["dims"]))

@@ -1,4 +1,4 @@
-"""GPU data movement: Transpose, Slice, Split and Concat through one strided gather copy kernel
+"""GPU data movement: Transpose, Slice, Split, Concat and Expand through one strided gather copy kernel
 (`movement.cl:strided_copy`, one launch per input / output; none for a Concat input written in
 place by its producer, see `Concat.slice_offsets`), and Pad (constant / reflect / edge /
 wrap) with its own kernel. Shapes and strides are kernel arguments, so one build serves all.
@@ -150,6 +150,29 @@ class Slice(FamilyOp):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         view, ss, ds, off = _slice_view(in_shapes[0], node.attrs["starts"], node.attrs["steps"], out_shapes[0])
         self.plan = CopyPlan(self, view, ss, ds, src_off=off)
+
+    def bind(self, inputs, outputs):
+        return self.plan.bind(self.with_consts(inputs)[0], outputs[0])
+
+
+def _expand_view(in_shape, out_shape):
+    """Expand as a copy: the output's view, the input's strides with 0 on broadcast dims."""
+    in_shape = [1] * (len(out_shape) - len(in_shape)) + list(in_shape)
+    st = contiguous_strides(in_shape)
+    return list(out_shape), [0 if d == 1 else s for d, s in zip(in_shape, st)], contiguous_strides(out_shape)
+
+
+@gpu_op
+class Expand(FamilyOp):
+    op_types = ("Expand",)
+
+    @classmethod
+    def supports(cls, node, in_shapes, out_shapes):
+        return CopyPlan.fits(*_expand_view(in_shapes[0], out_shapes[0]))
+
+    def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        super().__init__(rt, node, in_shapes, out_shapes, consts)
+        self.plan = CopyPlan(self, *_expand_view(in_shapes[0], out_shapes[0]))
 
     def bind(self, inputs, outputs):
         return self.plan.bind(self.with_consts(inputs)[0], outputs[0])
