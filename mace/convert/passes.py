@@ -7,7 +7,7 @@ from mace.convert.fusions import fuse_gelu, fuse_layer_norm
 from mace.ir.graph import Graph, Node
 from mace.ops.batchnorm import fold_into_conv
 
-FUSABLE_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish")
+FUSABLE_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Gelu")
 ACTIVATION_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "Add", "Sub", "Mul", "Div", "BatchNormalization")
 
 
@@ -78,6 +78,39 @@ def _activation_params(node: Node) -> list[float]:
     return []
 
 
+def _activation_name(node: Node) -> str:
+    """The fused activation's name: the op type, GeluTanh for Gelu's tanh approximation."""
+    if node.op_type == "Gelu" and node.attrs.get("approximate", "none") == "tanh":
+        return "GeluTanh"
+    return node.op_type
+
+
+def fuse_silu(graph: Graph) -> int:
+    """x * Sigmoid(x) (SiLU / Swish, as exporters write it) -> activation "Silu" of x's producer,
+    when that producer takes a fused activation and x has no other reader: one kernel, not three."""
+    changed = 0
+    consumers = graph.consumers()
+    producers = graph.producers()
+    for mul in list(graph.nodes):
+        if mul.op_type != "Mul" or len(mul.inputs) != 2 or mul.attrs.get("activation"):
+            continue
+        for x, s in (mul.inputs, mul.inputs[::-1]):
+            sig, prod = producers.get(s), producers.get(x)
+            if sig is None or sig.op_type != "Sigmoid" or sig.inputs != [x] or prod is None \
+                    or prod.op_type not in ACTIVATION_PRODUCERS or prod.attrs.get("activation") \
+                    or len(prod.outputs) != 1 or x in graph.outputs or s in graph.outputs \
+                    or {id(n) for n in consumers.get(x, [])} != {id(sig), id(mul)} or len(consumers.get(s, [])) != 1:
+                continue
+            prod.attrs["activation"], prod.attrs["activation_params"] = "Silu", []
+            prod.outputs = [mul.outputs[0]]
+            graph.nodes.remove(sig)
+            graph.nodes.remove(mul)
+            producers[mul.outputs[0]] = prod
+            changed += 1
+            break
+    return changed
+
+
 def fuse_activations(graph: Graph) -> int:
     """Fold an activation into its producer when the producer's output has no other reader."""
     changed = 0
@@ -91,7 +124,7 @@ def fuse_activations(graph: Graph) -> int:
         if prod is None or prod.op_type not in ACTIVATION_PRODUCERS or prod.attrs.get("activation") \
                 or len(consumers.get(src, [])) != 1 or src in graph.outputs or len(prod.outputs) != 1:
             continue
-        prod.attrs["activation"] = act.op_type
+        prod.attrs["activation"] = _activation_name(act)
         prod.attrs["activation_params"] = _activation_params(act)
         prod.outputs = [act.outputs[0]]
         graph.nodes.remove(act)
@@ -189,8 +222,8 @@ def choose_layout(graph: Graph) -> None:
     graph.meta["layout"] = "NCHW"
 
 
-PIPELINE = (remove_identity, fold_batchnorm, fuse_layer_norm, fuse_gelu, fuse_hardswish, fuse_activations,
-            fuse_residual_add, remove_dead)
+PIPELINE = (remove_identity, fold_batchnorm, fuse_layer_norm, fuse_gelu, fuse_hardswish, fuse_silu,
+            fuse_activations, fuse_residual_add, remove_dead)
 
 
 def optimize(graph: Graph) -> dict[str, int]:

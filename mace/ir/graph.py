@@ -5,7 +5,7 @@ spec documents them. Converter passes add a few attributes of their own, listed 
 
 - ``activation`` (str) and ``activation_params`` (list[float]) on Conv / ConvTranspose / Gemm /
   MatMul / Add / BatchNormalization: an activation fused into the producer (Relu, Clip, LeakyRelu,
-  Sigmoid, Tanh, HardSigmoid, HardSwish).
+  Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, GeluTanh (Gelu's tanh form), Silu (x * sigmoid(x))).
 - ``residual`` (int, 1) on Conv: a 4th input (same shape as the output) is added after the bias,
   before the fused activation: y = act(conv(x) + bias + residual) (a folded Conv -> Add).
 - Conv ``pads`` are always explicit (auto_pad resolved by the frontend).

@@ -361,3 +361,25 @@ def test_gelu_tanh_pattern_is_fused(rng, form):
     model.ir_version = 8
     graph = check_graph(model, {"x": rand(rng, 2, 64) * 4}, rtol=1e-5, atol=1e-5)
     assert [(n.op_type, n.attrs.get("approximate")) for n in graph.nodes] == [("Gelu", "tanh")]
+
+
+def test_gelu_and_silu_fuse_into_their_producers(rng):
+    """Conv -> Gelu, Conv -> x * Sigmoid(x) (SiLU) and Add -> Gelu(tanh): each one kernel with its
+    activation fused (Gelu, Silu, GeluTanh), on both runtimes."""
+    from onnx import numpy_helper
+    consts = {"w1": rand(rng, 8, 8, 3, 3) * 0.4, "b1": rand(rng, 8), "w2": rand(rng, 8, 8, 1, 1) * 0.5,
+              "b2": rand(rng, 8), "c": rand(rng, 8, 1, 1)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Gelu", ["c1"], ["g1"]),
+             helper.make_node("Conv", ["g1", "w2", "b2"], ["c2"]),
+             helper.make_node("Sigmoid", ["c2"], ["s"]), helper.make_node("Mul", ["c2", "s"], ["m"]),
+             helper.make_node("Add", ["m", "c"], ["a"]),
+             helper.make_node("Gelu", ["a"], ["y"], approximate="tanh")]
+    g = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    graph = check_graph(model, {"x": rand(rng, 1, 8, 6, 6, lo=-2, hi=2)}, rtol=1e-4, atol=1e-5)
+    assert [(n.op_type, n.attrs.get("activation")) for n in graph.nodes] == [
+        ("Conv", "Gelu"), ("Conv", "Silu"), ("Add", "GeluTanh")]

@@ -3,7 +3,13 @@
 `activation_params` attributes: conv, deconv, linear, batchnorm, binary ops)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+_ERF = np.vectorize(math.erf, otypes=[np.float32])
+_SQRT_HALF = np.float32(math.sqrt(0.5))
+_TANH_C = np.float32(math.sqrt(2 / math.pi))
 
 def apply(x: np.ndarray, act: str | None, params=()) -> np.ndarray:
     if not act:
@@ -24,6 +30,14 @@ def apply(x: np.ndarray, act: str | None, params=()) -> np.ndarray:
         return np.clip(x * np.float32(alpha) + np.float32(beta), 0, 1).astype(x.dtype, copy=False)
     if act == "HardSwish":
         return (x * np.clip(x / 6.0 + 0.5, 0, 1)).astype(x.dtype, copy=False)
+    if act == "Gelu":
+        return (np.float32(0.5) * x * (1 + _ERF(x * _SQRT_HALF))).astype(x.dtype, copy=False)
+    if act == "GeluTanh":
+        return (np.float32(0.5) * x * (1 + np.tanh(_TANH_C * (x + np.float32(0.044715) * x * x * x)))).astype(
+            x.dtype, copy=False)
+    if act == "Silu":
+        with np.errstate(over="ignore"):
+            return (x / (1 + np.exp(-x))).astype(x.dtype, copy=False)
     raise ValueError(f"unknown fused activation {act}")
 
 

@@ -18,7 +18,8 @@ import pyopencl as cl
 
 from mace.ir.graph import Node
 
-_ACT_IDS = {"Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6, "HardSwish": 7}
+_ACT_IDS = {"Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6, "HardSwish": 7,
+            "Gelu": 8, "GeluTanh": 9, "Silu": 10}
 
 
 @dataclass

@@ -28,6 +28,9 @@ typedef float store_t;
 #define ACT_TANH 5
 #define ACT_HARDSIGMOID 6
 #define ACT_HARDSWISH 7
+#define ACT_GELU 8
+#define ACT_GELU_TANH 9
+#define ACT_SILU 10
 
 #ifndef ACT
 #define ACT ACT_NONE
@@ -55,4 +58,10 @@ typedef float store_t;
 #define ACTIVATE(x) clamp((x) * (float)(ACT_A) + (float)(ACT_B), 0.0f, 1.0f)
 #elif ACT == ACT_HARDSWISH
 #define ACTIVATE(x) ((x) * clamp((x) / 6.0f + 0.5f, 0.0f, 1.0f))
+#elif ACT == ACT_GELU
+#define ACTIVATE(x) (0.5f * (x) * (1.0f + erf((x) * 0.7071067811865476f)))
+#elif ACT == ACT_GELU_TANH
+#define ACTIVATE(x) (0.5f * (x) * (1.0f + tanh(0.7978845608028654f * ((x) + 0.044715f * (x) * (x) * (x)))))
+#elif ACT == ACT_SILU
+#define ACTIVATE(x) ((x) / (1.0f + exp(-(x))))
 #endif
