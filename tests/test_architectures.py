@@ -19,10 +19,11 @@ from mace.testing import models as test_models
 from mace.tools.validate import metrics, onnx_reference
 
 ARCHITECTURES = ["convnext_t", "mobilevit_xs", "efficientformer_l1"]
-#: what each must keep after conversion: the transformer ops, fused, and no op-by-op leftovers
-FUSED = {"convnext_t": {"LayerNormalization", "Gelu"}, "mobilevit_xs": {"LayerNormalization", "Softmax"},
-         "efficientformer_l1": {"LayerNormalization", "Gelu", "Softmax"}}
-UNFUSED = {"Erf", "Pow", "Sqrt", "Shape", "Gather", "Cast", "Constant", "Identity", "Dropout"}
+#: what each must have after conversion (ops, and activations fused into their producers), and no
+#: op-by-op leftovers (GELU's Erf, SiLU's Sigmoid, shape arithmetic)
+FUSED = {"convnext_t": {"LayerNormalization", "act:Gelu"}, "mobilevit_xs": {"LayerNormalization", "Softmax", "act:Silu"},
+         "efficientformer_l1": {"LayerNormalization", "Softmax", "act:Gelu"}}
+UNFUSED = {"Erf", "Gelu", "Sigmoid", "Pow", "Sqrt", "Shape", "Gather", "Cast", "Constant", "Identity", "Dropout"}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,10 @@ def converted(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_architecture_converts_fused(converted, name):
-    ops = converted(name)[2].op_counts()
-    assert FUSED[name] <= set(ops), ops
-    assert not UNFUSED & set(ops), ops
+    graph = converted(name)[2]
+    ops = set(graph.op_counts()) | {f"act:{n.attrs['activation']}" for n in graph.nodes if n.attrs.get("activation")}
+    assert FUSED[name] <= ops, ops
+    assert not UNFUSED & ops, ops
 
 
 @pytest.mark.parametrize("name, runtime", [("mobilevit_xs", "cpu"), ("efficientformer_l1", "gpu")])
