@@ -7,9 +7,20 @@ import math
 
 import numpy as np
 
-_ERF = np.vectorize(math.erf, otypes=[np.float32])
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf in float32 arithmetic, vectorized (Abramowitz & Stegun 7.1.26: absolute error about
+    5e-7 in float32, far inside the op tests' tolerances; math.erf per element is ~100x slower)."""
+    a = np.abs(x)
+    t = np.float32(1) / (np.float32(1) + np.float32(0.3275911) * a)
+    poly = ((((np.float32(1.061405429) * t - np.float32(1.453152027)) * t + np.float32(1.421413741)) * t
+             - np.float32(0.284496736)) * t + np.float32(0.254829592)) * t
+    return np.copysign(np.float32(1) - poly * np.exp(-a * a), x)
+
+
 _SQRT_HALF = np.float32(math.sqrt(0.5))
 _TANH_C = np.float32(math.sqrt(2 / math.pi))
+
 
 def apply(x: np.ndarray, act: str | None, params=()) -> np.ndarray:
     if not act:
@@ -31,7 +42,7 @@ def apply(x: np.ndarray, act: str | None, params=()) -> np.ndarray:
     if act == "HardSwish":
         return (x * np.clip(x / 6.0 + 0.5, 0, 1)).astype(x.dtype, copy=False)
     if act == "Gelu":
-        return (np.float32(0.5) * x * (1 + _ERF(x * _SQRT_HALF))).astype(x.dtype, copy=False)
+        return (np.float32(0.5) * x * (1 + _erf(x * _SQRT_HALF))).astype(x.dtype, copy=False)
     if act == "GeluTanh":
         return (np.float32(0.5) * x * (1 + np.tanh(_TANH_C * (x + np.float32(0.044715) * x * x * x)))).astype(
             x.dtype, copy=False)
