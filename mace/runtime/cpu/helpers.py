@@ -1,39 +1,117 @@
 """Plumbing shared by the CPU kernels (conv, deconv, pool, elementwise): channel chunks on a small
-thread pool, padded inputs, and the persistent outputs of prepared steps with their fused
-activation pass. Geometry (output sizes, window taps) lives in `mace.ops`."""
+thread pool (as many threads as the running engine asked for), padded inputs, plane views for the
+compiled kernels, and the persistent outputs of prepared steps with their fused epilogue pass
+(bias, residual, activation). Geometry (output sizes, window taps) lives in `mace.ops`."""
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from mace.runtime.cpu import activation
+from mace.runtime.cpu import activation, jit
 
 F32 = np.float32
-THREADS = max(1, min(os.cpu_count() or 1, 4))
 _POOL: ThreadPoolExecutor | None = None
-_PAR_MIN = 1 << 17  # elements of output below which threading is not worth it
+_POOL_LOCK = threading.Lock()
+_PAR_MIN = 1 << 15  # elements of output below which threading is not worth it
+_local = threading.local()
 
 
-def _pool() -> ThreadPoolExecutor:
+def physical_cores() -> int:
+    """Cores this process may run on, counting SMT siblings once (the default `threads`)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = set()
+    for c in cpus:
+        try:
+            base = f"/sys/devices/system/cpu/cpu{c}/topology/"
+            with open(base + "physical_package_id") as f1, open(base + "core_id") as f2:
+                cores.add((f1.read().strip(), f2.read().strip()))
+        except OSError:
+            cores.add(("cpu", str(c)))
+    return max(1, len(cores))
+
+
+THREADS = physical_cores()
+
+
+def set_threads(n: int | None) -> None:
+    """Threads the kernels of runs on this thread use (the executor sets its engine's)."""
+    _local.threads = n
+
+
+def threads() -> int:
+    return getattr(_local, "threads", None) or THREADS
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(THREADS, thread_name_prefix="mace-cpu")
-    return _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            _POOL = ThreadPoolExecutor(n, thread_name_prefix="mace-cpu")
+        return _POOL
 
 
 def parallel_chunks(n: int, fn, work: int) -> None:
-    """Run fn(lo, hi) over [0, n) in up to THREADS chunks (NumPy releases the GIL)."""
-    k = min(THREADS, n) if work >= _PAR_MIN else 1
+    """Run fn(lo, hi) over [0, n) in up to `threads()` chunks (the kernels release the GIL)."""
+    t = threads()
+    k = min(t, n) if work >= _PAR_MIN else 1
     if k <= 1:
         fn(0, n)
         return
     bounds = [n * i // k for i in range(k + 1)]
-    futs = [_pool().submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    pool = _pool(t)
+    futs = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
     fn(bounds[0], bounds[1])
     for f in futs:
         f.result()
+
+
+def plane(a: np.ndarray):
+    """(flat buffer, offset, channel stride, row stride) in elements of a float32 (1, C, H, W) or
+    (C, H, W) view whose rows are contiguous, over a C-contiguous buffer; else None."""
+    if a.dtype != F32 or a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[0] != 1) or a.strides[-1] != 4:
+        return None
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.c_contiguous or root.dtype != F32 or not root.flags.writeable:
+        return None
+    off = a.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    cs, rs = a.strides[-3], a.strides[-2]
+    if off % 4 or cs % 4 or rs % 4:
+        return None
+    return root.reshape(-1), off // 4, cs // 4, rs // 4
+
+
+_ZERO_BIAS: dict[int, np.ndarray] = {}
+
+
+def compiled_epilogue(acc, act, params, target, residual=None, bias=None) -> bool:
+    """target = act(acc + bias [+ residual]) with the compiled kernel, channels split over the
+    threads; False (nothing written) where an operand is not a plane view or numba is off."""
+    from mace.runtime.cpu.kernels import ACT
+    if act not in ACT or not jit.available():
+        return False
+    pa, py = plane(acc), plane(target)
+    pr = plane(residual) if residual is not None else None
+    if pa is None or py is None or (residual is not None and (pr is None or residual.shape[-3:] != acc.shape[-3:])):
+        return False
+    c, oh, ow = acc.shape[-3:]
+    if target.shape[-3:] != (c, oh, ow):
+        return False
+    if bias is None:
+        bias = _ZERO_BIAS.get(c)
+        if bias is None:
+            bias = _ZERO_BIAS.setdefault(c, np.zeros(c, F32))
+    p0, p1 = (tuple(F32(v) for v in params) + (F32(0), F32(0)))[:2]
+    from mace.runtime.cpu.kernels import epilogue
+    rr = pr if pr is not None else pa
+    code = ACT[act]
+    parallel_chunks(c, lambda lo, hi: epilogue(*pa, bias, pr is not None, *rr, *py, oh, ow, code, p0, p1, lo, hi),
+                    acc.size)
+    return True
 
 
 def pad_input(x: np.ndarray, begins, ends, value=0.0) -> np.ndarray:
@@ -51,9 +129,13 @@ def pad_input(x: np.ndarray, begins, ends, value=0.0) -> np.ndarray:
     return np.pad(x, widths, mode="constant", constant_values=value)
 
 
-def act_into(acc, act, params, target, residual=None):
-    """target = act(acc [+ residual]) in one pass where possible (acc may be a strided view; it
-    is overwritten when there is a residual)."""
+def act_into(acc, act, params, target, residual=None, bias=None):
+    """target = act(acc [+ bias] [+ residual]) in one pass: the compiled epilogue, else NumPy
+    (acc may be a strided view; NumPy overwrites it when there is a residual or bias)."""
+    if compiled_epilogue(acc, act, params, target, residual, bias):
+        return target
+    if bias is not None:
+        acc = np.add(acc, bias.reshape(-1, 1, 1), out=acc)
     if residual is not None:
         acc = np.add(acc, residual.reshape(acc.shape), out=acc)
     if not act:

@@ -13,8 +13,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from mace.ops.conv import out_size, out_spatial, tap_slices
-from mace.runtime.cpu import activation
-from mace.runtime.cpu.helpers import F32, THREADS, Prepared, act_into, pad_input, parallel_chunks
+from mace.runtime.cpu import activation, jit
+from mace.runtime.cpu.helpers import F32, THREADS, Prepared, act_into, pad_input, parallel_chunks, plane
 from mace.runtime.cpu.registry import cpu_op
 
 
@@ -232,7 +232,7 @@ class _PreparedConv(Prepared):
             self.mode = "pw"
             self.w2 = np.ascontiguousarray(w.reshape(m, c), F32)
             self.w_aug = np.ascontiguousarray(np.concatenate([self.w2, b[:, None]], axis=1))
-            self.b3 = b.reshape(m, 1, 1)
+            self.bias = np.array(b, F32, copy=True)
             self.acc = np.empty((n, m, oh * ow), F32)
             return
         if n != 1:
@@ -240,6 +240,9 @@ class _PreparedConv(Prepared):
         depthwise = group > 1 and cg == 1 and mg == 1
         if not depthwise and group != 1:
             raise ValueError("grouped")  # the generic kernel
+        if depthwise and not self.residual and _compiled_act(self.act):
+            self._init_direct_dw(c, h, wd, w.reshape(c, kh, kw), b, strides, dilations, pads)
+            return
         if depthwise and ow <= _TOEPLITZ_MAX_OW and dilations[0] == 1:
             self._init_toeplitz(c, h, wd, w.reshape(c, kh, kw), b, strides, dilations, pads)
             return
@@ -279,6 +282,30 @@ class _PreparedConv(Prepared):
             self.w_aug = np.ascontiguousarray(np.concatenate([w.reshape(m, k), b[:, None]], axis=1), F32)
             self.acc = np.empty((m, L), F32)
         self.ksz = ksz
+
+    def _init_direct_dw(self, c, h, wd, w, b, strides, dilations, pads):
+        """Depthwise as the compiled direct kernel (bias and activation in the pass that writes the
+        output, into a consumer's padded buffer when there is one) over a zero-padded input."""
+        self.mode = "dwk"
+        win = WindowInput(c, h, wd, w.shape[1:], strides, dilations, pads)
+        self.flat, self.in_view = win, win.in_view
+        self.w3, self.bias = np.array(w, F32, copy=True), np.array(b, F32, copy=True)  # writeable: numba's types
+        self.xplane = plane(win.xbuf)
+        self.geom = (win.oh, win.ow, strides[0], strides[1], dilations[0], dilations[1])
+
+    def _run_direct_dw(self, dest):
+        from mace.runtime.cpu.kernels import ACT, depthwise
+        py = plane(dest)
+        if py is None:
+            dest = self.out
+            py = plane(dest)
+        p0, p1 = (tuple(F32(v) for v in self.params) + (F32(0), F32(0)))[:2]
+        code, xp, w, b, g = ACT[self.act], self.xplane, self.w3, self.bias, self.geom
+        parallel_chunks(self.x_shape[1], lambda lo, hi: depthwise(*xp, w, b, *py, *g, code, p0, p1, lo, hi),
+                        self.out.size * self.w3.shape[1] * self.w3.shape[2])
+        if dest is not self._dest():
+            np.copyto(self._dest(), dest)
+        return [self._dest()]
 
     def _init_toeplitz(self, c, h, wd, w, b, strides, dilations, pads):
         """Depthwise on small maps as one batched sgemm per layer: out[c] (OH, OW) =
@@ -367,10 +394,12 @@ class _PreparedConv(Prepared):
                 np.matmul(self.w_aug, self.src[1], out=self.acc[0])
             else:
                 np.matmul(self.w2, x.reshape(self.x_shape[0], self.x_shape[1], -1), out=self.acc)
-                np.add(self.acc.reshape(self.out_shape), self.b3, out=self.acc.reshape(self.out_shape))
+                return [act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest, res, self.bias)]
             return [act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest, res)]
         fl = self.flat
         fl.load(x)
+        if self.mode == "dwk":
+            return self._run_direct_dw(dest)
         if self.mode == "dwt":
             np.copyto(self.xc[:, :, :-1], self.rows_view)
             np.matmul(self.xc, self.T, out=self.acc)
@@ -393,6 +422,11 @@ class _PreparedConv(Prepared):
                 np.copyto(cv[:, k], fl.tap(k))
         np.matmul(self.w_aug, self.cols, out=self.acc)
         return [act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
+
+
+def _compiled_act(act) -> bool:
+    from mace.runtime.cpu.kernels import ACT
+    return act in ACT and jit.available()
 
 
 def _prepare_conv(node, weights, graph):

@@ -7,7 +7,8 @@ import numpy as np
 
 from mace.ops.conv import tap_slices
 from mace.ops.pool import geometry, window_counts
-from mace.runtime.cpu.helpers import F32, Prepared, pad_input, parallel_chunks
+from mace.runtime.cpu import jit
+from mace.runtime.cpu.helpers import F32, Prepared, pad_input, parallel_chunks, plane
 from mace.runtime.cpu.registry import cpu_op
 
 
@@ -86,6 +87,10 @@ class _PreparedMaxPool(Prepared):
         self.rows = np.empty((c, self.xbuf.shape[1], ow), F32)
         self._alloc_out((n, c, oh, ow))  # (it clears in_view)
         self.in_view = self.xbuf[None, :, pt:pt + h, pl:pl + w]
+        self.geom = (oh, ow, kh, kw, sh, sw, dh, dw)
+        self.compiled = jit.available()
+        self.xplane = plane(self.xbuf)
+        self.inv = np.ones((1, 1), F32)
 
     def _run(self, lo, hi, dest):
         xb, rows, out = self.xbuf[lo:hi], self.rows[lo:hi], dest[0, lo:hi]
@@ -111,6 +116,13 @@ class _PreparedMaxPool(Prepared):
         dest = self._dest()
         if x is not self.in_view:
             np.copyto(self.in_view, x)
+        py = plane(dest) if self.compiled else None
+        if py is not None:
+            from mace.runtime.cpu.kernels import pool
+            xp, g, inv = self.xplane, self.geom, self.inv
+            parallel_chunks(self.x_shape[1], lambda lo, hi: pool(*xp, *py, *g, True, inv, lo, hi),
+                            self.out.size * g[2] * g[3])
+            return [dest]
         parallel_chunks(self.x_shape[1], lambda lo, hi: self._run(lo, hi, dest), self.out.size * 4)
         return [dest]
 
