@@ -35,16 +35,22 @@ class Engine:
 
     def __init__(self, model: str | os.PathLike | Graph, runtime: str | None = None, device=None,
                  program: str | os.PathLike | bytes | None = None, warmup: bool = False,
-                 data_type: str | None = None, use_program_cache: bool = True, contexts: int = 1):
+                 data_type: str | None = None, use_program_cache: bool = True, contexts: int = 1,
+                 threads: int | None = None):
         """runtime: "cpu", "gpu" (every op on the GPU, or a DeviceError listing those that
         cannot be) or "cpu+gpu" (ops without a GPU kernel on the CPU runtime); None: the
         model's own (mace.yml `runtime`, kept in the model file), else "cpu+gpu".
         contexts: how many runs of this engine may execute at once from different threads (each
         extra context costs the model's activation buffers, and on the CPU runtime its prepacked
-        weights); runs beyond that wait their turn."""
+        weights); runs beyond that wait their turn.
+        threads: threads one CPU-runtime run uses (default: the physical cores)."""
         t0 = time.perf_counter()
         if not isinstance(contexts, int) or contexts < 1:
             raise MaceError(f"contexts={contexts!r}: give a whole number of execution contexts, 1 or more")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise MaceError(f"threads={threads!r}: give a whole number of threads, 1 or more (default: the physical cores)")
+        self.threads = threads
+        self.cpu_kernel_report = None
         self.contexts = contexts
         self._cv = threading.Condition()
         self._idle: list = []
@@ -64,6 +70,9 @@ class Engine:
         self._runs = 0
         if runtime == "cpu":
             self.executor = self._new_executor()
+            from mace.runtime.cpu import jit
+            self.cpu_kernel_report = jit.report()
+            log.info("%s", self.cpu_kernel_report.summary_line())
         else:
             self._init_gpu(device, program, use_program_cache)
         self._idle, self._made = [self.executor], 1
@@ -112,7 +121,7 @@ class Engine:
     def _new_executor(self, force_source: set[str] | None = None):
         if self.device is None:
             from mace.runtime.cpu.executor import CpuExecutor
-            return CpuExecutor(self.graph)
+            return CpuExecutor(self.graph, threads=self.threads)
         from mace.runtime.opencl.executor import OpenCLExecutor
         lookup = None
         if self.program_cache is not None:
@@ -286,4 +295,7 @@ class Engine:
                            "naive_bytes": self.executor.plan.naive_bytes}
         if self.program_cache_report is not None:
             d["program_cache"] = self.program_cache_report.to_dict()
+        if self.cpu_kernel_report is not None:
+            d["cpu_kernels"] = dict(self.cpu_kernel_report.to_dict(), threads=self.executor.threads if self.executor
+                                    else self.threads)
         return d

@@ -17,14 +17,17 @@ import numpy as np
 
 from mace.errors import MaceError
 from mace.ir.graph import Graph
-from mace.runtime.cpu import registry
+from mace.runtime.cpu import helpers, jit, registry
 
 log = logging.getLogger("mace")
 
 
 class CpuExecutor:
-    def __init__(self, graph: Graph, prepare: bool = True):
+    def __init__(self, graph: Graph, prepare: bool = True, threads: int | None = None):
+        """threads: how many threads one run's kernels use (None: the physical cores)."""
         self.graph = graph
+        self.threads = threads or helpers.THREADS
+        self.compiled_kernels = jit.available()  # load (or compile) the numba kernels once per process
         kernels = registry.kernels()
         missing = sorted({n.op_type for n in graph.nodes if n.op_type not in kernels})
         if missing:
@@ -91,8 +94,12 @@ class CpuExecutor:
             self._steps, self.prepared, self._weights = [], {}, {}
 
     def run(self, inputs: dict[str, np.ndarray], profile: bool = False):
-        with self._lock:
-            return self._run(inputs, profile)
+        with self._lock, helpers.blas_single:
+            helpers.set_threads(self.threads)
+            try:
+                return self._run(inputs, profile)
+            finally:
+                helpers.set_threads(None)
 
     def _run(self, inputs, profile):
         values: dict[str, np.ndarray] = dict(self._weights)

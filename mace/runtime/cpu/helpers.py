@@ -88,30 +88,75 @@ def plane(a: np.ndarray):
 _ZERO_BIAS: dict[int, np.ndarray] = {}
 
 
-def compiled_epilogue(acc, act, params, target, residual=None, bias=None) -> bool:
-    """target = act(acc + bias [+ residual]) with the compiled kernel, channels split over the
-    threads; False (nothing written) where an operand is not a plane view or numba is off."""
-    from mace.runtime.cpu.kernels import ACT
+def act_params(params) -> tuple:
+    """The two float32 activation parameters the compiled kernels take (zeros where unused)."""
+    return (tuple(F32(v) for v in params) + (F32(0), F32(0)))[:2]
+
+
+def epilogue_plan(acc, act, params, target, residual=None, bias=None):
+    """fn(lo, hi) writing target = act(acc + bias [+ residual]) for channels [lo, hi) with the
+    compiled kernel (so a caller can run it right after the GEMM rows of the same channels); None
+    where an operand is not a plane view or numba is off."""
+    from mace.runtime.cpu.kernels import ACT, epilogue
     if act not in ACT or not jit.available():
-        return False
+        return None
     pa, py = plane(acc), plane(target)
     pr = plane(residual) if residual is not None else None
     if pa is None or py is None or (residual is not None and (pr is None or residual.shape[-3:] != acc.shape[-3:])):
-        return False
+        return None
     c, oh, ow = acc.shape[-3:]
     if target.shape[-3:] != (c, oh, ow):
-        return False
+        return None
     if bias is None:
         bias = _ZERO_BIAS.get(c)
         if bias is None:
             bias = _ZERO_BIAS.setdefault(c, np.zeros(c, F32))
-    p0, p1 = (tuple(F32(v) for v in params) + (F32(0), F32(0)))[:2]
-    from mace.runtime.cpu.kernels import epilogue
-    rr = pr if pr is not None else pa
-    code = ACT[act]
-    parallel_chunks(c, lambda lo, hi: epilogue(*pa, bias, pr is not None, *rr, *py, oh, ow, code, p0, p1, lo, hi),
-                    acc.size)
+    p0, p1 = act_params(params)
+    rr, code, has_res = (pr if pr is not None else pa), ACT[act], pr is not None
+    return lambda lo, hi: epilogue(*pa, bias, has_res, *rr, *py, oh, ow, code, p0, p1, lo, hi)
+
+
+def compiled_epilogue(acc, act, params, target, residual=None, bias=None) -> bool:
+    """`epilogue_plan` run over every channel, split over the threads; False: nothing written."""
+    plan = epilogue_plan(acc, act, params, target, residual, bias)
+    if plan is None:
+        return False
+    parallel_chunks(acc.shape[-3], plan, acc.size)
     return True
+
+
+class _BlasSingle:
+    """BLAS runs single-threaded while any mace CPU run is in flight: the runtime splits its GEMMs
+    over its own threads (a BLAS thread team of its own, spinning on a loaded machine or beside a
+    second client thread, made runs up to 10x slower). The process's setting is restored when the
+    last run ends."""
+
+    def __init__(self):
+        self.lock, self.active, self.saved, self.libs = threading.Lock(), 0, [], None
+
+    def __enter__(self):
+        with self.lock:
+            if self.active == 0:
+                if self.libs is None:
+                    try:
+                        from threadpoolctl import ThreadpoolController
+                        self.libs = ThreadpoolController().select(user_api="blas").lib_controllers
+                    except Exception:  # noqa: BLE001 - no control: BLAS keeps its own threads
+                        self.libs = []
+                self.saved = [lib.num_threads for lib in self.libs]
+                for lib in self.libs:
+                    lib.set_num_threads(1)
+            self.active += 1
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.active -= 1
+            if self.active == 0:
+                for lib, n in zip(self.libs, self.saved):
+                    lib.set_num_threads(n)
+
+
+blas_single = _BlasSingle()
 
 
 def pad_input(x: np.ndarray, begins, ends, value=0.0) -> np.ndarray:

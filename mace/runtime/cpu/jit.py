@@ -79,9 +79,10 @@ def cache_dir() -> Path | None:
     return _state["dir"] or None
 
 
-def kernel(signature: str):
+def kernel(signature: str | None):
     """@kernel("void(float32[::1], ...)"): a numba kernel (nogil, cached in `cache_dir()`) that
-    compiles its one signature on first `ensure`; without numba, the plain function."""
+    compiles its one signature on first `ensure`; @kernel(None): a helper inlined into the kernels
+    that call it (a call per row costs more than the row); without numba, the plain function."""
     def deco(fn):
         numba = _numba()
         if numba is None:
@@ -89,12 +90,13 @@ def kernel(signature: str):
         where = cache_dir()
         saved = numba.config.CACHE_DIR
         numba.config.CACHE_DIR = str(where) if where else ""  # read once, when the dispatcher is made
+        opts = {"inline": "always"} if signature is None else {"cache": where is not None}
         try:
-            disp = numba.njit(nogil=True, cache=where is not None, error_model="numpy", boundscheck=False,
-                              fastmath={"contract"})(fn)
+            disp = numba.njit(nogil=True, error_model="numpy", boundscheck=False, fastmath={"contract"}, **opts)(fn)
         finally:
             numba.config.CACHE_DIR = saved
-        _SIGS[disp] = signature
+        if signature is not None:
+            _SIGS[disp] = signature
         return disp
     return deco
 

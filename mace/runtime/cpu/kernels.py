@@ -25,50 +25,61 @@ _EPILOGUE_SIG = (f"void({_PLANE}, float32[::1], boolean, {_PLANE}, {_PLANE}, "
                  "int64, int64, int64, float32, float32, int64, int64)")
 
 
-@kernel("void(float32[::1], int64, int64, int64, float32, float32)")
+@kernel(None)
 def act_row(y, start, n, act, p0, p1):
     """y[start:start + n] = act(y[...]) in place; one loop per activation (vectorizable)."""
+    v = y[start:start + n]
     if act == 1:
-        for i in range(start, start + n):
-            y[i] = max(y[i], _F(0))
+        for i in range(n):
+            v[i] = max(v[i], _F(0))
     elif act == 2:
-        for i in range(start, start + n):
-            y[i] = min(max(y[i], p0), p1)
+        for i in range(n):
+            v[i] = min(max(v[i], p0), p1)
     elif act == 3:
-        for i in range(start, start + n):
-            v = y[i]
-            y[i] = v if v >= 0 else v * p0
+        for i in range(n):
+            t = v[i]
+            v[i] = t if t >= 0 else t * p0
     elif act == 4:
-        for i in range(start, start + n):
-            y[i] = _F(1) / (_F(1) + math.exp(-y[i]))
+        for i in range(n):
+            v[i] = _F(1) / (_F(1) + math.exp(-v[i]))
     elif act == 5:
-        for i in range(start, start + n):
-            y[i] = math.tanh(y[i])
+        for i in range(n):
+            v[i] = math.tanh(v[i])
     elif act == 6:
-        for i in range(start, start + n):
-            y[i] = min(max(y[i] * p0 + p1, _F(0)), _F(1))
+        for i in range(n):
+            v[i] = min(max(v[i] * p0 + p1, _F(0)), _F(1))
     elif act == 7:
-        for i in range(start, start + n):
-            v = y[i]
-            y[i] = v * min(max(v / _F(6) + _F(0.5), _F(0)), _F(1))
+        for i in range(n):
+            t = v[i]
+            v[i] = t * min(max(t / _F(6) + _F(0.5), _F(0)), _F(1))
 
 
 @kernel(_EPILOGUE_SIG)
 def epilogue(a, ao, acs, ars, bias, has_res, r, ro, rcs, rrs, y, yo, ycs, yrs, oh, ow, act, p0, p1, c0, c1):
     """y[c, h, w] = act(a[c, h, w] + bias[c] (+ r[c, h, w])): the one pass after a GEMM (bias,
     residual, activation, the crop of padded GEMM columns, the write into a consumer's buffer)."""
+    if has_res:
+        _epi(a, ao, acs, ars, bias, True, r, ro, rcs, rrs, y, yo, ycs, yrs, oh, ow, act, p0, p1, c0, c1)
+    else:
+        _epi(a, ao, acs, ars, bias, False, r, ro, rcs, rrs, y, yo, ycs, yrs, oh, ow, act, p0, p1, c0, c1)
+
+
+@kernel(None)
+def _epi(a, ao, acs, ars, bias, has_res, r, ro, rcs, rrs, y, yo, ycs, yrs, oh, ow, act, p0, p1, c0, c1):
     for c in range(c0, c1):
         bc = bias[c]
         for h in range(oh):
             ai = ao + c * acs + h * ars
             yi = yo + c * ycs + h * yrs
+            arow, yrow = a[ai:ai + ow], y[yi:yi + ow]   # slices: range indexes vectorize, offsets do not
             if has_res:
                 ri = ro + c * rcs + h * rrs
+                rrow = r[ri:ri + ow]
                 for w in range(ow):
-                    y[yi + w] = a[ai + w] + bc + r[ri + w]
+                    yrow[w] = arow[w] + bc + rrow[w]
             else:
                 for w in range(ow):
-                    y[yi + w] = a[ai + w] + bc
+                    yrow[w] = arow[w] + bc
             if act:
                 act_row(y, yi, ow, act, p0, p1)
 
@@ -80,56 +91,91 @@ def depthwise(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, sw, dh, dw,
     (the row stays in L1 between the taps and the activation). 3x3 taps are one expression per
     output (no accumulator traffic); stride-2 rows are split into even/odd columns first, so every
     tap reads contiguous memory."""
+    if sw == 1:   # (a stride test inside the loops halves their speed)
+        _dw_any(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, 1, dh, dw, act, p0, p1, c0, c1)
+    else:
+        _dw_any(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, sw, dh, dw, act, p0, p1, c0, c1)
+
+
+@kernel(None)
+def _dw_any(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, sw, dh, dw, act, p0, p1, c0, c1):
     kh, kw = w.shape[1], w.shape[2]
-    need = (ow - 1) * sw + (kw - 1) * dw + 1
-    ev = np.empty(need // 2 + 2, _F)
-    od = np.empty(need // 2 + 2, _F)
     for c in range(c0, c1):
         bc = bias[c]
         for h in range(oh):
             yi = yo + c * ycs + h * yrs
-            if kh == 3 and kw == 3 and dh == 1 and dw == 1 and sw <= 2:
-                _dw3_row(x, xo + c * xcs + h * sh * xrs, xrs, w[c], bc, y, yi, ow, sw, ev, od)
-            else:
-                for i in range(ow):
-                    y[yi + i] = bc
-                for i in range(kh):
-                    xi = xo + c * xcs + (h * sh + i * dh) * xrs
-                    for j in range(kw):
-                        wv = w[c, i, j]
-                        xj = xi + j * dw
-                        if sw == 1:
-                            for q in range(ow):
-                                y[yi + q] += wv * x[xj + q]
-                        else:
-                            for q in range(ow):
-                                y[yi + q] += wv * x[xj + q * sw]
+            yrow = y[yi:yi + ow]
+            for i in range(ow):
+                yrow[i] = bc
+            for i in range(kh):
+                xi = xo + c * xcs + (h * sh + i * dh) * xrs
+                for j in range(kw):
+                    wv = w[c, i, j]
+                    xrow = x[xi + j * dw:xi + j * dw + (ow - 1) * sw + 1]
+                    for q in range(ow):
+                        yrow[q] += wv * xrow[q * sw]
             if act:
                 act_row(y, yi, ow, act, p0, p1)
 
 
-@kernel("void(float32[::1], int64, int64, float32[:, ::1], float32, float32[::1], int64, int64, int64, "
-        "float32[::1], float32[::1])")
-def _dw3_row(x, xi, xrs, w, bc, y, yi, ow, sw, ev, od):
-    w00, w01, w02 = w[0, 0], w[0, 1], w[0, 2]
-    w10, w11, w12 = w[1, 0], w[1, 1], w[1, 2]
-    w20, w21, w22 = w[2, 0], w[2, 1], w[2, 2]
-    a, b, c = xi, xi + xrs, xi + 2 * xrs
+@kernel(f"void({_PLANE}, float32[:, :, ::1], float32[::1], {_PLANE}, "
+        "int64, int64, int64, int64, int64, float32, float32, int64, int64)")
+def depthwise3x3(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, sw, act, p0, p1, c0, c1):
+    """`depthwise` for 3x3 taps, stride 1 or 2, no dilation: one expression per output. (The
+    stride test sits outside the loops: inside, it halves the speed.)"""
     if sw == 1:
-        for q in range(ow):
-            y[yi + q] = (bc + w00 * x[a + q] + w01 * x[a + q + 1] + w02 * x[a + q + 2]
-                         + w10 * x[b + q] + w11 * x[b + q + 1] + w12 * x[b + q + 2]
-                         + w20 * x[c + q] + w21 * x[c + q + 1] + w22 * x[c + q + 2])
-        return
-    for q in range(ow):
-        y[yi + q] = bc
-    for r, u0, u1, u2 in ((a, w00, w01, w02), (b, w10, w11, w12), (c, w20, w21, w22)):
-        for q in range(ow):      # deinterleave: ev[q] = row[2q], od[q] = row[2q + 1]
-            ev[q] = x[r + 2 * q]
-            od[q] = x[r + 2 * q + 1]
-        ev[ow] = x[r + 2 * ow]
-        for q in range(ow):
-            y[yi + q] += u0 * ev[q] + u1 * od[q] + u2 * ev[q + 1]
+        _dw3_s1(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, act, p0, p1, c0, c1)
+    else:
+        _dw3_s2(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, act, p0, p1, c0, c1)
+
+
+@kernel(None)
+def _dw3_s1(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, act, p0, p1, c0, c1):
+    n = ow + 2
+    for c in range(c0, c1):
+        w00, w01, w02 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+        w10, w11, w12 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+        w20, w21, w22 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+        bc = bias[c]
+        for h in range(oh):
+            xi = xo + c * xcs + h * sh * xrs
+            yi = yo + c * ycs + h * yrs
+            r0, r1, r2 = x[xi:xi + n], x[xi + xrs:xi + xrs + n], x[xi + 2 * xrs:xi + 2 * xrs + n]
+            o = y[yi:yi + ow]
+            for q in range(ow):
+                o[q] = (bc + w00 * r0[q] + w01 * r0[q + 1] + w02 * r0[q + 2]
+                        + w10 * r1[q] + w11 * r1[q + 1] + w12 * r1[q + 2]
+                        + w20 * r2[q] + w21 * r2[q + 1] + w22 * r2[q + 2])
+            if act:
+                act_row(y, yi, ow, act, p0, p1)
+
+
+@kernel(None)
+def _dw3_s2(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, act, p0, p1, c0, c1):
+    n = 2 * ow + 1
+    e0, e1, e2 = np.empty(ow + 1, _F), np.empty(ow + 1, _F), np.empty(ow + 1, _F)
+    d0, d1, d2 = np.empty(ow, _F), np.empty(ow, _F), np.empty(ow, _F)
+    for c in range(c0, c1):
+        w00, w01, w02 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+        w10, w11, w12 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+        w20, w21, w22 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+        bc = bias[c]
+        for h in range(oh):
+            xi = xo + c * xcs + h * sh * xrs
+            yi = yo + c * ycs + h * yrs
+            r0, r1, r2 = x[xi:xi + n], x[xi + xrs:xi + xrs + n], x[xi + 2 * xrs:xi + 2 * xrs + n]
+            o = y[yi:yi + ow]
+            for q in range(ow):   # even / odd columns: every tap below reads contiguously
+                e0[q], d0[q] = r0[2 * q], r0[2 * q + 1]
+                e1[q], d1[q] = r1[2 * q], r1[2 * q + 1]
+                e2[q], d2[q] = r2[2 * q], r2[2 * q + 1]
+            e0[ow], e1[ow], e2[ow] = r0[2 * ow], r1[2 * ow], r2[2 * ow]
+            for q in range(ow):
+                o[q] = (bc + w00 * e0[q] + w01 * d0[q] + w02 * e0[q + 1]
+                        + w10 * e1[q] + w11 * d1[q] + w12 * e1[q + 1]
+                        + w20 * e2[q] + w21 * d2[q] + w22 * e2[q + 1])
+            if act:
+                act_row(y, yi, ow, act, p0, p1)
 
 
 @kernel(f"void({_PLANE}, {_PLANE}, int64, int64, int64, int64, int64, int64, int64, int64, "
@@ -140,41 +186,44 @@ def pool(x, xo, xcs, xrs, y, yo, ycs, yrs, oh, ow, kh, kw, sh, sw, dh, dw, is_ma
     for c in range(c0, c1):
         for h in range(oh):
             yi = yo + c * ycs + h * yrs
+            o = y[yi:yi + ow]
             for i in range(kh):
                 xi = xo + c * xcs + (h * sh + i * dh) * xrs
                 for j in range(kw):
-                    xj = xi + j * dw
-                    first = i == 0 and j == 0
-                    for q in range(ow):
-                        v = x[xj + q * sw]
-                        if first:
-                            y[yi + q] = v
-                        elif is_max:
-                            y[yi + q] = max(y[yi + q], v)
-                        else:
-                            y[yi + q] += v
+                    xr = x[xi + j * dw:xi + j * dw + (ow - 1) * sw + 1]
+                    if i == 0 and j == 0:
+                        for q in range(ow):
+                            o[q] = xr[q * sw]
+                    elif is_max:
+                        for q in range(ow):
+                            o[q] = max(o[q], xr[q * sw])
+                    else:
+                        for q in range(ow):
+                            o[q] += xr[q * sw]
             if not is_max:
                 for q in range(ow):
-                    y[yi + q] *= inv[h, q]
+                    o[q] *= inv[h, q]
 
 
 @kernel("void(float32[::1], float32[::1], float32[::1], int64, int64, float32, float32, int64, int64)")
 def binary_act(a, b, y, op, act, p0, p1, lo, hi):
     """y = act(a op b) over [lo, hi) of same-shape flat operands (op 0..3: + - * /)."""
+    n = hi - lo
+    av, bv, yv = a[lo:hi], b[lo:hi], y[lo:hi]
     if op == 0:
-        for i in range(lo, hi):
-            y[i] = a[i] + b[i]
+        for i in range(n):
+            yv[i] = av[i] + bv[i]
     elif op == 1:
-        for i in range(lo, hi):
-            y[i] = a[i] - b[i]
+        for i in range(n):
+            yv[i] = av[i] - bv[i]
     elif op == 2:
-        for i in range(lo, hi):
-            y[i] = a[i] * b[i]
+        for i in range(n):
+            yv[i] = av[i] * bv[i]
     else:
-        for i in range(lo, hi):
-            y[i] = a[i] / b[i]
+        for i in range(n):
+            yv[i] = av[i] / bv[i]
     if act:
         act_row(y, lo, hi - lo, act, p0, p1)
 
 
-ALL = (act_row, _dw3_row, epilogue, depthwise, pool, binary_act)
+ALL = (epilogue, depthwise, depthwise3x3, pool, binary_act)

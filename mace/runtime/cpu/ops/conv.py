@@ -14,7 +14,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from mace.ops.conv import out_size, out_spatial, tap_slices
 from mace.runtime.cpu import activation, jit
-from mace.runtime.cpu.helpers import F32, THREADS, Prepared, act_into, pad_input, parallel_chunks, plane
+from mace.runtime.cpu.helpers import (F32, THREADS, Prepared, act_into, act_params, epilogue_plan, pad_input,
+                                     parallel_chunks, plane)
 from mace.runtime.cpu.registry import cpu_op
 
 
@@ -294,15 +295,18 @@ class _PreparedConv(Prepared):
         self.geom = (win.oh, win.ow, strides[0], strides[1], dilations[0], dilations[1])
 
     def _run_direct_dw(self, dest):
-        from mace.runtime.cpu.kernels import ACT, depthwise
+        from mace.runtime.cpu.kernels import ACT, depthwise, depthwise3x3
         py = plane(dest)
         if py is None:
             dest = self.out
             py = plane(dest)
-        p0, p1 = (tuple(F32(v) for v in self.params) + (F32(0), F32(0)))[:2]
+        p0, p1 = act_params(self.params)
         code, xp, w, b, g = ACT[self.act], self.xplane, self.w3, self.bias, self.geom
-        parallel_chunks(self.x_shape[1], lambda lo, hi: depthwise(*xp, w, b, *py, *g, code, p0, p1, lo, hi),
-                        self.out.size * self.w3.shape[1] * self.w3.shape[2])
+        if w.shape[1:] == (3, 3) and g[4:] == (1, 1) and g[3] in (1, 2):
+            fn = lambda lo, hi: depthwise3x3(*xp, w, b, *py, *g[:4], code, p0, p1, lo, hi)  # noqa: E731
+        else:
+            fn = lambda lo, hi: depthwise(*xp, w, b, *py, *g, code, p0, p1, lo, hi)  # noqa: E731
+        parallel_chunks(self.x_shape[1], fn, self.out.size * w.shape[1] * w.shape[2])
         if dest is not self._dest():
             np.copyto(self._dest(), dest)
         return [self._dest()]
@@ -390,12 +394,15 @@ class _PreparedConv(Prepared):
             return conv(node, inputs)
         dest = self._dest()
         if self.mode == "pw":
+            n, c = self.x_shape[:2]
             if self.src is not None and x is self.src[0]:
-                np.matmul(self.w_aug, self.src[1], out=self.acc[0])
+                w, xs, bias = self.w_aug, self.src[1], None
             else:
-                np.matmul(self.w2, x.reshape(self.x_shape[0], self.x_shape[1], -1), out=self.acc)
-                return [act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest, res, self.bias)]
-            return [act_into(self.acc.reshape(self.out_shape), self.act, self.params, dest, res)]
+                w, xs, bias = self.w2, (x.reshape(c, -1) if n == 1 else x.reshape(n, c, -1)), self.bias
+            acc = self.acc
+            gemm = (lambda lo, hi: np.matmul(w[lo:hi], xs, out=acc[0, lo:hi])) if n == 1 and xs.ndim == 2 \
+                else (lambda lo, hi: np.matmul(w, xs, out=acc))
+            return [self._gemm_epilogue(gemm, acc.reshape(self.out_shape), dest, res, bias, xs.shape[-2])]
         fl = self.flat
         fl.load(x)
         if self.mode == "dwk":
@@ -406,11 +413,7 @@ class _PreparedConv(Prepared):
             return [act_into(self.acc[None], self.act, self.params, dest, res)]
         if self.mode == "rows":
             np.copyto(self.rows_dst, self.rows_src)
-            for i, (wi, src) in enumerate(self.w_rows):
-                np.matmul(wi, src, out=self.acc if i == 0 else self.tmp)
-                if i:
-                    np.add(self.acc, self.tmp, out=self.acc)
-            return [act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
+            return [self._gemm_epilogue(self._rows_gemm, fl.crop(self.acc), dest, res, None, self.cols.shape[0] * len(self.w_rows))]
         if self.mode == "dw":
             parallel_chunks(self.x_shape[1], self._dw_chunk, self.out.size * (self.ksz + 2))
             return [act_into(fl.crop(self.acc.reshape(-1, fl.L)), self.act, self.params, dest, res)]
@@ -420,8 +423,31 @@ class _PreparedConv(Prepared):
             cv = self.cols[:-1].reshape(self.x_shape[1], self.ksz, fl.L)
             for k in range(self.ksz):
                 np.copyto(cv[:, k], fl.tap(k))
-        np.matmul(self.w_aug, self.cols, out=self.acc)
-        return [act_into(fl.crop(self.acc), self.act, self.params, dest, res)]
+        w, cols, acc = self.w_aug, self.cols, self.acc
+        return [self._gemm_epilogue(lambda lo, hi: np.matmul(w[lo:hi], cols, out=acc[lo:hi]), fl.crop(acc), dest,
+                                    res, None, cols.shape[0])]
+
+    def _rows_gemm(self, lo, hi):
+        acc, tmp = self.acc[lo:hi], self.tmp[lo:hi]
+        for i, (wi, src) in enumerate(self.w_rows):
+            np.matmul(wi[lo:hi], src, out=acc if i == 0 else tmp)
+            if i:
+                np.add(acc, tmp, out=acc)
+
+    def _gemm_epilogue(self, gemm, acc, dest, res, bias, k):
+        """gemm(lo, hi) computes output channels [lo, hi) into acc; with the compiled epilogue each
+        thread runs its channels' GEMM rows and then their epilogue (while they are in cache)."""
+        plan = epilogue_plan(acc, self.act, self.params, dest, res, bias)
+        m = self.out_shape[1]
+        if plan is None:
+            gemm(0, m)
+            return act_into(acc, self.act, self.params, dest, res, bias)
+
+        def task(lo, hi):
+            gemm(lo, hi)
+            plan(lo, hi)
+        parallel_chunks(m, task, m * k * acc.shape[-1] * acc.shape[-2] // 64)
+        return dest
 
 
 def _compiled_act(act) -> bool:
