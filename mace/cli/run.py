@@ -17,9 +17,9 @@ def _parse_inputs(items: tuple[str, ...], graph) -> dict:
     return read_input_args(items, graph.inputs)
 
 
-def _engine(model, runtime, device, program, warmup):
+def _engine(model, runtime, device, program, warmup, threads=None):
     import mace
-    return mace.Engine(model, runtime=runtime, device=device, program=program, warmup=warmup)
+    return mace.Engine(model, runtime=runtime, device=device, program=program, warmup=warmup, threads=threads)
 
 
 def _model_runtime(model: str, runtime: str | None) -> str | None:
@@ -43,8 +43,10 @@ def _model_runtime(model: str, runtime: str | None) -> str | None:
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs.")
 @click.option("--device-conf", type=click.Path(dir_okay=False), default=None,
               help="device.yml: run on a remote device over ssh; --device then names its entry.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Threads of one CPU-runtime run (default: the physical cores).")
 @JSON_OPT
-def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed, device_conf, as_json):
+def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed, device_conf, threads, as_json):
     """Run a converted model and print its outputs and timings."""
     if device_conf:
         from mace.cli.deploy import echo_result
@@ -58,7 +60,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
 
     from mace.tools.latency import latency_stats
     from mace.tools.validate import random_inputs
-    engine = _engine(model, _model_runtime(model, runtime), device, program, warmup)
+    engine = _engine(model, _model_runtime(model, runtime), device, program, warmup, threads)
     feeds = random_inputs(engine.graph, seed)
     feeds.update(_parse_inputs(inputs, engine.graph))
     t0 = time.perf_counter()

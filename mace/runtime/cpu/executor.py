@@ -17,7 +17,8 @@ import numpy as np
 
 from mace.errors import MaceError
 from mace.ir.graph import Graph
-from mace.runtime.cpu import helpers, jit, registry
+from mace.runtime.cpu import helpers, registry
+from mace.runtime.cpu import kernels as compiled
 
 log = logging.getLogger("mace")
 
@@ -27,7 +28,7 @@ class CpuExecutor:
         """threads: how many threads one run's kernels use (None: the physical cores)."""
         self.graph = graph
         self.threads = threads or helpers.THREADS
-        self.compiled_kernels = jit.available()  # load (or compile) the numba kernels once per process
+        self.compiled_kernels = compiled.available()  # load (or compile) the numba kernels once per process
         kernels = registry.kernels()
         missing = sorted({n.op_type for n in graph.nodes if n.op_type not in kernels})
         if missing:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from mace.runtime.cpu import activation, jit
+from mace.runtime.cpu import activation, kernels
 
 F32 = np.float32
 _POOL: ThreadPoolExecutor | None = None
@@ -98,7 +98,7 @@ def epilogue_plan(acc, act, params, target, residual=None, bias=None):
     compiled kernel (so a caller can run it right after the GEMM rows of the same channels); None
     where an operand is not a plane view or numba is off."""
     from mace.runtime.cpu.kernels import ACT, epilogue
-    if act not in ACT or not jit.available():
+    if act not in ACT or not kernels.available():
         return None
     pa, py = plane(acc), plane(target)
     pr = plane(residual) if residual is not None else None

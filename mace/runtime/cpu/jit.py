@@ -4,8 +4,8 @@ The cache follows the program cache's rules. It lives in a directory mace owns
 (<user cache dir>/mace/cpu-kernels/<key>, or $MACE_CPU_KERNEL_CACHE), keyed by the CPU (LLVM's
 host name and features) and the versions of mace, numba, llvmlite, NumPy and Python, so a
 machine or upgrade never loads another's code. A cache that cannot be read (corrupt, truncated,
-unwritable) is never fatal: it is moved aside and the kernels compile again; if numba itself
-fails, the runtime keeps its NumPy kernels. Each engine's `cpu_kernel_report` says which of these
+unwritable) is never fatal: the kernel's files are moved aside and it compiles again; if numba
+itself fails, the runtime keeps its NumPy kernels. Each engine's `cpu_kernel_report` says which of these
 happened. Kernels compile lazily, once per process, for the one signature each declares, and
 compiling anything else is then refused (a type slip is a bug, never a silent recompile).
 """
@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import platform
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -101,73 +100,60 @@ def kernel(signature: str | None):
     return deco
 
 
-def available() -> bool:
-    """Compiled kernels usable in this process (compiles or loads them on the first call)."""
-    if _state["error"] is not None:
-        return False
-    try:
-        from mace.runtime.cpu import kernels
-    except Exception as exc:  # noqa: BLE001
-        _state["error"] = f"kernels module failed to load ({exc})"
-        return False
-    return ensure(kernels.ALL)
-
-
 def ensure(dispatchers) -> bool:
-    """Compile (or load from the cache) each kernel's signature once per process. A cache that
-    fails to load is moved aside and the kernels compile again; a compile that fails disables
-    the compiled kernels (the NumPy ones run) and the report says why."""
+    """Compile (or load from the cache) each kernel's signature once per process. A kernel whose
+    cached files fail to load has them moved aside and compiles again; a compile that fails
+    disables the compiled kernels (the NumPy ones run) and the report says why."""
     if _numba() is None or _state["error"] is not None:
         return False
     with _lock:
-        todo = [d for d in dispatchers if d not in _ready]
-        if not todo:
-            return True
         t0 = time.perf_counter()
-        try:
-            _compile(todo)
-        except Exception as exc:  # noqa: BLE001 - a damaged cache: move it aside, compile again
-            moved = _move_aside()
-            log.warning("CPU kernel cache %s could not be loaded (%s: %s): %s, compiling again",
-                        cache_dir(), type(exc).__name__, str(exc)[:200],
-                        f"moved to {moved}" if moved else "left as it was")
+        for d in dispatchers:
+            if d in _ready:
+                continue
             try:
-                _compile(todo)
-            except Exception as exc2:  # noqa: BLE001
-                _state["error"] = f"numba failed to compile the CPU kernels ({type(exc2).__name__}: {exc2})"
-                log.warning("%s: the CPU runtime uses its NumPy kernels", _state["error"])
-                return False
+                _compile(d)
+            except Exception as exc:  # noqa: BLE001 - a damaged cache entry: move it aside, compile again
+                moved = _move_aside(d)
+                log.warning("CPU kernel cache entry of %s could not be loaded (%s: %s): %s, compiling again",
+                            d.py_func.__name__, type(exc).__name__, str(exc)[:200],
+                            f"moved to {moved}" if moved else "nothing to move")
+                try:
+                    _compile(d)
+                except Exception as exc2:  # noqa: BLE001
+                    _state["error"] = f"numba failed to compile the CPU kernels ({type(exc2).__name__}: {exc2})"
+                    log.warning("%s: the CPU runtime uses its NumPy kernels", _state["error"])
+                    return False
         _state["seconds"] += time.perf_counter() - t0
         return True
 
 
-def _compile(todo) -> None:
-    for d in todo:
-        if d in _ready:
-            continue
-        d.compile(_SIGS[d])
-        st = d.stats
-        _state["hits"] += sum(st.cache_hits.values())
-        _state["compiled"] += sum(st.cache_misses.values()) if d._cache.__class__.__name__ != "NullCache" else 1
-        d.disable_compile()
-        _ready.add(d)
+def _compile(d) -> None:
+    d.compile(_SIGS[d])
+    st = d.stats
+    _state["hits"] += sum(st.cache_hits.values())
+    _state["compiled"] += sum(st.cache_misses.values()) if cache_dir() else 1
+    d.disable_compile()
+    _ready.add(d)
 
 
-def _move_aside() -> Path | None:
-    """Rename the damaged cache directory (a fresh, empty one takes its place)."""
+def _move_aside(d) -> str | None:
+    """Rename one kernel's cache files (index and code) out of numba's way."""
     path = cache_dir()
     if path is None:
         return None
-    dest = path.with_name(f"{path.name}.damaged-{os.getpid()}")
-    try:
-        shutil.rmtree(dest, ignore_errors=True)
-        path.rename(dest)
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        shutil.rmtree(path, ignore_errors=True)
+    moved = []
+    for f in path.rglob(f"*.{d.py_func.__qualname__}-*.nb[ic]"):
+        dest = f.with_name(f"{f.name}.damaged-{os.getpid()}")
+        try:
+            f.rename(dest)
+            moved.append(dest)
+        except OSError:
+            f.unlink(missing_ok=True)
+    if not moved:
         return None
-    _state["moved_aside"] = dest
-    return dest
+    _state["moved_aside"] = moved[0].parent / f"*.damaged-{os.getpid()}"
+    return str(_state["moved_aside"])
 
 
 @dataclass

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from mace.runtime.cpu import jit
 from mace.runtime.cpu.jit import kernel
 
 ACT = {None: 0, "": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6,
@@ -178,6 +179,44 @@ def _dw3_s2(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, act, p0, p1, 
                 act_row(y, yi, ow, act, p0, p1)
 
 
+@kernel(f"void({_PLANE}, float32[:, :, ::1], float32[::1], {_PLANE}, "
+        "int64, int64, int64, int64, int64, float32, float32, int64, int64)")
+def depthwise5x5(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, sw, act, p0, p1, c0, c1):
+    """`depthwise` for 5x5 taps, stride 1 or 2, no dilation: a 5-term expression per tap row."""
+    if sw == 1:
+        _dw5(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, 1, act, p0, p1, c0, c1)
+    else:
+        _dw5(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, 2, act, p0, p1, c0, c1)
+
+
+@kernel(None)
+def _dw5(x, xo, xcs, xrs, w, bias, y, yo, ycs, yrs, oh, ow, sh, sw, act, p0, p1, c0, c1):
+    n = (ow - 1) * sw + 5
+    e, d = np.empty(ow + 2, _F), np.empty(ow + 2, _F)
+    for c in range(c0, c1):
+        bc = bias[c]
+        for h in range(oh):
+            yi = yo + c * ycs + h * yrs
+            o = y[yi:yi + ow]
+            for q in range(ow):
+                o[q] = bc
+            for i in range(5):
+                xi = xo + c * xcs + (h * sh + i) * xrs
+                r = x[xi:xi + n]
+                u0, u1, u2, u3, u4 = w[c, i, 0], w[c, i, 1], w[c, i, 2], w[c, i, 3], w[c, i, 4]
+                if sw == 1:
+                    for q in range(ow):
+                        o[q] += u0 * r[q] + u1 * r[q + 1] + u2 * r[q + 2] + u3 * r[q + 3] + u4 * r[q + 4]
+                else:
+                    for q in range(ow + 1):   # even / odd columns
+                        e[q], d[q] = r[2 * q], r[2 * q + 1]
+                    e[ow + 1] = r[2 * ow + 2]
+                    for q in range(ow):
+                        o[q] += u0 * e[q] + u1 * d[q] + u2 * e[q + 1] + u3 * d[q + 1] + u4 * e[q + 2]
+            if act:
+                act_row(y, yi, ow, act, p0, p1)
+
+
 @kernel(f"void({_PLANE}, {_PLANE}, int64, int64, int64, int64, int64, int64, int64, int64, "
         "boolean, float32[:, ::1], int64, int64)")
 def pool(x, xo, xcs, xrs, y, yo, ycs, yrs, oh, ow, kh, kw, sh, sw, dh, dw, is_max, inv, c0, c1):
@@ -226,4 +265,9 @@ def binary_act(a, b, y, op, act, p0, p1, lo, hi):
         act_row(y, lo, hi - lo, act, p0, p1)
 
 
-ALL = (epilogue, depthwise, depthwise3x3, pool, binary_act)
+ALL = (epilogue, depthwise, depthwise3x3, depthwise5x5, pool, binary_act)
+
+
+def available() -> bool:
+    """The compiled kernels are usable in this process (loaded or compiled on the first call)."""
+    return jit.ensure(ALL)

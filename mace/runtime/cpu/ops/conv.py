@@ -13,7 +13,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from mace.ops.conv import out_size, out_spatial, tap_slices
-from mace.runtime.cpu import activation, jit
+from mace.runtime.cpu import activation, kernels
 from mace.runtime.cpu.helpers import (F32, THREADS, Prepared, act_into, act_params, epilogue_plan, pad_input,
                                      parallel_chunks, plane)
 from mace.runtime.cpu.registry import cpu_op
@@ -295,15 +295,16 @@ class _PreparedConv(Prepared):
         self.geom = (win.oh, win.ow, strides[0], strides[1], dilations[0], dilations[1])
 
     def _run_direct_dw(self, dest):
-        from mace.runtime.cpu.kernels import ACT, depthwise, depthwise3x3
+        from mace.runtime.cpu.kernels import ACT, depthwise, depthwise3x3, depthwise5x5
         py = plane(dest)
         if py is None:
             dest = self.out
             py = plane(dest)
         p0, p1 = act_params(self.params)
         code, xp, w, b, g = ACT[self.act], self.xplane, self.w3, self.bias, self.geom
-        if w.shape[1:] == (3, 3) and g[4:] == (1, 1) and g[3] in (1, 2):
-            fn = lambda lo, hi: depthwise3x3(*xp, w, b, *py, *g[:4], code, p0, p1, lo, hi)  # noqa: E731
+        if w.shape[1:] in ((3, 3), (5, 5)) and g[4:] == (1, 1) and g[3] in (1, 2):
+            k = depthwise3x3 if w.shape[1] == 3 else depthwise5x5
+            fn = lambda lo, hi: k(*xp, w, b, *py, *g[:4], code, p0, p1, lo, hi)  # noqa: E731
         else:
             fn = lambda lo, hi: depthwise(*xp, w, b, *py, *g, code, p0, p1, lo, hi)  # noqa: E731
         parallel_chunks(self.x_shape[1], fn, self.out.size * w.shape[1] * w.shape[2])
@@ -452,7 +453,7 @@ class _PreparedConv(Prepared):
 
 def _compiled_act(act) -> bool:
     from mace.runtime.cpu.kernels import ACT
-    return act in ACT and jit.available()
+    return act in ACT and kernels.available()
 
 
 def _prepare_conv(node, weights, graph):

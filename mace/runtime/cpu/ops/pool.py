@@ -7,7 +7,7 @@ import numpy as np
 
 from mace.ops.conv import tap_slices
 from mace.ops.pool import geometry, window_counts
-from mace.runtime.cpu import jit
+from mace.runtime.cpu import kernels
 from mace.runtime.cpu.helpers import F32, Prepared, pad_input, parallel_chunks, plane
 from mace.runtime.cpu.registry import cpu_op
 
@@ -88,7 +88,7 @@ class _PreparedMaxPool(Prepared):
         self._alloc_out((n, c, oh, ow))  # (it clears in_view)
         self.in_view = self.xbuf[None, :, pt:pt + h, pl:pl + w]
         self.geom = (oh, ow, kh, kw, sh, sw, dh, dw)
-        self.compiled = jit.available()
+        self.compiled = kernels.available()
         self.xplane = plane(self.xbuf)
         self.inv = np.ones((1, 1), F32)
 

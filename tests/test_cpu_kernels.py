@@ -1,0 +1,172 @@
+"""The CPU runtime's compiled (numba) kernels: depthwise conv of every specialised shape against
+onnxruntime, the fused epilogue's activations, threads, and the kernel cache's rules (keyed
+directory, an unreadable cache moved aside and compiled again, NumPy kernels when numba fails).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import mace
+from mace.convert import convert
+from mace.errors import MaceError
+from mace.runtime.cpu import activation, jit, kernels
+from mace.runtime.cpu.helpers import plane
+from tests.ophelpers import make_model, rand, reference
+
+DIGITS = Path(__file__).resolve().parents[1] / "mace" / "examples" / "digits" / "digits_cnn.onnx"
+
+DW_CASES = {
+    # name: (kernel, strides, dilations, pads, activation node)
+    "3x3_s1_clip": (3, 1, 1, [1, 1, 1, 1], "Clip"),
+    "3x3_s2_asym_relu": (3, 2, 1, [0, 0, 1, 1], "Relu"),
+    "5x5_s1": (5, 1, 1, [2, 2, 2, 2], None),
+    "5x5_s2_relu": (5, 2, 1, [1, 2, 2, 1], "Relu"),
+    "7x7_s2_generic_leaky": (7, 2, 1, [3, 3, 3, 3], "LeakyRelu"),
+    "3x3_dilated_generic": (3, 1, 2, [2, 2, 2, 2], "Clip"),
+}
+
+
+def _dw_model(rng, c, h, w, k, s, d, pads, act):
+    x = rand(rng, 1, c, h, w)
+    model = make_model("Conv", {"X": x}, {"group": c, "strides": [s, s], "dilations": [d, d], "pads": pads},
+                       {"W": rand(rng, c, 1, k, k), "B": rand(rng, c)})
+    if act:
+        g = model.graph
+        g.node[0].output[0] = "conv_out"
+        inputs = ["conv_out"]
+        if act == "Clip":
+            g.initializer.extend([helper.make_tensor("lo", 1, [], [0.0]), helper.make_tensor("hi", 1, [], [0.5])])
+            inputs += ["lo", "hi"]
+        g.node.append(helper.make_node(act, inputs, ["out0"], **({"alpha": 0.1} if act == "LeakyRelu" else {})))
+    return model, x
+
+
+@pytest.mark.parametrize("case", sorted(DW_CASES))
+def test_depthwise_kernels_match_onnxruntime(rng, case):
+    k, s, d, pads, act = DW_CASES[case]
+    c, h, w = int(rng.integers(3, 9)), int(rng.integers(k + 2, 30)), int(rng.integers(k + 2, 45))
+    model, x = _dw_model(rng, c, h, w, k, s, d, pads, act)
+    graph = convert(model)
+    engine = mace.Engine(graph, runtime="cpu")
+    step = engine.executor.prepared[graph.nodes[0].name]
+    assert step.mode == "dwk", "the compiled depthwise kernel did not run"
+    got = engine.run({"X": x})[graph.outputs[0]]
+    np.testing.assert_allclose(got, reference(model, {"X": x})[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("act", ["Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", None])
+def test_epilogue_matches_numpy(rng, act):
+    """bias + residual + activation from a cropped (strided) accumulator into the interior of a
+    padded buffer: every activation code against the NumPy math (itself checked against
+    onnxruntime by the op tests)."""
+    from mace.runtime.cpu.helpers import compiled_epilogue
+    params = {"Clip": (-0.3, 0.4), "LeakyRelu": (0.1,), "HardSigmoid": (0.2, 0.5)}.get(act, ())
+    c, h, w = 5, 7, 9
+    acc = rng.standard_normal((c, h * (w + 3))).astype(np.float32)
+    view = acc.reshape(1, c, h, w + 3)[:, :, :, :w]
+    bias, res = rand(rng, c), rand(rng, 1, c, h, w)
+    buf = np.full((1, c, h + 2, w + 2), 7.0, np.float32)
+    target = buf[:, :, 1:-1, 1:-1]
+    want = activation.apply(view + bias.reshape(1, c, 1, 1) + res, act, params)
+    assert compiled_epilogue(view, act, params, target, res, bias)
+    np.testing.assert_allclose(target, want, rtol=1e-5, atol=1e-6)
+    assert (buf[:, :, 0] == 7).all() and (buf[:, :, :, -1] == 7).all(), "wrote outside the view"
+
+
+def test_plane_views():
+    buf = np.zeros((1, 4, 6, 8), np.float32)
+    flat, off, cs, rs = plane(buf[:, :, 1:5, 2:7])
+    assert flat.base is not None and (off, cs, rs) == (8 + 2, 48, 8)
+    assert plane(buf[:, :, :, ::2]) is None                    # rows not contiguous
+    ro = np.zeros((4, 6, 8), np.float32)
+    ro.setflags(write=False)
+    assert plane(ro) is None                                    # read-only (a memory-mapped weight)
+
+
+def test_threads_same_outputs_and_reported(digits_cpu_graph):
+    graph, x = digits_cpu_graph
+    one = mace.Engine(graph, runtime="cpu", threads=1)
+    two = mace.Engine(graph, runtime="cpu", threads=2)
+    np.testing.assert_array_equal(one.run({"input": x})["output"], two.run({"input": x})["output"])
+    info = two.summary()["cpu_kernels"]
+    assert info["threads"] == 2 and info["compiled_kernels"] is True
+    assert "CPU kernel cache" in two.cpu_kernel_report.summary_line()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(MaceError, match="threads="):
+            mace.Engine(graph, runtime="cpu", threads=bad)
+
+
+def test_numpy_kernels_when_numba_fails(digits_cpu_graph, monkeypatch):
+    graph, x = digits_cpu_graph
+    want = mace.Engine(graph, runtime="cpu").run({"input": x})["output"]
+    monkeypatch.setitem(jit._state, "error", "numba failed to compile the CPU kernels (test)")
+    engine = mace.Engine(graph, runtime="cpu")
+    assert not any(getattr(s, "mode", "") == "dwk" for s in engine.executor.prepared.values())
+    assert engine.cpu_kernel_report.summary_line().startswith("CPU kernels: NumPy (numba failed")
+    np.testing.assert_allclose(engine.run({"input": x})["output"], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def digits_cpu_graph():
+    graph = convert(DIGITS)
+    x = np.random.default_rng(0).uniform(0, 1, graph.shape("input")).astype(np.float32)
+    return graph, x
+
+
+_CHILD = """
+import json, sys, numpy as np, mace
+from mace.convert import convert
+g = convert(sys.argv[1])
+e = mace.Engine(g, runtime="cpu")
+y = e.run({"input": np.ones(g.shape("input"), np.float32)})["output"]
+print(json.dumps(dict(e.cpu_kernel_report.to_dict(), y=float(y.sum()))))
+"""
+
+
+def test_unreadable_kernel_cache_is_moved_aside(tmp_path):
+    """A damaged index in a copy of this machine's warm cache: the next process moves that kernel's
+    files aside, compiles it again, runs right; the process after it loads everything from the cache."""
+    src = jit.cache_dir()
+    assert src is not None and kernels.available()
+    root = tmp_path / "kernels"
+    shutil.copytree(src, root / src.name)
+    from mace.runtime.cpu.kernels import binary_act
+    line = binary_act.py_func.__code__.co_firstlineno
+    index = sorted((root / src.name).rglob(f"*.binary_act-{line}.*.nbi"))
+    assert index, "the warm cache holds no index to damage"
+    index[0].write_bytes(index[0].read_bytes()[:12] + b"\x00garbage")
+    model = str(DIGITS)
+    env = dict(os.environ, MACE_CPU_KERNEL_CACHE=str(root))
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _CHILD, model], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["compiled_kernels"] and first["moved_aside"] and first["compiled"] == 1
+    assert any((root / src.name).rglob("*.binary_act-*.nbi.damaged-*"))
+    assert second["compiled"] == 0 and second["from_cache"] == len(jit._SIGS) and second["moved_aside"] is None
+    assert first["y"] == second["y"]
+
+
+def test_cli_threads(tmp_path):
+    from click.testing import CliRunner
+
+    from mace.cli import cli
+    model = tmp_path / "digits.mace"
+    assert CliRunner().invoke(cli, ["convert", str(DIGITS), "-o", str(model)]).exit_code == 0
+    res = CliRunner().invoke(cli, ["run", str(model), "--runtime", "cpu", "--threads", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["summary"]["cpu_kernels"]["threads"] == 2
+    bad = CliRunner().invoke(cli, ["run", str(model), "--runtime", "cpu", "--threads", "0"])
+    assert bad.exit_code == 2 and "--threads" in bad.output
