@@ -20,29 +20,32 @@ import numpy as np  # noqa: E402
 from common import MODELS, converted, machine, stats, time_fn  # noqa: E402
 
 
-def bench_model(name: str, runs: int, device, threads: int, data_type: str, tinygrad_icd: str | None) -> dict:
+def bench_model(name: str, runs: int, device, threads: int, data_type: str, tinygrad_icd: str | None,
+                runtimes=("gpu", "tinygrad")) -> dict:
     import onnxruntime as ort
 
     import mace
     from mace.ops.flops import model_flops
     onnx_path, mace_path = converted(name, data_type)
     x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
-    row: dict = {"model": name}
-    gpu = mace.Engine(mace_path, runtime="gpu", device=device)
-    row["gflop"] = model_flops(gpu.graph) / 1e9
-    row["device"] = gpu.summary().get("device")
-    row["mace_gpu"] = stats(time_fn(lambda: gpu.run({"input": x}), runs))
-    ref = None
+    row: dict = {"model": name, "threads": threads}
+    gpu = mace.Engine(mace_path, runtime="gpu", device=device) if "gpu" in runtimes else None
+    if gpu is not None:
+        row["device"] = gpu.summary().get("device")
+        row["mace_gpu"] = stats(time_fn(lambda: gpu.run({"input": x}), runs))
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     ref = sess.run(None, {"input": x})[0]
     row["onnxruntime_cpu"] = stats(time_fn(lambda: sess.run(None, {"input": x}), runs))
-    cpu = mace.Engine(mace_path, runtime="cpu")
+    cpu = mace.Engine(mace_path, runtime="cpu", threads=threads)
+    row["gflop"] = model_flops(cpu.graph) / 1e9
     row["mace_cpu"] = stats(time_fn(lambda: cpu.run({"input": x}), max(runs // 2, 10)))
     from mace.tools.validate import metrics
-    row["mace_gpu_cosine"] = metrics(gpu.run({"input": x})["output"], ref)["cosine"]
-    row["tinygrad_opencl"] = _tinygrad(onnx_path, runs, tinygrad_icd)
+    row["mace_cpu_cosine"] = metrics(cpu.run({"input": x})["output"], ref)["cosine"]
+    if gpu is not None:
+        row["mace_gpu_cosine"] = metrics(gpu.run({"input": x})["output"], ref)["cosine"]
+    row["tinygrad_opencl"] = _tinygrad(onnx_path, runs, tinygrad_icd) if "tinygrad" in runtimes else None
     for k in ("mace_gpu", "mace_cpu", "onnxruntime_cpu", "tinygrad_opencl"):
         if row.get(k):
             row[k]["gflops"] = row["gflop"] / (row[k]["median_ms"] / 1e3)
@@ -81,7 +84,9 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads and mace CPU `threads`")
+    ap.add_argument("--peers", default="gpu,tinygrad", help="besides mace cpu and onnxruntime: gpu (mace on OpenCL), "
+                                                             "tinygrad; '' for neither")
     ap.add_argument("--data-type", default="fp32_fp32")
     ap.add_argument("--tinygrad-icd", default="/opt/mace-cmdbuf-icd",
                     help="OCL_ICD_VENDORS directory for tinygrad's child process")
@@ -93,9 +98,12 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         print(f"benchmarking {name} ...", file=sys.stderr)
-        rows.append(bench_model(name, args.runs, args.device, args.threads, args.data_type, args.tinygrad_icd))
+        rows.append(bench_model(name, args.runs, args.device, args.threads, args.data_type, args.tinygrad_icd,
+                                tuple(p for p in args.peers.split(",") if p)))
         r = rows[-1]
-        print(f"  {name}: mace gpu {r['mace_gpu']['median_ms']:.2f} ms, mace cpu {r['mace_cpu']['median_ms']:.2f} ms, "
+        gpu_ms = r["mace_gpu"]["median_ms"] if r.get("mace_gpu") else float("nan")
+        print(f"  {name}: mace gpu {gpu_ms:.2f} ms, mace cpu {r['mace_cpu']['median_ms']:.2f} ms "
+              f"({r['mace_cpu']['median_ms'] / r['onnxruntime_cpu']['median_ms']:.2f}x onnxruntime), "
               f"onnxruntime {r['onnxruntime_cpu']['median_ms']:.2f} ms, tinygrad "
               f"{r['tinygrad_opencl']['median_ms'] if r['tinygrad_opencl'] else float('nan'):.2f} ms", file=sys.stderr)
     json.dump({"benchmark": "peers", "machine": machine(), "runs": args.runs, "results": rows}, sys.stdout, indent=2)

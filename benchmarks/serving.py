@@ -11,8 +11,9 @@ shared) weighs on all of them alike.
 queue, programs and device weights shared). onnxruntime's `InferenceSession.run` is shared by
 the same threads. Every output is compared with the single-threaded one of its input (4 inputs
 cycled); `wrong` counts those that differ beyond rtol 1e-5 / atol 1e-5, `exact` those bitwise
-equal. BLAS and onnxruntime run --blas-threads threads per request (default 1: concurrency comes
-from the client threads, not from each request spreading over the cores).
+equal. BLAS, onnxruntime and mace's CPU runtime (`threads=`) run --blas-threads threads per
+request (default 1: concurrency comes from the client threads, not from each request spreading
+over the cores).
 
 --soak SECONDS runs one shared engine under --soak-threads client threads that long, sampling
 runs, RSS and the device bytes the process's executors hold every --soak-every seconds; the
@@ -142,7 +143,8 @@ def serving(args) -> dict:
                 if kind == "pool" and n == 1:
                     continue   # the same as one engine
                 eng = mace.Engine(mace_path, runtime=runtime, device=args.device,
-                                  contexts=1 if kind == "one engine" else n)
+                                  contexts=1 if kind == "one engine" else n,
+                                  threads=args.blas_threads if runtime == "cpu" else None)
                 engines.append(eng)
                 name = eng.input_names[0]
 
@@ -254,7 +256,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the configurations")
     ap.add_argument("--device", default=None)
     ap.add_argument("--blas-threads", type=int, default=1,
-                    help="BLAS / onnxruntime intra-op threads per request (set before NumPy loads)")
+                    help="BLAS / onnxruntime intra-op / mace CPU threads per request (set before NumPy loads)")
     ap.add_argument("--soak", type=float, default=None, help="run the soak for this many seconds instead")
     ap.add_argument("--soak-runtime", default="gpu")
     ap.add_argument("--soak-threads", type=int, default=2)

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from mace.runtime.cpu import activation
-from mace.runtime.cpu.helpers import Prepared, act_into
+from mace.runtime.cpu import activation, kernels
+from mace.runtime.cpu.helpers import Prepared, act_into, act_params, parallel_chunks
 from mace.runtime.cpu.registry import cpu_op
 
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
@@ -86,6 +86,9 @@ class _PreparedBinary(Prepared):
         self._alloc_out(out_shape)
         self.act = node.attrs.get("activation")
         self.params = tuple(node.attrs.get("activation_params", ()))
+        from mace.runtime.cpu.kernels import ACT
+        ops = ("Add", "Sub", "Mul", "Div")
+        self.op = ops.index(node.op_type) if self.act in ACT and kernels.available() else None
 
     def __call__(self, node, inputs):
         a, b = inputs[0], inputs[1]
@@ -93,11 +96,23 @@ class _PreparedBinary(Prepared):
                 or b.shape != self.shapes[1]):
             return binary(node, inputs)
         dest = self._dest()
+        if self.op is not None and a.shape == b.shape == dest.shape and _flat_ok(a, b, dest):
+            from mace.runtime.cpu.kernels import ACT, binary_act
+            af, bf, yf = a.reshape(-1), b.reshape(-1), dest.reshape(-1)
+            p0, p1 = act_params(self.params)
+            code = ACT[self.act]
+            parallel_chunks(yf.size, lambda lo, hi: binary_act(af, bf, yf, self.op, code, p0, p1, lo, hi), yf.size)
+            return [dest]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             self.ufunc(a, b, out=dest)
         if self.act:
             act_into(dest, self.act, self.params, dest)
         return [dest]
+
+
+def _flat_ok(*arrays) -> bool:
+    """Operands the compiled element-wise kernel takes: C-contiguous, writeable float32."""
+    return all(x.flags.c_contiguous and x.flags.writeable and x.dtype == np.float32 for x in arrays)
 
 
 def _prepare_binary(node, weights, graph):
