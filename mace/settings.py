@@ -13,6 +13,8 @@ KNOBS = {
                            "(used where the device offers it)",
     "MACE_TRUSTED_KEYS": "file of trusted public keys (ssh-ed25519 lines) whose signatures make a program cache "
                          "trusted wherever it is kept (default: <user config dir>/mace/trusted_keys)",
+    "MACE_CPU_KERNEL_CACHE": "directory of the CPU runtime's compiled-kernel cache (default <user cache dir>/mace/"
+                             "cpu-kernels; 0 or off: compile in every process)",
     "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
     "MACE_DEVICE_PROBE": "0: trust clGetDeviceInfo instead of probing the device's vector widths in a child "
                          "process (the probe runs once per device; its result is kept in the program cache)",

@@ -55,9 +55,10 @@ def cache_key() -> str:
 
 
 def cache_root() -> Path | None:
-    raw = os.environ.get("MACE_CPU_KERNEL_CACHE")
+    from mace import settings
+    raw = settings.get("MACE_CPU_KERNEL_CACHE")
     if raw is not None:
-        return None if raw.strip().lower() in ("", "0", "off", "none") else Path(os.path.expanduser(raw))
+        return None if raw.strip().lower() in ("0", "off", "none") else Path(os.path.expanduser(raw))
     import platformdirs
     return Path(platformdirs.user_cache_dir("mace")) / "cpu-kernels"
 
