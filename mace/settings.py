@@ -15,6 +15,13 @@ KNOBS = {
                          "trusted wherever it is kept (default: <user config dir>/mace/trusted_keys)",
     "MACE_CPU_KERNEL_CACHE": "directory of the CPU runtime's compiled-kernel cache (default <user cache dir>/mace/"
                              "cpu-kernels; 0 or off: compile in every process)",
+    "MACE_PROGRAM_STORE": "program store URL (directory, http(s)://, s3://) an engine pulls its device's section "
+                          "from at start (mace/store)",
+    "MACE_PROGRAM_STORE_TIMEOUT": "seconds an engine waits for the program store before compiling from source "
+                                  "(default 2)",
+    "MACE_PROGRAM_STORE_COPY": "directory of the local copies of program stores (default <user cache dir>/mace/store)",
+    "MACE_DEVICE_KEY": "private key (from `mace cache keygen`) a device signs the section it contributes to a "
+                       "program store with (publish_on_miss)",
     "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
     "MACE_DEVICE_PROBE": "0: trust clGetDeviceInfo instead of probing the device's vector widths in a child "
                          "process (the probe runs once per device; its result is kept in the program cache)",
@@ -66,9 +73,20 @@ def _size(name: str, value: str) -> None:
         raise SettingsError(f"{name}={value!r}: not a positive size: set it to e.g. 268435456, 256M or 256MiB")
 
 
+def _seconds(name: str, value: str) -> None:
+    from mace.errors import SettingsError
+    try:
+        ok = float(value) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SettingsError(f"{name}={value!r}: not a positive number of seconds: set it to e.g. 2 or 0.5")
+
+
 #: knobs whose values have a form; the others (a device name, a path) are free text
 _CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_DEVICE_PROBE": _bool,
-           "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size}
+           "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size,
+           "MACE_PROGRAM_STORE_TIMEOUT": _seconds}
 
 
 def check() -> None:

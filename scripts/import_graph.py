@@ -23,9 +23,9 @@ from pathlib import Path
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["mace.errors", "mace.settings", "mace.fileio", "mace.jsondoc", "mace.feeds",
               "mace.__version__"]),
-    ("formats", ["mace.ir", "mace.ops", "mace.programcache", "mace.config", "mace.bundle"]),
+    ("formats", ["mace.ir", "mace.ops", "mace.programcache", "mace.store", "mace.config", "mace.bundle"]),
     ("compute", ["mace.convert", "mace.runtime", "mace.tuning"]),
-    ("tools", ["mace.tools", "mace.deploy", "mace.testing", "mace.examples"]),
+    ("tools", ["mace.tools", "mace.deploy", "mace.farm", "mace.testing", "mace.examples"]),
     ("cli", ["mace.cli", "mace.__main__"]),
     ("api", ["mace"]),
 ]

@@ -5,8 +5,8 @@ input (missing/corrupt file, bad config, unknown device). Logs go to stderr; `--
 one JSON document on stdout. Heavy modules are imported inside the verbs to keep start-up fast.
 
 One module per command family: `run` (run, validate, tune, devices, demo), `cache` (inspect,
-doctor, cache verify|merge|prune), `workflow` (convert, benchmark, report), `deploy`; `common`
-holds the group, the shared options and the JSON emitter, `render` the rich tables.
+doctor, cache verify|merge|prune), `store` (cache publish|pull), `workflow` (convert, benchmark,
+report), `deploy`; `common` holds the group, the shared options and the JSON emitter, `render` the rich tables.
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import logging
 import os
 import sys
 
-from mace.cli import cache, deploy, run, workflow
+from mace.cli import cache, deploy, run, store, workflow
 from mace.cli.common import cli, emit_json, setup_logging
 
 workflow.register(cli)
 deploy.register(cli)
 cache.register(cli)
+store.register(cli)
 
 __all__ = ["cli", "main", "emit_json", "setup_logging", "run"]
 

@@ -36,14 +36,17 @@ class Engine:
     def __init__(self, model: str | os.PathLike | Graph, runtime: str | None = None, device=None,
                  program: str | os.PathLike | bytes | None = None, warmup: bool = False,
                  data_type: str | None = None, use_program_cache: bool = True, contexts: int = 1,
-                 threads: int | None = None):
+                 threads: int | None = None, program_store: str | None = None, publish_on_miss: bool = False):
         """runtime: "cpu", "gpu" (every op on the GPU, or a DeviceError listing those that
         cannot be) or "cpu+gpu" (ops without a GPU kernel on the CPU runtime); None: the
         model's own (mace.yml `runtime`, kept in the model file), else "cpu+gpu".
         contexts: how many runs of this engine may execute at once from different threads (each
         extra context costs the model's activation buffers, and on the CPU runtime its prepacked
         weights); runs beyond that wait their turn.
-        threads: threads one CPU-runtime run uses (default: the physical cores)."""
+        threads: threads one CPU-runtime run uses (default: the physical cores).
+        program_store: a program store URL (else MACE_PROGRAM_STORE) this device's section is
+        pulled from at start, within MACE_PROGRAM_STORE_TIMEOUT (mace/store/link.py);
+        publish_on_miss: after a miss, contribute the section compiled here."""
         t0 = time.perf_counter()
         if not isinstance(contexts, int) or contexts < 1:
             raise MaceError(f"contexts={contexts!r}: give a whole number of execution contexts, 1 or more")
@@ -68,6 +71,8 @@ class Engine:
         self.program_cache_report = None
         self.device = None
         self._runs = 0
+        self.store_link = None
+        self._store_args = (program_store, publish_on_miss)
         if runtime == "cpu":
             self.executor = self._new_executor()
             from mace.runtime.cpu import jit
@@ -107,6 +112,7 @@ class Engine:
         if use_program_cache:
             from mace.programcache import DeviceFingerprint, ProgramCache
             fp = DeviceFingerprint.from_cl_device(self.device)
+            self._pull_from_store(fp, program)
             # a path the caller named must be a program cache (or new): else CacheRefused
             cache = ProgramCache.open(program, device_fp=fp,
                                       strict=isinstance(program, (str, os.PathLike)))
@@ -117,6 +123,15 @@ class Engine:
             msg = cache.first_run_message(cache.report.compiled)
             if msg:
                 log.info("%s", msg)
+
+    def _pull_from_store(self, fp, program) -> None:
+        """This device's section from the program store into the program file, if one is set."""
+        from mace.store.link import StoreLink, store_url
+        url = store_url(self._store_args[0])
+        if url and (program is None or isinstance(program, (str, os.PathLike))):
+            from mace.programcache.settings import default_cache_path
+            self.store_link = StoreLink(url, fp, program or default_cache_path(), self._store_args[1])
+            self.store_link.pull()
 
     def _new_executor(self, force_source: set[str] | None = None):
         if self.device is None:
@@ -274,6 +289,8 @@ class Engine:
             first = self._runs == 1
         if first and self.program_cache is not None:
             self.save_programs()
+            if self.store_link is not None:
+                self.store_link.after_first_save(self.program_cache)
 
     def save_programs(self) -> bool:
         """Merge newly built binaries into the program cache file (never raises)."""
@@ -298,4 +315,6 @@ class Engine:
         if self.cpu_kernel_report is not None:
             d["cpu_kernels"] = dict(self.cpu_kernel_report.to_dict(), threads=self.executor.threads if self.executor
                                     else self.threads)
+        if self.store_link is not None:
+            d["program_store"] = self.store_link.report
         return d
