@@ -25,6 +25,8 @@ KNOBS = {
     "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
     "MACE_DEVICE_PROBE": "0: trust clGetDeviceInfo instead of probing the device's vector widths in a child "
                          "process (the probe runs once per device; its result is kept in the program cache)",
+    "MACE_TEST_FARM_HOLD": "tests only: a directory; each farm job marks itself started there, then waits for "
+                           "DIR/release (so a test can kill its node mid-job)",
     "MACE_TEST_BREAK_BUILD": "tests only: a regex over \"<program> <build options>\" whose builds fail as if the "
                              "driver's compiler had failed (\"abort:\" first: the probe process aborts)",
 }

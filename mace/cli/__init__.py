@@ -6,7 +6,8 @@ one JSON document on stdout. Heavy modules are imported inside the verbs to keep
 
 One module per command family: `run` (run, validate, tune, devices, demo), `cache` (inspect,
 doctor, cache verify|merge|prune), `store` (cache publish|pull), `workflow` (convert, benchmark,
-report), `deploy`; `common` holds the group, the shared options and the JSON emitter, `render` the rich tables.
+report), `deploy`, `farm` (farm build); `common` holds the group, the shared options and the JSON
+emitter, `render` the rich tables.
 """
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import logging
 import os
 import sys
 
-from mace.cli import cache, deploy, run, store, workflow
+from mace.cli import cache, deploy, farm, run, store, workflow
 from mace.cli.common import cli, emit_json, setup_logging
 
 workflow.register(cli)
 deploy.register(cli)
 cache.register(cli)
 store.register(cli)
+farm.register(cli)
 
 __all__ = ["cli", "main", "emit_json", "setup_logging", "run"]
 
