@@ -15,13 +15,12 @@ import logging
 import os
 import sys
 
-from mace.cli import cache, deploy, farm, run, store, workflow
+from mace.cli import cache, deploy, farm, run, workflow
 from mace.cli.common import cli, emit_json, setup_logging
 
 workflow.register(cli)
 deploy.register(cli)
 cache.register(cli)
-store.register(cli)
 farm.register(cli)
 
 __all__ = ["cli", "main", "emit_json", "setup_logging", "run"]

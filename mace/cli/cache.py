@@ -252,9 +252,19 @@ def prune_cmd(file: Path, max_bytes: str, as_json: bool) -> None:
     _maintenance(lambda: prune(file, cap), as_json)
 
 
+def _store_commands() -> None:
+    """`cache publish` and `cache pull` (mace/cli/store.py) belong to the cache group."""
+    from mace.cli.store import publish_cmd, pull_cmd
+    cache_group.add_command(publish_cmd, "publish")
+    cache_group.add_command(pull_cmd, "pull")
+
+
+_store_commands()
+
+
 def register(cli_group: click.Group) -> None:
-    """Add `inspect`, `doctor` and `cache` (verify, merge, prune) to the top-level group. An
-    existing `cache` group gets the three subcommands instead."""
+    """Add `inspect`, `doctor` and `cache` (verify, merge, prune, keygen, sign, publish, pull) to
+    the top-level group. An existing `cache` group gets the subcommands instead."""
     cli_group.add_command(inspect_cmd, "inspect")
     cli_group.add_command(doctor_cmd, "doctor")
     existing = cli_group.commands.get("cache")

@@ -85,10 +85,3 @@ def pull_cmd(store: str, device: str | None, program: Path | None, timeout: floa
         click.echo(f"{fp.short()}: section {res.status} ({res.programs} programs, {res.tuning} tuning "
                    f"records; {got}); {'merged into' if res.merged else 'already in'} {target}")
     sys.exit(FINDINGS if res.status == "miss" else OK)
-
-
-def register(cli_group: click.Group) -> None:
-    """Add `publish` and `pull` to the `cache` group."""
-    group = cli_group.commands["cache"]
-    group.add_command(publish_cmd, "publish")
-    group.add_command(pull_cmd, "pull")

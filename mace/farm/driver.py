@@ -100,7 +100,8 @@ def report(results: list[dict], failed: list[dict], devices: list[str], merged: 
                           "tuning_gain": (s["tuning"] or {}).get("gain"), "validation": {
                               "passed": v["passed"], "threshold": v["threshold"],
                               "min_cosine": min((o.get("cosine", 0.0) for o in v["outputs"].values()), default=0.0)},
-                          "seconds": s["seconds"], "node": s["node"], "node_id": s["node_id"]})
+                          "seconds": s["seconds"], "cpu_seconds": s.get("cpu_seconds"), "node": s["node"],
+                          "node_id": s["node_id"]})
         if not v["passed"]:
             d["failures"].append({"model": s["model"], "error": "validation below threshold: section not merged"})
     for f in failed:

@@ -28,9 +28,10 @@ def find_device(fp_id: str) -> int:
 
 def node_id() -> str:
     """The Ray node this job runs on (empty outside Ray)."""
+    import sys
+    ray = sys.modules.get("ray")             # a Ray worker has it imported; elsewhere it is not
     try:
-        import ray
-        return ray.get_runtime_context().get_node_id() or ""
+        return (ray.get_runtime_context().get_node_id() or "") if ray is not None else ""
     except Exception:            # noqa: BLE001 - not in a Ray worker
         return ""
 
@@ -53,7 +54,7 @@ def run(spec: dict) -> dict:
     bytes, "summary": dict}; raises on a failure of this job (the driver reports it)."""
     import mace
     from mace.tools.validate import validate
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     _hold(spec)
     index = find_device(spec["fp_id"])
     with tempfile.TemporaryDirectory(prefix="mace-farm-") as tmp:
@@ -85,6 +86,7 @@ def run(spec: dict) -> dict:
         data = merge_into(CacheData(), decode(program.read_bytes(), str(program)).data, sections=[fp_id])
         summary["programs"] = sum(1 for f, _ in data.programs if f == fp_id)
         summary["seconds"] = time.perf_counter() - t0
+        summary["cpu_seconds"] = time.process_time() - c0
         return {"section": encode(data), "summary": summary}
 
 

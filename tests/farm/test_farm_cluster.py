@@ -1,15 +1,15 @@
 """The device farm on a real local Ray cluster (ray.cluster_utils.Cluster) whose nodes own
 different real OpenCL devices, selected per node as tests/test_implementations.py does
 (OCL_ICD_VENDORS): the head node Intel's CPU runtime, one node Debian's PoCL 3.1, two nodes
-PyPI's PoCL. One `farm build` of the bundled example: every device gets its validated section,
+PyPI's PoCL. One `farm build` of a one-conv model: every device gets its validated section,
 the merged file is signed by the farm key and serves every device with 0 compiles, and the
 node running PyPI PoCL's job is killed mid-job (jobs wait on MACE_TEST_FARM_HOLD) so that job
 is retried on the other PyPI PoCL node. One cluster for the session (Ray is slow to start)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,7 +22,6 @@ from mace.programcache import signing
 from mace.programcache.maintenance import load
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "mace" / "examples" / "digits"
 VENV = Path(sys.prefix)
 DEBIAN_ICD = Path(os.environ.get("MACE_TEST_CMDBUF_ICD", "/opt/mace-cmdbuf-icd"))
 INTEL_ICD = Path(os.environ.get("MACE_TEST_INTEL_ICD", VENV / "etc" / "mace-intel-icd"))
@@ -78,13 +77,39 @@ def cluster(tmp_path_factory):
     c.shutdown()
 
 
+def _tiny_deployment(ws: Path) -> None:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    w = np.random.default_rng(0).uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                           helper.make_node("Relu", ["c"], ["y"])], "tiny", [x], [y], [numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    save(m, ws / "tiny.onnx")
+    sha = hashlib.sha256((ws / "tiny.onnx").read_bytes()).hexdigest()
+    (ws / "mace.yml").write_text(f"""library_name: tiny
+target_abis: [host]
+models:
+  tiny:
+    platform: onnx
+    model_file_path: tiny.onnx
+    model_sha256_checksum: {sha}
+    input_tensors: [x]
+    input_shapes: ["1,3,8,8"]
+    output_tensors: [y]
+    output_shapes: ["1,4,8,8"]
+    runtime: gpu
+""")
+
+
 @pytest.fixture(scope="module")
 def farm(cluster, tmp_path_factory):
     """One farm build; the node running PyPI PoCL's job is killed while the job runs."""
     from mace.farm.driver import build
     ws = tmp_path_factory.mktemp("farm")
-    for name in ("mace.yml", "digits_cnn.onnx"):
-        shutil.copy(EXAMPLE / name, ws / name)
+    _tiny_deployment(ws)
     keys = ws / "keys"
     keys.mkdir(mode=0o700)
     pub = signing.write_key_pair(keys / "farm.pem")
@@ -127,7 +152,7 @@ def test_merged_file_is_signed_and_serves_each_device_with_0_compiles(cluster, f
     sigs = signing.check_sections(data, trusted)
     assert all(s.signed_by == [farm["pub"].key_id] for s in sigs.values()) and len(sigs) == 3
     for fp, served in merged["serves"].items():
-        assert served["digits_cnn"]["compiled"] == 0 and served["digits_cnn"]["from_cache"] >= 1, (fp, served)
+        assert served["tiny"]["compiled"] == 0 and served["tiny"]["from_cache"] >= 1, (fp, served)
 
 
 def test_a_killed_node_has_its_job_retried_elsewhere(farm):

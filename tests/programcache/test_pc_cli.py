@@ -50,7 +50,8 @@ def test_register_adds_commands_and_merges_into_an_existing_cache_group():
         pass
     register(top)
     assert {"inspect", "doctor", "cache"} <= set(top.commands)
-    assert set(top.commands["cache"].commands) == {"clear", "verify", "merge", "prune", "keygen", "sign"}
+    assert set(top.commands["cache"].commands) == {"clear", "verify", "merge", "prune", "keygen", "sign",
+                                                   "publish", "pull"}
 
 
 def test_inspect_ours_json_shape(cli, cache_path, fp_a):
