@@ -33,8 +33,8 @@ class Store:
         return posixpath.join(self.root, rel)
 
     def version(self, rel: str) -> str | None:
-        """A token that changes when the file changes (its ETag, else size and time), or None
-        when it is missing."""
+        """A token that changes when the file changes (its ETag, else size and time; a fresh token
+        each call when the store gives neither), or None when it is missing."""
         try:
             info = self.fs.info(self.path(rel))
         except FileNotFoundError:
@@ -44,7 +44,10 @@ class Store:
         for k in ("ETag", "etag", "checksum", "md5"):
             if info.get(k):
                 return f"{k}:{info[k]}"
-        return f"size:{info.get('size')}:time:{info.get('mtime') or info.get('LastModified') or info.get('created')}"
+        when = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+        if when is None:              # a server that names no version: read the file every time
+            return f"unversioned:{uuid.uuid4().hex}"
+        return f"size:{info.get('size')}:time:{when}"
 
     def read(self, rel: str, limit: int | None = None) -> bytes:
         try:

@@ -3,7 +3,7 @@ is opened, within a time bound; after a miss, optionally contribute the section 
 
 The bound holds for the first result: the pull runs in a daemon thread, and when it has not
 finished in `timeout` seconds the engine goes on and compiles as it would without a store
-(the pull may still finish in the background and serve the next start). A refused or
+(the pull may still finish in the background, while the process lives, and serve the next start). A refused or
 unreachable store is a warning, never an error of the engine.
 """
 from __future__ import annotations
@@ -56,8 +56,9 @@ class StoreLink:
         t.join(self.timeout)
         if t.is_alive():
             self.report = {"store": self.url, "status": "timeout", "seconds": time.perf_counter() - t0}
-            log.warning("program store %s: no answer within %.1f s: compiling from source (the pull goes "
-                        "on in the background for the next start)", self.url, self.timeout)
+            log.warning("program store %s: no answer within %.1f s (MACE_PROGRAM_STORE_TIMEOUT): compiling "
+                        "from source; the pull goes on in the background while this process runs, for the "
+                        "next start", self.url, self.timeout)
         elif "error" in done:
             exc = done["error"]
             self.report = {"store": self.url, "status": "failed", "error": str(exc),
