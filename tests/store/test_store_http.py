@@ -54,6 +54,7 @@ def _env(keys, tmp_path, monkeypatch):
     monkeypatch.setenv("MACE_TRUSTED_KEYS", str(keys / "trusted_keys"))
     monkeypatch.setenv("MACE_PROGRAM_STORE_COPY", str(tmp_path / "copies"))
     monkeypatch.delenv("MACE_PROGRAM_STORE", raising=False)
+    monkeypatch.setenv("MACE_PROGRAM_STORE_TIMEOUT", "60")      # a loaded machine is not a slow store
 
 
 @pytest.fixture(scope="module")
@@ -116,15 +117,16 @@ def http_root_of(server):
 
 
 def test_slow_store_never_holds_the_first_result(model, published, server, tmp_path, monkeypatch):
-    server.set_delay(3.0)
+    server.set_delay(20.0)                    # every request answered after 20 s
     monkeypatch.setenv("MACE_PROGRAM_STORE_TIMEOUT", "0.5")
     t0 = time.perf_counter()
     e = _engine(model, tmp_path / "p.bin", program_store=server.url)
     first = time.perf_counter() - t0
     server.set_delay(0)
-    assert e.summary()["program_store"]["status"] == "timeout"
+    rep = e.summary()["program_store"]
+    assert rep["status"] == "timeout" and rep["seconds"] < 2.0, rep
     assert e.program_cache_report.compiled >= 1 and e.program_cache_report.from_cache == 0
-    assert first < 3.0, f"the first result waited {first:.1f} s on a store bounded at 0.5 s"
+    assert first < 20.0, f"the first result waited {first:.1f} s on a store bounded at 0.5 s"
 
 
 def _refused(server, tmp_path, model):
