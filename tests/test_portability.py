@@ -199,7 +199,7 @@ def test_kernels_respect_a_narrow_device(cnn, width):
     still match onnxruntime (conv, depthwise, pool and batchnorm kernels)."""
     dev = select_device()
     fp = DeviceFingerprint.from_cl_device(dev)
-    real = caps_mod.device_caps(dev, fingerprint=fp)
+    real = caps_mod.device_caps(dev)
     caps_mod._MEMO[fp.id] = replace(real, max_vector_width=width)
     try:
         e = mace.Engine(cnn["model"], runtime="gpu", use_program_cache=False)
@@ -251,7 +251,7 @@ def test_half_storage_falls_back_to_float_where_the_probe_failed(cnn):
     """A device whose half-storage probe failed runs an fp16_fp32 model in float32 storage."""
     dev = select_device()
     fp = DeviceFingerprint.from_cl_device(dev)
-    real = caps_mod.device_caps(dev, fingerprint=fp)
+    real = caps_mod.device_caps(dev)
     caps_mod._MEMO[fp.id] = replace(real, half_storage=False)
     try:
         graph = modelfile.load(cnn["model"])
@@ -270,12 +270,12 @@ def test_stored_caps_cannot_claim_what_the_device_lacks(tmp_path):
     dev = select_device()
     fp = DeviceFingerprint.from_cl_device(dev)
     cache = ProgramCache.open(tmp_path / "p.bin", device_fp=fp)
-    real = caps_mod.device_caps(dev, fingerprint=fp)
+    real = caps_mod.device_caps(dev)
     cache.put_caps(fp, {**real.to_dict(), "max_vector_width": 8, "max_work_group_size": 1 << 30,
                         "subbuffers_safe": not real.subbuffers_safe, "is_cpu": not real.is_cpu})
-    got = caps_mod._stored(dev, cache, fp)
+    got = caps_mod._stored(dev, cache.section(fp))
     assert got.max_vector_width == 8 and got.source == "program cache"
     assert (got.max_work_group_size, got.subbuffers_safe, got.is_cpu) == \
         (real.max_work_group_size, real.subbuffers_safe, real.is_cpu)
     cache.put_caps(fp, {**real.to_dict(), "max_vector_width": 32})
-    assert caps_mod._stored(dev, cache, fp) is None   # not a width we write: probe again
+    assert caps_mod._stored(dev, cache.section(fp)) is None   # not a width we write: probe again

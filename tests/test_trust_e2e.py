@@ -215,7 +215,7 @@ def test_binary_that_kills_the_process_is_quarantined(model, reference, built, t
     crashed = [f for f in r.findings if f.code == "QUARANTINED"]
     assert len(crashed) == 1 and ("loading" if phase == "load" else "first launching") in crashed[0].message
     assert not list(tmp_path.glob("p.bin.journal-*"))
-    c = ProgramCache.open(path, device_fp=e._fingerprint)
+    c = ProgramCache.open(path, device_fp=e.program_section.fp)
     assert [k for (_, k) in c.data.quarantine] == [crashed[0].key]
     r = _run(model, reference, path).program_cache_report          # stays quarantined
     assert r.from_cache == n - 1 and r.compiled + r.shared == 1 and r.untrusted == 0

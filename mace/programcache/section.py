@@ -22,6 +22,11 @@ class Section:
         return self.fp.id
 
     @property
+    def report(self):
+        """The cache's report of this process (counts of loads, compiles, findings)."""
+        return self.cache.report
+
+    @property
     def present(self) -> bool:
         """Whether the file names this device (with exactly this fingerprint)."""
         return self.cache.data.sections.get(self.fp.id) == self.fp
@@ -44,6 +49,10 @@ class Section:
 
     def program_keys(self) -> list[str]:
         return self.cache.program_keys(self.fp)
+
+    def journal_guard(self, key: str, phase: str):
+        """Context around loading or first launching a cached binary (see `journal`)."""
+        return self.cache.journal_guard(self.fp, key, phase)
 
     # tuning records
     def get_tuning(self, key: str) -> dict | None:

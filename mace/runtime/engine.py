@@ -68,6 +68,7 @@ class Engine:
         self.runtime = runtime
         self.data_type = data_type or self.graph.meta.get("data_type", "fp32_fp32")
         self.program_cache = None
+        self.program_section = None   # cache.section(fp): the view the runtime and tuner use
         self.program_cache_report = None
         self.device = None
         self._runs = 0
@@ -108,7 +109,7 @@ class Engine:
     def _init_gpu(self, device, program, use_program_cache: bool) -> None:
         from mace.runtime.opencl.device import select_device
         self.device = select_device(device)
-        cache = fp = None
+        cache = None
         if use_program_cache:
             from mace.programcache import DeviceFingerprint, ProgramCache
             fp = DeviceFingerprint.from_cl_device(self.device)
@@ -117,7 +118,7 @@ class Engine:
             cache = ProgramCache.open(program, device_fp=fp,
                                       strict=isinstance(program, (str, os.PathLike)))
             self.program_cache, self.program_cache_report = cache, cache.report
-        self._fingerprint = fp
+            self.program_section = cache.section(fp)   # this device's records in the cache
         self.executor = self._driver_call("init", self._new_executor)
         if cache is not None and cache.report.from_cache == 0 and cache.report.compiled:
             msg = cache.first_run_message(cache.report.compiled)
@@ -141,8 +142,8 @@ class Engine:
         lookup = None
         if self.program_cache is not None:
             from mace.tuning.tuner import make_lookup
-            lookup = make_lookup(self.program_cache, self._fingerprint, self.device)
-        return OpenCLExecutor(self.graph, self.device, self.data_type, self.program_cache, self._fingerprint,
+            lookup = make_lookup(self.program_section, self.device)
+        return OpenCLExecutor(self.graph, self.device, self.data_type, self.program_section,
                               allow_cpu_fallback=self.runtime == "cpu+gpu", tuning_lookup=lookup,
                               force_source=force_source)
 
@@ -165,7 +166,7 @@ class Engine:
         if self.program_cache is not None:
             self.executor.builder.harvest()
             for key in before - set(self.executor.builder.keys):  # variants not kept
-                self.program_cache.discard_binary(self._fingerprint, key)
+                self.program_section.discard_binary(key)
             self.program_cache.save()
 
     # -- running ---------------------------------------------------------------------------
@@ -305,8 +306,8 @@ class Engine:
         if self.device is not None:
             from mace.runtime.opencl.device import describe
             d["device"] = describe(self.device)
-            if self._fingerprint is not None:   # which section of a program file is this device's
-                d["device_fingerprint"] = self._fingerprint.id
+            if self.program_section is not None:   # which section of a program file is this device's
+                d["device_fingerprint"] = self.program_section.id
             d["fallback_nodes"] = list(self.executor.fallback_nodes)
             d["memory"] = {"planned_bytes": self.executor.plan.total_bytes,
                            "naive_bytes": self.executor.plan.naive_bytes}

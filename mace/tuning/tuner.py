@@ -165,9 +165,9 @@ def tune(engine, mode: str = "normal", budget: float | None = None, progress=Non
         if progress:
             progress(idx + 1, len(names), name)
     _whole_model_guard(engine, result)
-    if engine.program_cache is not None:
+    if engine.program_section is not None:
         for res in result.ops:
-            engine.program_cache.put_tuning(engine.executor.builder.fingerprint, res.key, {
+            engine.program_section.put_tuning(res.key, {
                 "variant": res.variant, "lws": res.lws, "median_s": res.tuned_s,
                 "spread_s": res.spread_s, "samples": res.samples, "default_s": res.default_s,
                 "driver": dev.driver_version, "device": dev.name.strip(), "mode": mode,
@@ -287,13 +287,14 @@ def _tune_op(ex, name, op, dev, dev_dims, cfg, mode, result) -> OpResult | None:
     return res
 
 
-def make_lookup(cache, fingerprint, device):
-    """The executor's hook that applies stored records at init (variant + local sizes)."""
+def make_lookup(section, device):
+    """The executor's hook that applies stored records at init (variant + local sizes) from
+    this device's section of the program cache (`cache.section(fp)`)."""
     from mace.programcache.errors import Finding
 
     def lookup(ex, name: str, op) -> None:
         key = records.op_key(op, ex.data_type)
-        rec = cache.get_tuning(fingerprint, key)
+        rec = section.get_tuning(key)
         if rec is None:
             return
         why = None
@@ -312,9 +313,9 @@ def make_lookup(cache, fingerprint, device):
         if why is None:     # range checks: the record may come from an untrusted file
             why = records.lws_problem(rec.get("lws"), launches, device)
         if why is not None:
-            cache.report.tuning_hits -= 1
-            cache.report.tuning_misses += 1
-            cache.report.findings.append(Finding("TUNING_STALE", f"tuning record {key} not applied: {why}; "
+            section.report.tuning_hits -= 1
+            section.report.tuning_misses += 1
+            section.report.findings.append(Finding("TUNING_STALE", f"tuning record {key} not applied: {why}; "
                                                  f"re-run `mace tune`", severity="info", key=key))
             if op.variant != original:
                 op.use_variant(original)

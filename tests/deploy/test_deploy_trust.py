@@ -83,7 +83,7 @@ def test_device_pull_takes_only_the_devices_own_section(hostile, digits, tmp_pat
     # this host runs the same PoCL device: the board's binaries are for it, yet never loaded
     x = np.load(digits["x"])
     e = mace.Engine(digits["model"], runtime="gpu", program=program)
-    assert e._fingerprint.id == own
+    assert e.program_section.id == own
     np.testing.assert_allclose(e.run({digits["input_name"]: x})[next(iter(digits["ref"]))],
                                next(iter(digits["ref"].values())), atol=1e-4, rtol=1e-4)
     rep = e.program_cache_report

@@ -198,29 +198,32 @@ def _from_probe(facts: dict, probe: dict[int, str], seconds: float) -> DeviceCap
                       probe={str(w): r for w, r in probe.items()}, probe_seconds=round(seconds, 3))
 
 
-def device_caps(device: cl.Device, cache=None, fingerprint=None) -> DeviceCaps:
-    """The device's caps: from this process's memo, else the program cache's section, else the
-    probe (stored in the cache when one is given). MACE_DEVICE_PROBE=0 trusts the driver."""
-    if fingerprint is None:
+def device_caps(device: cl.Device, section=None) -> DeviceCaps:
+    """The device's caps: from this process's memo, else the program cache's section of this
+    device (`cache.section(fp)`), else the probe (stored in the section when one is given).
+    MACE_DEVICE_PROBE=0 trusts the driver."""
+    if section is not None:
+        fp_id = section.id
+    else:
         from mace.programcache import DeviceFingerprint
-        fingerprint = DeviceFingerprint.from_cl_device(device)
+        fp_id = DeviceFingerprint.from_cl_device(device).id
     with _MEMO_LOCK:
-        caps = _MEMO.get(fingerprint.id)
+        caps = _MEMO.get(fp_id)
         if caps is None:
-            caps = _stored(device, cache, fingerprint) or _discover(device)
-            _MEMO[fingerprint.id] = caps
-    if cache is not None and caps.source == "probed" and cache.get_caps(fingerprint) is None:
-        cache.put_caps(fingerprint, caps.to_dict())
+            caps = _stored(device, section) or _discover(device)
+            _MEMO[fp_id] = caps
+    if section is not None and caps.source == "probed" and section.get_caps() is None:
+        section.put_caps(caps.to_dict())
     return caps
 
 
-def _stored(device: cl.Device, cache, fingerprint) -> DeviceCaps | None:
+def _stored(device: cl.Device, section) -> DeviceCaps | None:
     """The probe's findings from the cache; what the driver reports is asked again (cheap), so a
     record from a file of unknown origin can only narrow the vector width, never claim limits
     or quirks the device does not have."""
-    if cache is None:
+    if section is None:
         return None
-    rec = cache.get_caps(fingerprint)
+    rec = section.get_caps()
     if not rec or rec.get("schema") != SCHEMA:
         return None
     width, probe = rec.get("max_vector_width"), rec.get("probe")

@@ -57,5 +57,5 @@ def stored_or_probed_caps(dev: cl.Device):
     from mace.programcache import DeviceFingerprint, ProgramCache
     from mace.runtime.opencl.caps import device_caps
     fp = DeviceFingerprint.from_cl_device(dev)
-    cache = ProgramCache.open(None, device_fp=fp, log_findings=False)
-    return device_caps(dev, cache=None if cache.get_caps(fp) is None else cache, fingerprint=fp)
+    section = ProgramCache.open(None, device_fp=fp, log_findings=False).section(fp)
+    return device_caps(dev, section if section.get_caps() is not None else None)

@@ -67,13 +67,13 @@ def _cut_back_references(op: GpuOp) -> None:
 
 class OpenCLExecutor:
     def __init__(self, graph: Graph, device: cl.Device, data_type: str = "fp32_fp32",
-                 cache=None, fingerprint=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
+                 cache=None, allow_cpu_fallback: bool = True, tuning_lookup=None,
                  force_source: set[str] | None = None):
         self.graph, self.device = graph, device
         self.ctx = shared.context(device)
         self.queue = cl.CommandQueue(self.ctx, device,
                                      properties=cl.command_queue_properties.PROFILING_ENABLE)
-        self.caps = device_caps(device, cache, fingerprint)
+        self.caps = device_caps(device, cache)
         if data_type == "fp16_fp32" and not self.caps.half_storage:
             log.warning("%s failed the half-storage probe (vload_half/vstore_half): running this "
                         "fp16_fp32 model with float32 storage", self.caps.device)
@@ -83,7 +83,7 @@ class OpenCLExecutor:
         self.data_type = data_type
         self._cpu_device = self.caps.is_cpu
         self.tuning_lookup = tuning_lookup
-        self.builder = ProgramBuilder(self.ctx, device, cache, fingerprint, force_source=force_source)
+        self.builder = ProgramBuilder(self.ctx, device, cache, force_source=force_source)
         self.fallback_nodes: list[str] = []
         self.build_fallbacks: dict[str, str] = {}   # node -> why no GPU variant built
         self.command_buffer: command_buffer.RecordedRun | None = None

@@ -72,13 +72,13 @@ class ProgramBuilder:
     """One per executor: builds each (program, options) once per process (`shared`), from the
     cache when possible."""
 
-    def __init__(self, ctx: cl.Context, device: cl.Device, cache=None, fingerprint=None,
+    def __init__(self, ctx: cl.Context, device: cl.Device, cache=None,
                  force_source: set[str] | None = None):
         self.ctx, self.device = ctx, device
         # keys to rebuild from source even when cached (after tuning: binaries without the
         # work-group functions of discarded local sizes)
         self.force_source = set(force_source or ())
-        self.cache, self.fingerprint = cache, fingerprint
+        self.cache = cache   # this device's section of the program cache (`cache.section(fp)`) or None
         self._built: dict[str, cl.Program] = {}
         self._from_source: dict[str, cl.Program] = {}
         self.compile_seconds = 0.0
@@ -93,14 +93,14 @@ class ProgramBuilder:
         return _KEYS[memo]
 
     def _fp_id(self) -> str:
-        return self.fingerprint.id if self.fingerprint is not None else f"device:{self.device.int_ptr}"
+        return self.cache.id if self.cache is not None else f"device:{self.device.int_ptr}"
 
     def known_failure(self, key: str) -> KernelBuildError | None:
         """The failure recorded for this program on this device (this process or the cache)."""
         exc = _FAILED.get((self._fp_id(), key))
         if exc is not None:
             return copy.copy(exc)
-        rec = self.cache.build_failure(self.fingerprint, key) if self.cache is not None else None
+        rec = self.cache.build_failure(key) if self.cache is not None else None
         if rec is None:
             return None
         exc = KernelBuildError(
@@ -117,8 +117,8 @@ class ProgramBuilder:
         exc = KernelBuildError(f"OpenCL program {name} failed to {stage} on {self.device.name.strip()}: {head}",
                                program=name, key=key, stage=stage, log=head)
         _FAILED[(self._fp_id(), key)] = copy.copy(exc)
-        if self.cache is not None and self.fingerprint is not None:
-            self.cache.record_build_failure(self.fingerprint, key, {
+        if self.cache is not None:
+            self.cache.record_build_failure(key, {
                 "program": name, "stage": stage, "log": head, "driver": self.device.driver_version.strip(),
                 "time": int(time.time())})
         return exc
@@ -136,7 +136,7 @@ class ProgramBuilder:
             shared.keep_program(self.ctx, key, None)
             if key not in self._from_source and self.cache is not None:
                 # a cached binary that builds but cannot make its kernel: quarantine, try source
-                self.cache.quarantine(self.fingerprint, key, f"CL_INVALID_KERNEL: {exc}"[:200])
+                self.cache.quarantine(key, f"CL_INVALID_KERNEL: {exc}"[:200])
                 self.force_source.add(key)
                 self.unlaunched.discard(key)
                 return self.kernel(name, options, kernel_name)
@@ -152,7 +152,7 @@ class ProgramBuilder:
             # a binary in this engine's program cache is loaded from it (its report and file stay
             # what they would be in a new process); otherwise a program built in the process is reused
             reuse = (key not in self.force_source and not injected("build", name, options + BASE_OPTIONS)
-                     and (self.cache is None or key not in self.cache.program_keys(self.fingerprint)))
+                     and (self.cache is None or key not in self.cache.program_keys()))
             prog = shared.program(self.ctx, key) if reuse else None
             if prog is None:
                 prog = self._build(name, options, key)
@@ -172,10 +172,10 @@ class ProgramBuilder:
         prog = None
         t0 = time.perf_counter()
         if self.cache is not None and key not in self.force_source:
-            blob = self.cache.get_binary(self.fingerprint, key)
+            blob = self.cache.get_binary(key)
             if blob is not None:
                 try:
-                    with self.cache.journal_guard(self.fingerprint, key, "load"):
+                    with self.cache.journal_guard(key, "load"):
                         prog = cl.Program(self.ctx, [self.device], [blob]).build(options=opts)
                     self.cache.report.note_from_cache(key)
                     self.unlaunched.add(key)
@@ -183,7 +183,7 @@ class ProgramBuilder:
                     code = "CL_INVALID_BINARY"
                     log.warning("the driver rejected the cached binary of %s (%s): quarantined for this "
                                 "device, compiling from source", name, str(exc).splitlines()[0][:120])
-                    self.cache.quarantine(self.fingerprint, key, f"{code}: {str(exc).splitlines()[0][:200]}")
+                    self.cache.quarantine(key, f"{code}: {str(exc).splitlines()[0][:200]}")
                     self.cache.report.note_rejected(key, code, str(exc).splitlines()[0][:200])
                     prog = None
         if prog is None:
@@ -216,7 +216,7 @@ class ProgramBuilder:
         crash there quarantines the binary at the next start (the caller waits for the kernel
         inside the block)."""
         self.unlaunched.discard(key)
-        return self.cache.journal_guard(self.fingerprint, key, "launch")
+        return self.cache.journal_guard(key, "launch")
 
     @property
     def pending(self) -> int:
@@ -235,7 +235,7 @@ class ProgramBuilder:
                 log.debug("no binary for %s: %s", key, exc)
                 continue
             if blob:
-                self.cache.put_binary(self.fingerprint, key, bytes(blob))
+                self.cache.put_binary(key, bytes(blob))
                 n += 1
         self._from_source.clear()
         return n
