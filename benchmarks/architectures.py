@@ -23,7 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from common import CACHE, machine, stats, time_fn  # noqa: E402
+from common import CACHE, machine, time_fn  # noqa: E402
+
+from mace.latency import latency_stats  # noqa: E402
 
 ARCHITECTURES = ["convnext_t", "mobilevit_xs", "efficientformer_l1"]
 
@@ -61,10 +63,10 @@ def bench_model(name: str, runs: int, cpu_runs: int, device, threads: int) -> di
     row["mace_gpu_validation"] = metrics(got, ref)
     cpu = mace.Engine(mace_path, runtime="cpu")
     row["mace_cpu_validation"] = metrics(cpu.run({"input": x})["output"], ref)
-    row["mace_gpu"] = stats(time_fn(lambda: gpu.run({"input": x}), runs, warmup=2))
-    row["onnxruntime_cpu"] = stats(time_fn(lambda: sess.run(None, {"input": x}), runs, warmup=2))
+    row["mace_gpu"] = latency_stats(time_fn(lambda: gpu.run({"input": x}), runs, warmup=2), with_samples=False)
+    row["onnxruntime_cpu"] = latency_stats(time_fn(lambda: sess.run(None, {"input": x}), runs, warmup=2), with_samples=False)
     if cpu_runs:
-        row["mace_cpu"] = stats(time_fn(lambda: cpu.run({"input": x}), cpu_runs, warmup=0, max_seconds=0))
+        row["mace_cpu"] = latency_stats(time_fn(lambda: cpu.run({"input": x}), cpu_runs, warmup=0, max_seconds=0), with_samples=False)
     for k in ("mace_gpu", "mace_cpu", "onnxruntime_cpu"):
         if k in row:
             row[k]["gflops"] = row["gflop"] / (row[k]["median_ms"] / 1e3)

@@ -16,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from common import converted, machine, stats, time_fn  # noqa: E402
+from common import converted, machine, time_fn  # noqa: E402
+
+from mace.latency import latency_stats  # noqa: E402
 
 
 def bench(name: str, device, runs: int) -> dict:
@@ -41,7 +43,8 @@ def bench(name: str, device, runs: int) -> dict:
     plain_out = engine.run(feed)
     same = all(np.array_equal(recorded_out[k], plain_out[k]) for k in recorded_out)
     best = {m: min(b, key=np.median) for m, b in blocks.items()}
-    rec, plain = stats(best[True]), stats(best[False])
+    rec = latency_stats(best[True], with_samples=False)
+    plain = latency_stats(best[False], with_samples=False)
     return dict(out, recorded=True, outputs_equal=same, command_buffer=rec, per_launch=plain,
                 speedup=plain["median_ms"] / rec["median_ms"])
 

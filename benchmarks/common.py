@@ -6,8 +6,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 CACHE = Path(os.environ.get("MACE_BENCH_DIR", Path.home() / ".cache" / "mace" / "bench"))
 MODELS = ["mobilenet_v1", "mobilenet_v2", "resnet18", "squeezenet1_1", "efficientnet_lite0"]
 
@@ -22,12 +20,6 @@ def converted(name: str, data_type: str = "fp32_fp32") -> tuple[Path, Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         convert(onnx_path, out, data_type=data_type)
     return onnx_path, out
-
-
-def stats(samples_s: list[float]) -> dict:
-    a = np.asarray(samples_s) * 1e3
-    return {"n": int(a.size), "median_ms": float(np.median(a)), "p10_ms": float(np.percentile(a, 10)),
-            "p90_ms": float(np.percentile(a, 90)), "min_ms": float(a.min()), "max_ms": float(a.max())}
 
 
 def time_fn(fn, runs: int, warmup: int = 3, max_seconds: float = 20.0) -> list[float]:

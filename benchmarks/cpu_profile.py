@@ -23,7 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import converted, stats  # noqa: E402
+from common import converted  # noqa: E402
+
+from mace.latency import latency_stats  # noqa: E402
 
 
 def _ort_session(onnx_path, threads: int, profile_prefix: str | None = None):
@@ -119,7 +121,8 @@ def bench(name: str, runs: int, profile_runs: int, threads: int, top: int) -> di
     err = float(np.max(np.abs(ref - got)))
     m_type, counts, nodes = _mace_op_profile(engine, x, profile_runs)
     o_type = _ort_op_profile(onnx_path, ort_in, threads, profile_runs)
-    return {"model": name, "mace_cpu": stats(t_m), "onnxruntime": stats(t_o), "max_abs_err": err,
+    return {"model": name, "mace_cpu": latency_stats(t_m, with_samples=False),
+            "onnxruntime": latency_stats(t_o, with_samples=False), "max_abs_err": err,
             "mace_by_type_ms": {k: v * 1e3 for k, v in m_type.items()}, "mace_counts": counts,
             "ort_by_type_ms": {k: v * 1e3 for k, v in o_type.items()},
             "top_nodes": [(n, t, s * 1e3) for s, n, t in nodes[:top]]}

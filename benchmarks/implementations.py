@@ -37,6 +37,7 @@ MEASURE = r"""
 import json, sys, time
 import numpy as np, onnxruntime as ort
 import mace
+from mace.latency import latency_stats
 from mace.runtime.opencl.caps import DeviceCaps
 onnx_path, mace_path, program, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 e = mace.Engine(mace_path, runtime="gpu", program=program)
@@ -50,9 +51,8 @@ for _ in range(3):
 times = []
 for _ in range(runs):
     t0 = time.perf_counter(); e.run({name: x}); times.append(time.perf_counter() - t0)
-caps = e.executor.caps
-print(json.dumps({"cosine": cos, "median_ms": float(np.median(times)) * 1e3,
-                  "p90_ms": float(np.percentile(times, 90)) * 1e3, "device": caps.device,
+caps, lat = e.executor.caps, latency_stats(times, with_samples=False)
+print(json.dumps({"cosine": cos, "median_ms": lat["median_ms"], "p90_ms": lat["p90_ms"], "device": caps.device,
                   "driver": e.device.driver_version, "fallback_nodes": e.executor.fallback_nodes,
                   "caps": caps.to_dict()}))
 """

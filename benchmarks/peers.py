@@ -17,7 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from common import MODELS, converted, machine, stats, time_fn  # noqa: E402
+from common import MODELS, converted, machine, time_fn  # noqa: E402
+
+from mace.latency import latency_stats  # noqa: E402
 
 
 def bench_model(name: str, runs: int, device, threads: int, data_type: str, tinygrad_icd: str | None,
@@ -32,15 +34,15 @@ def bench_model(name: str, runs: int, device, threads: int, data_type: str, tiny
     gpu = mace.Engine(mace_path, runtime="gpu", device=device) if "gpu" in runtimes else None
     if gpu is not None:
         row["device"] = gpu.summary().get("device")
-        row["mace_gpu"] = stats(time_fn(lambda: gpu.run({"input": x}), runs))
+        row["mace_gpu"] = latency_stats(time_fn(lambda: gpu.run({"input": x}), runs), with_samples=False)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     ref = sess.run(None, {"input": x})[0]
-    row["onnxruntime_cpu"] = stats(time_fn(lambda: sess.run(None, {"input": x}), runs))
+    row["onnxruntime_cpu"] = latency_stats(time_fn(lambda: sess.run(None, {"input": x}), runs), with_samples=False)
     cpu = mace.Engine(mace_path, runtime="cpu", threads=threads)
     row["gflop"] = model_flops(cpu.graph) / 1e9
-    row["mace_cpu"] = stats(time_fn(lambda: cpu.run({"input": x}), max(runs // 2, 10)))
+    row["mace_cpu"] = latency_stats(time_fn(lambda: cpu.run({"input": x}), max(runs // 2, 10)), with_samples=False)
     from mace.tools.validate import metrics
     row["mace_cpu_cosine"] = metrics(cpu.run({"input": x})["output"], ref)["cosine"]
     if gpu is not None:
@@ -74,7 +76,7 @@ def _tinygrad_child(onnx_path: str, runs: int) -> None:
     runner = OnnxRunner(onnx_path)
     step = TinyJit(lambda t: runner({"input": t})["output"].realize())
     x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
-    result = stats(time_fn(lambda: step(Tensor(x)).numpy(), runs))
+    result = latency_stats(time_fn(lambda: step(Tensor(x)).numpy(), runs), with_samples=False)
     result["device"] = Device[Device.DEFAULT].__class__.__name__
     print(json.dumps(result))
 

@@ -48,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from common import converted, machine  # noqa: E402
 
+from mace.latency import latency_stats  # noqa: E402
+
 RTOL = ATOL = 1e-5
 
 
@@ -119,11 +121,11 @@ def load(run, checker: Checker, threads: int, runs: int) -> dict:
 
 def row(engine: str, mode: str, threads: int, parts: list[dict]) -> dict:
     """One configuration's rounds together: throughput over their summed wall time."""
-    a = np.asarray([x for p in parts for x in p["lat"]]) * 1e3
+    lat = latency_stats([x for p in parts for x in p["lat"]], with_samples=False)
     wall = sum(p["seconds"] for p in parts)
-    return {"engine": engine, "mode": mode, "threads": threads, "runs": int(a.size), "seconds": wall,
-            "throughput_per_s": a.size / wall, "p50_ms": float(np.percentile(a, 50)),
-            "p99_ms": float(np.percentile(a, 99)), "wrong": sum(p["wrong"] for p in parts),
+    return {"engine": engine, "mode": mode, "threads": threads, "runs": lat["runs"], "seconds": wall,
+            "throughput_per_s": lat["runs"] / wall, "p50_ms": lat.get("median_ms"),
+            "p99_ms": lat.get("p99_ms"), "wrong": sum(p["wrong"] for p in parts),
             "exact": sum(p["exact"] for p in parts), "checked": sum(p["checked"] for p in parts),
             "errors": [e for p in parts for e in p["errors"]][:3]}
 

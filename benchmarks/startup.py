@@ -21,7 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import converted, machine, stats  # noqa: E402
+from common import converted, machine  # noqa: E402
+
+from mace.latency import latency_stats  # noqa: E402
 
 # the hidden caches off: PyOpenCL's, PoCL's, and NVIDIA's PTX->SASS compute cache
 ENV = {**os.environ, "PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
@@ -63,7 +65,7 @@ def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict
                 f"s = ort.InferenceSession(r'{onnx_path}', providers=['CPUExecutionProvider']); "
                 "s.run(None, {'input': np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)})")
     ort = [_proc([sys.executable, "-c", ort_code])[0] for _ in range(warm_runs)]
-    c, w, o = stats(cold), stats(warm), stats(ort)
+    c, w, o = (latency_stats(s, with_samples=False) for s in (cold, warm, ort))
     return {"model": name, "cold": c, "warm": w, "onnxruntime_process": o,
             "cold_over_warm": c["median_ms"] / w["median_ms"], "warm_over_onnxruntime": w["median_ms"] / o["median_ms"],
             "program_file_bytes": prog.stat().st_size if prog.exists() else 0,

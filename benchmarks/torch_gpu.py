@@ -20,7 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from common import CACHE, machine, stats, time_fn  # noqa: E402
+from common import CACHE, machine, time_fn  # noqa: E402
+
+from mace.latency import latency_stats  # noqa: E402
 
 
 def mace_model(name: str, batch: int) -> Path:
@@ -59,7 +61,7 @@ def torch_times(name: str, batch: int, runs: int, compile_: bool) -> dict:
         with torch.no_grad():
             fn(x)
         torch.cuda.synchronize()
-    s = stats(time_fn(step, runs, warmup=10))
+    s = latency_stats(time_fn(step, runs, warmup=10), with_samples=False)
     if t_compile is not None:
         s["first_call_s"] = t_compile
     return s
@@ -83,7 +85,7 @@ def main() -> None:
             e = mace.Engine(path, runtime="gpu", device=args.device, program=prog)
             x = {"input": np.random.default_rng(0).uniform(0, 1, (batch, 3, 224, 224)).astype(np.float32)}
             row = {"model": name, "batch": batch, "mace_device": e.summary()["device"],
-                   "mace_opencl": stats(time_fn(lambda: e.run(x), args.runs, warmup=5))}
+                   "mace_opencl": latency_stats(time_fn(lambda: e.run(x), args.runs, warmup=5), with_samples=False)}
             _, prof = e.profile(x)
             row["mace_kernel_sum_ms"] = sum(r[2] for r in prof) * 1e3
             if args.tune:
@@ -92,7 +94,7 @@ def main() -> None:
                 result = tune(e, mode="normal")
                 row["mace_tune_s"] = time.perf_counter() - t0
                 row["mace_tuned_kept_defaults"] = bool(result.reverted)
-                row["mace_opencl_tuned"] = stats(time_fn(lambda: e.run(x), args.runs, warmup=5))
+                row["mace_opencl_tuned"] = latency_stats(time_fn(lambda: e.run(x), args.runs, warmup=5), with_samples=False)
             row["torch_eager"] = torch_times(name, batch, args.runs, False)
             if not args.no_compile:
                 row["torch_compile"] = torch_times(name, batch, args.runs, True)

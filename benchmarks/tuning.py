@@ -22,7 +22,9 @@ os.environ.setdefault("POCL_KERNEL_CACHE", "0")
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
 import numpy as np  # noqa: E402
-from common import converted, machine, stats, time_fn  # noqa: E402
+from common import converted, machine, time_fn  # noqa: E402
+
+from mace.latency import latency_stats  # noqa: E402
 
 
 def bench(name: str, mode: str, runs: int, device, budget) -> dict:
@@ -32,16 +34,16 @@ def bench(name: str, mode: str, runs: int, device, budget) -> dict:
     prog = Path(tempfile.mkdtemp(prefix="mace-tune-")) / "mace-cl-compiled-program.bin"
     x = {"input": np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)}
     e = mace.Engine(mace_path, runtime="gpu", device=device, program=prog, warmup=True)
-    before = stats(time_fn(lambda: e.run(x), runs))
+    before = latency_stats(time_fn(lambda: e.run(x), runs), with_samples=False)
     size_before = prog.stat().st_size
     t0 = time.perf_counter()
     res = tune(e, mode=mode, budget=budget)
     tune_s = time.perf_counter() - t0
     e2 = mace.Engine(mace_path, runtime="gpu", device=device, program=prog)
-    after = stats(time_fn(lambda: e2.run(x), runs))
+    after = latency_stats(time_fn(lambda: e2.run(x), runs), with_samples=False)
     # re-measure the untuned engine in the same breath, so noise hits both alike
     e0 = mace.Engine(mace_path, runtime="gpu", device=device, use_program_cache=False)
-    before2 = stats(time_fn(lambda: e0.run(x), runs))
+    before2 = latency_stats(time_fn(lambda: e0.run(x), runs), with_samples=False)
     d = res.to_dict()
     return {"model": name, "mode": mode, "device": e.summary().get("device"), "tune_seconds": tune_s,
             "untuned": before, "untuned_again": before2, "tuned_after_restart": after,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 #: lowest first; a unit may import its own layer and those below it
 LAYERS: list[tuple[str, list[str]]] = [
-    ("base", ["mace.errors", "mace.settings", "mace.fileio", "mace.jsondoc", "mace.feeds",
+    ("base", ["mace.errors", "mace.settings", "mace.fileio", "mace.jsondoc", "mace.latency", "mace.feeds",
               "mace.__version__"]),
     ("formats", ["mace.ir", "mace.ops", "mace.programcache", "mace.store", "mace.config", "mace.bundle"]),
     ("compute", ["mace.convert", "mace.runtime", "mace.tuning"]),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mace.jsondoc import dumps, jsonable
-from mace.tools.latency import latency_stats
+from mace.latency import latency_stats
 
 
 class _Obj:
@@ -33,6 +33,7 @@ def test_latency_stats_values():
     assert s["min_ms"] == pytest.approx(1.0) and s["max_ms"] == pytest.approx(10.0)
     assert s["mean_ms"] == pytest.approx(4.0)
     assert s["p90_ms"] == pytest.approx(np.percentile([1, 2, 3, 4, 10], 90))
+    assert s["p10_ms"] == pytest.approx(np.percentile([1, 2, 3, 4, 10], 10))
     assert s["spread"] == pytest.approx((s["p90_ms"] - np.percentile([1, 2, 3, 4, 10], 10)) / 3.0)
     assert s["samples_ms"] == pytest.approx([1, 2, 3, 4, 10])
     assert "samples_ms" not in latency_stats([0.001], with_samples=False)
@@ -41,3 +42,12 @@ def test_latency_stats_values():
 def test_latency_stats_empty():
     assert latency_stats([]) == {"runs": 0, "samples_ms": []}
     assert latency_stats([], with_samples=False) == {"runs": 0}
+
+
+def test_latency_stats_is_the_only_percentile_summary():
+    """The tuner, tools and benchmarks take their medians and spreads from mace.latency: no
+    other module computes percentiles of run times itself."""
+    root = Path(__file__).resolve().parents[1]
+    found = [p.relative_to(root).as_posix() for d in ("mace", "benchmarks") for p in sorted((root / d).rglob("*.py"))
+             if "percentile(" in p.read_text()]
+    assert found == ["mace/latency.py"]

@@ -58,7 +58,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
     t_start = time.perf_counter()
     import numpy as np
 
-    from mace.tools.latency import latency_stats
+    from mace.latency import latency_stats
     from mace.tools.validate import random_inputs
     engine = _engine(model, _model_runtime(model, runtime), device, program, warmup, threads)
     feeds = random_inputs(engine.graph, seed)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mace.errors import MaceError
-from mace.tools.latency import latency_stats
+from mace.latency import latency_stats
 from mace.tools.progress import sink
 
 #: PyOpenCL's, PoCL's and NVIDIA's (PTX -> SASS compute cache) hidden caches, all off
@@ -218,4 +218,4 @@ def benchmark(model, runtime: str = "gpu", device=None, program=None, runs: int 
     }
 
 
-__all__ = ["benchmark", "latency_stats", "op_profile", "run_child"]
+__all__ = ["benchmark", "op_profile", "run_child"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mace.tools.latency import latency_stats
+from mace.latency import latency_stats
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "digits"
 

@@ -13,9 +13,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyopencl as cl
 
+from mace.latency import latency_stats
 from mace.tuning import records, space
 
 log = logging.getLogger("mace.tuning")
@@ -109,8 +109,8 @@ def _time(queue, launches, lws_list, candidate_s: float, min_samples: int) -> tu
         evs = [cl.enqueue_nd_range_kernel(queue, l.kernel, l.gws, lws) for l, lws in zip(launches, lws_list)]
         evs[-1].wait()
         samples.append(sum((e.profile.end - e.profile.start) for e in evs) * 1e-9)
-    a = np.array(samples)
-    return float(np.median(a)), float(np.percentile(a, 90) - np.percentile(a, 10)), len(a)
+    st = latency_stats(samples, with_samples=False)
+    return st["median_ms"] * 1e-3, (st["p90_ms"] - st["p10_ms"]) * 1e-3, st["runs"]
 
 
 def _model_latency(engine, runs: int = 5) -> float:
@@ -121,7 +121,7 @@ def _model_latency(engine, runs: int = 5) -> float:
         t0 = time.perf_counter()
         engine.executor.run(inputs)
         ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+    return latency_stats(ts, with_samples=False)["median_ms"] * 1e-3
 
 
 def tune(engine, mode: str = "normal", budget: float | None = None, progress=None) -> TuneResult:
