@@ -65,3 +65,22 @@ def test_size_budget_holds():
     assert {k: n for k, n in found.items() if k not in check.EXCEPTIONS} == {}
     assert [k for k in check.EXCEPTIONS if k not in found] == [], "an exception no longer needed"
     assert all(check.EXCEPTIONS.values())
+
+
+def test_runtime_choice_is_declared_once():
+    """mace.runtime.RUNTIMES is the vocabulary; mace.yml's schema (config, a lower layer) and the
+    command line's options agree with it, and the command line no longer passes the model along."""
+    from typing import get_args
+
+    from mace import config
+    from mace.cli import common
+    from mace.runtime import RUNTIMES
+    assert get_args(config.Runtime) == RUNTIMES
+    assert tuple(common.RUNTIME_OPT(lambda: None).__click_params__[0].type.choices) == RUNTIMES
+    spelled = []   # tuples and lists (Literal[...] included) that list the three runtimes
+    for path in sorted((ROOT / "mace").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List)) and set(RUNTIMES) <= {
+                    e.value for e in node.elts if isinstance(e, ast.Constant)}:
+                spelled.append(path.relative_to(ROOT).as_posix())
+    assert spelled == ["mace/config.py", "mace/runtime/__init__.py"]

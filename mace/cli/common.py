@@ -8,6 +8,7 @@ import sys
 import click
 
 from mace import __version__
+from mace.runtime import RUNTIMES
 
 OK, FINDINGS, BAD_INPUT = 0, 1, 2
 
@@ -98,7 +99,7 @@ def cli(verbose: int, quiet: bool) -> None:
     setup_logging(verbose, quiet)
 
 
-RUNTIME_OPT = click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default=None,
+RUNTIME_OPT = click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
                            help="Runtime (default: the model's, from mace.yml's `runtime`, else cpu+gpu). "
                                 "gpu refuses a model with ops the GPU runtime lacks; cpu+gpu runs those "
                                 "on the CPU runtime.")

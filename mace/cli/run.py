@@ -22,11 +22,6 @@ def _engine(model, runtime, device, program, warmup, threads=None):
     return mace.Engine(model, runtime=runtime, device=device, program=program, warmup=warmup, threads=threads)
 
 
-def _model_runtime(model: str, runtime: str | None) -> str | None:
-    """The runtime asked for; None lets the engine take the model's own (mace.yml `runtime`)."""
-    return runtime
-
-
 # -- run -------------------------------------------------------------------------------------
 
 @cli.command()
@@ -60,7 +55,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
 
     from mace.latency import latency_stats
     from mace.tools.validate import random_inputs
-    engine = _engine(model, _model_runtime(model, runtime), device, program, warmup, threads)
+    engine = _engine(model, runtime, device, program, warmup, threads)
     feeds = random_inputs(engine.graph, seed)
     feeds.update(_parse_inputs(inputs, engine.graph))
     t0 = time.perf_counter()
@@ -128,7 +123,7 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
     from mace.tools.validate import validate as do_validate
     if not Path(reference).exists():
         raise InputError(f"{reference}: no such ONNX file: pass the model you converted with --reference")
-    engine = _engine(model, _model_runtime(model, runtime), device, program, False)
+    engine = _engine(model, runtime, device, program, False)
     feeds = random_inputs(engine.graph, seed)
     feeds.update(_parse_inputs(inputs, engine.graph))
     res = do_validate(engine, reference, threshold, seed, feeds)

@@ -16,6 +16,7 @@ import click
 from mace.cli.common import JSON_OPT
 from mace.cli.common import emit_json as _emit
 from mace.cli.progress import for_stderr
+from mace.runtime import RUNTIMES
 
 
 def _bool_text(value: str | None) -> bool | None:
@@ -160,7 +161,7 @@ def _print_build(doc: dict) -> None:
 
 @click.command("benchmark")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default="gpu", show_default=True)
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="gpu", show_default=True)
 @click.option("--device", default=None, help="OpenCL device index or name (MACE_DEVICE).")
 @click.option("--program", type=click.Path(dir_okay=False), default=None,
               help="Program file for the warm runs (default: the one the first cold run writes).")
@@ -200,7 +201,7 @@ def benchmark_cmd(model, runtime, device, program, runs, top, init_runs, profile
                                            "directory already holds program files, which stay untouched).")
 @click.option("--build-dir", "--build_dir", "build_dir", type=click.Path(file_okay=False), default=None,
               help="Where the build is read from (default ./build next to mace.yml).")
-@click.option("--runtime", type=click.Choice(["cpu", "gpu", "cpu+gpu"]), default="gpu", show_default=True,
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="gpu", show_default=True,
               help="Runtime benchmarked.")
 @click.option("--runs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--init-runs", type=click.IntRange(1), default=3, show_default=True)

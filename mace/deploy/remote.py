@@ -38,6 +38,7 @@ from mace.deploy.devices import DeviceSpec, LoadedDevices, load_devices, remote_
 from mace.deploy.errors import RemoteDiskFull, RemoteError, RemoteMaceMissing, RemotePythonMissing, RemoteRunFailed
 from mace.deploy.transport import SshTransport, _last_line
 from mace.errors import InputError, MaceError, ModelFileError
+from mace.runtime import RUNTIMES
 
 log = logging.getLogger("mace.deploy")
 
@@ -100,8 +101,8 @@ def make_job(model, program=None, runtime=None, inputs=(), *, seed=None, runs=0,
     if head != MAGIC:
         raise ModelFileError(f"{model}: not a .mace model file: convert the ONNX model first "
                              f"(mace convert model.onnx -o model.mace)")
-    if runtime not in (None, "cpu", "gpu", "cpu+gpu"):
-        raise MaceError(f"unknown runtime {runtime!r}: choose one of cpu, gpu, cpu+gpu")
+    if runtime is not None and runtime not in RUNTIMES:
+        raise MaceError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
     from mace.programcache.settings import default_cache_path
     prog = Path(program) if program is not None else default_cache_path()
     if prog.is_dir():

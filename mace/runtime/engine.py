@@ -20,12 +20,9 @@ import numpy as np
 from mace.errors import MaceError
 from mace.ir import modelfile
 from mace.ir.graph import Graph
+from mace.runtime import DEFAULT_RUNTIME, RUNTIMES
 
 log = logging.getLogger("mace")
-
-RUNTIMES = ("cpu", "gpu", "cpu+gpu")
-#: a model file that names no runtime runs here: the GPU, with the CPU runtime for what it lacks
-DEFAULT_RUNTIME = "cpu+gpu"
 
 
 class Engine:
