@@ -33,7 +33,8 @@ IMPLEMENTATIONS = {
 
 
 def make_models(ws: Path, n: int) -> Path:
-    """`n` small conv nets of growing width and a mace.yml naming them (checksums included)."""
+    """`n` small conv nets (growing width; 3x3/5x5/7x7 first convs and Relu/Sigmoid/Tanh in turn, so
+    each model has programs of its own) and a mace.yml naming them (checksums included)."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper, save
     lines = ["library_name: farmbench", "target_abis: [host]", "models:"]
@@ -42,12 +43,14 @@ def make_models(ws: Path, n: int) -> Path:
         c = 8 * (i + 1)
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])
-        inits = [numpy_helper.from_array(rng.normal(0, 0.3, (c, 3, 3, 3)).astype(np.float32), "w1"),
+        k, act = (3, 5, 7)[i % 3], ("Relu", "Sigmoid", "Tanh")[i % 3]     # different programs per model
+        inits = [numpy_helper.from_array(rng.normal(0, 0.3, (c, 3, k, k)).astype(np.float32), "w1"),
                  numpy_helper.from_array(rng.normal(0, 0.1, (c, c, 3, 3)).astype(np.float32), "w2"),
                  numpy_helper.from_array(rng.normal(0, 0.1, (c, 10)).astype(np.float32), "fc")]
-        nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["b"]),
+        p = k // 2
+        nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[p, p, p, p]), helper.make_node(act, ["a"], ["b"]),
                  helper.make_node("Conv", ["b", "w2"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
-                 helper.make_node("Relu", ["c"], ["d"]), helper.make_node("GlobalAveragePool", ["d"], ["e"]),
+                 helper.make_node(act, ["c"], ["d"]), helper.make_node("GlobalAveragePool", ["d"], ["e"]),
                  helper.make_node("Flatten", ["e"], ["f"]), helper.make_node("MatMul", ["f", "fc"], ["y"])]
         m = helper.make_model(helper.make_graph(nodes, f"m{i}", [x], [y], inits),
                               opset_imports=[helper.make_opsetid("", 17)])
