@@ -27,6 +27,8 @@ KNOBS = {
                          "process (the probe runs once per device; its result is kept in the program cache)",
     "MACE_TEST_FARM_HOLD": "tests only: a directory; each farm job marks itself started there, then waits for "
                            "DIR/release (so a test can kill its node mid-job)",
+    "MACE_HARVEST_EXIT_SECONDS": "how long a process waits at exit for compiled programs still being saved to its "
+                                 "program file (default 60; those left are compiled again by the next start)",
     "MACE_TEST_BREAK_BUILD": "tests only: a regex over \"<program> <build options>\" whose builds fail as if the "
                              "driver's compiler had failed (\"abort:\" first: the probe process aborts)",
 }
@@ -85,10 +87,20 @@ def _seconds(name: str, value: str) -> None:
         raise SettingsError(f"{name}={value!r}: not a positive number of seconds: set it to e.g. 2 or 0.5")
 
 
+def _wait_seconds(name: str, value: str) -> None:
+    from mace.errors import SettingsError
+    try:
+        ok = float(value) >= 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SettingsError(f"{name}={value!r}: not a number of seconds: set it to e.g. 60 (0: do not wait)")
+
+
 #: knobs whose values have a form; the others (a device name, a path) are free text
 _CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_DEVICE_PROBE": _bool,
            "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size,
-           "MACE_PROGRAM_STORE_TIMEOUT": _seconds}
+           "MACE_PROGRAM_STORE_TIMEOUT": _seconds, "MACE_HARVEST_EXIT_SECONDS": _wait_seconds}
 
 
 def check() -> None:

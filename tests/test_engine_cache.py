@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 import mace
 from mace.convert import convert
 from mace.programcache import DeviceFingerprint, ProgramCache
+from mace.runtime.opencl import harvest
 from mace.runtime.opencl.device import select_device
 
 
@@ -55,12 +56,13 @@ def fp():
 
 def _run(model, reference, program, **kw):
     """An engine as a new process would start it (programs from the cache or compiled, not from
-    the engines of the process)."""
+    the engines of the process), run once, its binaries then saved as by the end of a process."""
     from mace.runtime.opencl import shared
     shared.forget_programs()
     x, want = reference
     e = mace.Engine(model, runtime="gpu", program=program, **kw)
     np.testing.assert_allclose(e.run({"x": x})["y"], want, rtol=1e-4, atol=1e-4)
+    harvest.wait()
     return e
 
 

@@ -66,6 +66,11 @@ def program_key(name: str, build_options: list[str], source: str) -> str:
     return f"{name}|{opts}|{hashlib.sha256(source.encode('utf-8')).hexdigest()[:16]}"
 
 
+#: called with a path before it is opened: the runtime waits there for binaries this process is
+#: still saving to that file (mace/runtime/opencl/harvest.py), so every reader sees them
+BEFORE_OPEN: list = []
+
+
 class ProgramCache(Loading):
     """The compiled program cache of one file (or of read-only bytes)."""
 
@@ -120,6 +125,8 @@ class ProgramCache(Loading):
             cache._load(bytes(source))
         else:
             path = Path(source) if source is not None else settings.default_cache_path()
+            for hook in BEFORE_OPEN:
+                hook(path)
             cache = cls(path, device_fp=device_fp, max_bytes=max_bytes)
             cache._log_findings = log_findings
             cache._open_path(path)

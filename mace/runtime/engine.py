@@ -5,8 +5,9 @@
 
 On the GPU path the program cache is opened (never fatal), programs are built from cached
 binaries or source, and after the first run new binaries are merged into the cache file
-(drivers such as PoCL finish code generation at first launch). `warmup=True` does that first
-run on dummy data during init.
+(drivers such as PoCL finish code generation at first launch) by a background thread
+(opencl/harvest.py): the first result does not wait for it. `warmup=True` does that first
+run on dummy data during init and waits for the binaries to be saved.
 """
 from __future__ import annotations
 
@@ -82,8 +83,9 @@ class Engine:
         self.init_seconds = time.perf_counter() - t0
         if self.program_cache_report is not None:
             log.info("%s", self.program_cache_report.summary_line())
-        if warmup:
+        if warmup:   # the work of a first start done now, binaries saved included
             self.run(self.dummy_inputs())
+            self.save_programs()
             self.init_seconds = time.perf_counter() - t0
         from mace import settings
         if self.device is not None and settings.flag("MACE_TUNING"):
@@ -116,6 +118,7 @@ class Engine:
                                       strict=isinstance(program, (str, os.PathLike)))
             self.program_cache, self.program_cache_report = cache, cache.report
             self.program_section = cache.section(fp)   # this device's records in the cache
+        self._harvest = None
         self.executor = self._driver_call("init", self._new_executor)
         if cache is not None and cache.report.from_cache == 0 and cache.report.compiled:
             msg = cache.first_run_message(cache.report.compiled)
@@ -151,6 +154,7 @@ class Engine:
         programs whose defaults were kept keep their first-run binaries)."""
         if self.device is None:
             return
+        self._wait_harvest()
         before = set(self.executor.builder.keys)
         with self._cv:   # contexts bound before tuning go; new ones are made with its records
             for ex in self._idle:
@@ -270,6 +274,7 @@ class Engine:
             executors, self._idle, self._made = self._idle, [], 0
         for ex in executors:
             ex.release()
+        self._wait_harvest()
 
     @property
     def closed(self) -> bool:
@@ -286,14 +291,22 @@ class Engine:
             self._runs += 1
             first = self._runs == 1
         if first and self.program_cache is not None:
-            self.save_programs()
-            if self.store_link is not None:
-                self.store_link.after_first_save(self.program_cache)
+            from mace.runtime.opencl.harvest import Harvest
+            link = self.store_link   # contributes this device's section once its binaries are saved
+            self._harvest = Harvest(self.executor.builder, self.program_cache,
+                                    after=(lambda: link.after_first_save(self.program_cache)) if link else None)
+
+    def _wait_harvest(self) -> None:
+        h = getattr(self, "_harvest", None)
+        if h is not None:
+            h.wait()
 
     def save_programs(self) -> bool:
-        """Merge newly built binaries into the program cache file (never raises)."""
+        """Merge newly built binaries into the program cache file now, after the background
+        harvest of the first run if one is going (never raises)."""
         if self.program_cache is None:
             return False
+        self._wait_harvest()
         self.executor.builder.harvest()
         return self.program_cache.save()
 

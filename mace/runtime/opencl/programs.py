@@ -8,7 +8,8 @@ crashes the driver is quarantined by the next start. A program whose build or
 kernel creation fails raises a typed `KernelBuildError` (the op then takes its next variant) and
 is recorded in the cache under the device's fingerprint, so later starts skip it untried. Binaries of programs built
 from source are harvested after the first run, because PoCL and some mobile drivers finish code
-generation at the first launch; `harvest()` puts them in the cache and `save()` merges the file.
+generation at the first launch; `harvest()` puts them in the cache and `save()` merges the file
+(the engine does both in a background thread, harvest.py, so the first result never waits).
 A program the engine's cache cannot supply that was built once in the process (any engine, same
 context) is taken from `shared`, not compiled again: each builder only creates kernels of its
 own, and only the builder that compiled a program harvests its binary.
@@ -18,13 +19,14 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 
 import pyopencl as cl
 
 from mace.errors import KernelBuildError
-from mace.runtime.opencl import driver_cache, shared
+from mace.runtime.opencl import binaries, driver_cache, shared
 
 log = logging.getLogger("mace.opencl")
 
@@ -84,6 +86,7 @@ class ProgramBuilder:
         self.compile_seconds = 0.0
         self.keys: list[str] = []
         self.unlaunched: set[str] = set()      # loaded from cached binaries, not launched yet
+        self._harvest_lock = threading.Lock()  # _from_source: filled by builds, emptied by harvest
 
     def key(self, name: str, options: list[str]) -> str:
         memo = (name, tuple(sorted(set(options))))
@@ -140,7 +143,8 @@ class ProgramBuilder:
                 self.force_source.add(key)
                 self.unlaunched.discard(key)
                 return self.kernel(name, options, kernel_name)
-            self._from_source.pop(key, None)   # never harvest a program that cannot make a kernel
+            with self._harvest_lock:           # never harvest a program that cannot make a kernel
+                self._from_source.pop(key, None)
             raise self.failed(name, key, "create kernel", f"{kernel_name}: {exc}") from None
 
     def build(self, name: str, options: list[str]) -> cl.Program:
@@ -159,7 +163,8 @@ class ProgramBuilder:
                 shared.keep_program(self.ctx, key, prog)
             elif self.cache is not None:
                 self.cache.report.note_shared(key)
-                self._from_source[key] = prog   # its binary belongs in this engine's file too
+                with self._harvest_lock:        # its binary belongs in this engine's file too
+                    self._from_source[key] = prog
         self._built[key] = prog
         self.keys.append(key)
         return prog
@@ -188,7 +193,8 @@ class ProgramBuilder:
                     prog = None
         if prog is None:
             prog = self._compile(name, key, opts)
-            self._from_source[key] = prog
+            with self._harvest_lock:
+                self._from_source[key] = prog
             if self.cache is not None:
                 self.cache.report.note_compiled(key)
         self.compile_seconds += time.perf_counter() - t0
@@ -221,21 +227,30 @@ class ProgramBuilder:
     @property
     def pending(self) -> int:
         """Programs compiled from source whose binaries are not yet in the cache."""
-        return len(self._from_source)
+        with self._harvest_lock:
+            return len(self._from_source)
 
-    def harvest(self) -> int:
-        """Put binaries of programs built from source into the cache (call after a launch)."""
+    def harvest(self, each=None) -> int:
+        """Put binaries of programs built from source into the cache (call after a launch), one
+        program at a time, calling `each(key)` after each is in (the background harvest saves
+        the file there). Safe from another thread than the engine's runs: the driver's call is
+        made without the GIL (binaries.py)."""
         if self.cache is None:
             return 0
         n = 0
-        for key, prog in list(self._from_source.items()):
+        while True:
+            with self._harvest_lock:
+                if not self._from_source:
+                    return n
+                key = next(iter(self._from_source))
+                prog = self._from_source.pop(key)
             try:
-                blob = prog.get_info(cl.program_info.BINARIES)[0]
-            except cl.Error as exc:
+                blob = binaries.program_binary(prog)
+            except (cl.Error, RuntimeError) as exc:
                 log.debug("no binary for %s: %s", key, exc)
                 continue
             if blob:
-                self.cache.put_binary(key, bytes(blob))
+                self.cache.put_binary(key, blob)
                 n += 1
-        self._from_source.clear()
-        return n
+                if each is not None:
+                    each(key)

@@ -1,0 +1,145 @@
+"""Binaries are harvested after the first result, in the background, and saved program by program:
+a process SIGKILLed right after its first result leaves a valid program file (fewer entries, or
+none yet) and the next start compiles only what is missing."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import mace
+from mace.convert import convert
+from mace.programcache import DeviceFingerprint, ProgramCache
+from mace.runtime.opencl import harvest
+from mace.runtime.opencl.device import select_device
+
+CHILD = textwrap.dedent("""
+    import json, sys, time
+    import mace
+    model, prog, wait = sys.argv[1:4]
+    e = mace.Engine(model, runtime="gpu", program=prog)
+    e.run(e.dummy_inputs())
+    r = e.program_cache_report
+    print(json.dumps({"from_cache": r.from_cache, "compiled": r.compiled}), flush=True)
+    if wait == "1":
+        time.sleep(600)
+""")
+
+
+def _model(path: Path) -> Path:
+    """Five programs: conv 3x3 + Relu, max pool, conv 1x1, global pool, Gemm."""
+    rng = np.random.default_rng(3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = {"w1": rng.uniform(-1, 1, (8, 3, 3, 3)), "w2": rng.uniform(-1, 1, (16, 8, 1, 1)),
+             "g": rng.uniform(-1, 1, (16, 10)), "c": rng.uniform(-1, 1, (10,))}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("MaxPool", ["b"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p", "w2"], ["q"]),
+             helper.make_node("GlobalAveragePool", ["q"], ["s"]),
+             helper.make_node("Flatten", ["s"], ["f"]),
+             helper.make_node("Gemm", ["f", "g", "c"], ["y"])]
+    g = helper.make_graph(nodes, "m", [x], [y],
+                          [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    convert(m, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return _model(tmp_path_factory.mktemp("harvest") / "m.mace")
+
+
+def _programs(prog: Path, fp) -> int:
+    """Programs a look at the file finds for this device (0 when there is no file yet); the
+    file must always be a valid program cache."""
+    if not prog.exists():
+        return 0
+    cache = ProgramCache.open(prog, device_fp=fp, recover=False, log_findings=False)
+    assert cache.report.format == "mace", cache.report.to_dict()
+    assert not [f for f in cache.report.findings if f.severity == "error"], cache.report.to_dict()
+    return len(cache.program_keys(fp))
+
+
+def _child(model, prog, wait: bool):
+    env = {**os.environ, "PYOPENCL_NO_CACHE": "1"}
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(model), str(prog), "1" if wait else "0"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+
+
+def _first_result(proc) -> dict:
+    line = proc.stdout.readline()
+    assert line, f"child ended before its first result (rc {proc.wait()})"
+    return json.loads(line)
+
+
+def test_sigkill_after_first_result_leaves_a_valid_file_the_next_start_completes(model, tmp_path):
+    fp = DeviceFingerprint.from_cl_device(select_device())
+    prog = tmp_path / "p.bin"
+    # killed the moment its first result is out: no file yet, or a valid one
+    proc = _child(model, prog, wait=True)
+    first = _first_result(proc)
+    n = first["compiled"]
+    assert n >= 3 and first["from_cache"] == 0
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    k0 = _programs(prog, fp)
+    assert k0 <= n
+    # killed once the harvest has saved one more program than the file held
+    proc = _child(model, prog, wait=True)
+    first = _first_result(proc)
+    assert (first["from_cache"], first["compiled"]) == (k0, n - k0)
+    deadline = time.monotonic() + 120
+    while _programs(prog, fp) <= k0 and k0 < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    k1 = _programs(prog, fp)
+    assert k0 < k1 <= n or k0 == n
+    # the next start loads what was saved, compiles the rest, and leaves the whole file at exit
+    proc = _child(model, prog, wait=False)
+    first = _first_result(proc)
+    assert proc.wait(timeout=120) == 0
+    assert (first["from_cache"], first["compiled"]) == (k1, n - k1)
+    assert _programs(prog, fp) == n
+
+
+def test_first_result_does_not_wait_for_the_harvest(model, tmp_path, monkeypatch):
+    """The first run returns while the binaries are still being harvested; an engine opening the
+    same file waits for them and starts warm; close() waits for its own."""
+    from mace.runtime.opencl import programs
+    gate = harvest.threading.Event()
+    real = programs.binaries.program_binary
+
+    def held(prog):
+        gate.wait(60)
+        return real(prog)
+
+    monkeypatch.setattr(programs.binaries, "program_binary", held)
+    prog = tmp_path / "p.bin"
+    cold = mace.Engine(model, runtime="gpu", program=prog)
+    x = cold.dummy_inputs()
+    want = cold.run(x)["y"]         # returns although no binary can be harvested yet
+    assert cold._harvest is not None and not cold._harvest.done.is_set()
+    assert cold.executor.builder.pending >= 2    # one taken by the harvest, the rest waiting
+    gate.set()
+    from mace.runtime.opencl import shared
+    shared.forget_programs()
+    warm = mace.Engine(model, runtime="gpu", program=prog)      # waits for the harvest of prog
+    assert warm.program_cache_report.compiled == 0
+    np.testing.assert_allclose(warm.run(x)["y"], want, rtol=1e-5, atol=1e-5)
+    cold.close()
+    warm.close()
+    assert cold._harvest.done.is_set() and not harvest.live()
