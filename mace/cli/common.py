@@ -97,6 +97,8 @@ def cli(verbose: int, quiet: bool) -> None:
     from mace import settings
     settings.check()
     setup_logging(verbose, quiet)
+    from mace.cli.progress import show_builds  # one line while a cold start compiles
+    show_builds(not quiet and not _wants_json(click.get_current_context()))
 
 
 RUNTIME_OPT = click.option("--runtime", type=click.Choice(RUNTIMES), default=None,

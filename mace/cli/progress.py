@@ -136,3 +136,62 @@ class Steps(NoProgress):
     def step(self, text: str) -> None:
         if self.p is not None:
             self.p.update(self.task, description=text)
+
+
+class BuildLine:
+    """One line on a terminal (stderr) while a cold start compiles OpenCL programs, and while
+    the process waits at exit for their binaries to be saved; erased when done. Log records
+    erase it first so they never share its line."""
+
+    def __init__(self, stream=None, width: int | None = None):
+        self.stream = stream or sys.stderr
+        self.width = width        # None: the terminal's
+        self.shown = False
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "compile":
+            where = f"later starts load them from {info['file']}" if info.get("file") else "no program file"
+            why = "first run" if info.get("first", True) else "not in the program file yet"
+            self._show(f"compiling OpenCL programs: {info['count']} ({info['name']}) for {info['device']} "
+                       f"({why}; {where})")
+        elif event in ("built", "saved"):
+            self._clear()
+        elif event == "saving":
+            files = ", ".join(info["files"])
+            self._show(f"saving the compiled programs to {files} (later starts load them from there)")
+
+    def _show(self, text: str) -> None:
+        import shutil
+        width = self.width or max(20, shutil.get_terminal_size().columns - 1)
+        with self._lock:
+            self.stream.write("\r\x1b[2K" + text[:width])
+            self.stream.flush()
+            self.shown = True
+
+    def _clear(self) -> None:
+        with self._lock:
+            if self.shown:
+                self.stream.write("\r\x1b[2K")
+                self.stream.flush()
+                self.shown = False
+
+    def filter(self, record) -> bool:
+        """A logging filter: erase the line before a record is written."""
+        self._clear()
+        return True
+
+
+def show_builds(enabled: bool) -> BuildLine | None:
+    """Subscribe a BuildLine to the runtime's build events when stderr is a terminal and
+    `enabled` (not --json, not -q); mace's log handlers erase it before writing."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    import logging
+
+    from mace.runtime.opencl import events
+    line = BuildLine()
+    events.subscribe(line)
+    for h in logging.getLogger("mace").handlers:
+        h.addFilter(line)
+    return line

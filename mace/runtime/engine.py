@@ -119,7 +119,12 @@ class Engine:
             self.program_cache, self.program_cache_report = cache, cache.report
             self.program_section = cache.section(fp)   # this device's records in the cache
         self._harvest = None
+        t0 = time.perf_counter()
         self.executor = self._driver_call("init", self._new_executor)
+        if self.executor.builder.compiled:
+            from mace.runtime.opencl import events
+            events.emit("built", device=self.device.name.strip(), compiled=self.executor.builder.compiled,
+                        file=cache.name if cache is not None else None, seconds=time.perf_counter() - t0)
         if cache is not None and cache.report.from_cache == 0 and cache.report.compiled:
             msg = cache.first_run_message(cache.report.compiled)
             if msg:

@@ -110,7 +110,11 @@ def finish() -> None:
     if not left:
         return
     bound = exit_seconds()
-    if not wait(timeout=bound):
+    from mace.runtime.opencl import events
+    events.emit("saving", files=sorted({h.cache.name for h in left}))
+    done = wait(timeout=bound)
+    events.emit("saved", files=sorted({h.cache.name for h in left}), complete=done)
+    if not done:
         names = sorted({h.cache.name for h in live()})
         log.warning("stopped waiting for compiled programs after %.0f s (MACE_HARVEST_EXIT_SECONDS): %s "
                     "holds those saved so far; the next start compiles the rest", bound, ", ".join(names))

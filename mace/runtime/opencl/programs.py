@@ -26,7 +26,7 @@ from pathlib import Path
 import pyopencl as cl
 
 from mace.errors import KernelBuildError
-from mace.runtime.opencl import binaries, driver_cache, shared
+from mace.runtime.opencl import binaries, driver_cache, events, shared
 
 log = logging.getLogger("mace.opencl")
 
@@ -84,6 +84,7 @@ class ProgramBuilder:
         self._built: dict[str, cl.Program] = {}
         self._from_source: dict[str, cl.Program] = {}
         self.compile_seconds = 0.0
+        self.compiled = 0                      # programs compiled from source (progress)
         self.keys: list[str] = []
         self.unlaunched: set[str] = set()      # loaded from cached binaries, not launched yet
         self._harvest_lock = threading.Lock()  # _from_source: filled by builds, emptied by harvest
@@ -204,6 +205,10 @@ class ProgramBuilder:
         source = program_source(name)
         if injected("build", name, opts):
             source += "\n#error injected build failure (MACE_TEST_BREAK_BUILD)\n"
+        self.compiled += 1
+        events.emit("compile", device=self.device.name.strip(), name=name, count=self.compiled,
+                    file=self.cache.name if self.cache is not None else None,
+                    first=self.cache is None or self.cache.report.from_cache == 0)
         prog = cl.Program(self.ctx, source)
         try:
             with driver_cache.building():

@@ -1,8 +1,10 @@
-"""Binaries are harvested after the first result, in the background, and saved program by program:
-a process SIGKILLed right after its first result leaves a valid program file (fewer entries, or
-none yet) and the next start compiles only what is missing."""
+"""Cold start: binaries are harvested after the first result, in the background, and saved program
+by program (a process SIGKILLed right after its first result leaves a valid program file, with
+fewer entries or none yet, and the next start compiles only what is missing); a terminal shows one
+progress line while programs compile."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,9 +19,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mace
+from mace.cli.progress import BuildLine
 from mace.convert import convert
 from mace.programcache import DeviceFingerprint, ProgramCache
-from mace.runtime.opencl import harvest
+from mace.runtime.opencl import events, harvest
 from mace.runtime.opencl.device import select_device
 
 CHILD = textwrap.dedent("""
@@ -74,7 +77,7 @@ def _programs(prog: Path, fp) -> int:
 
 
 def _child(model, prog, wait: bool):
-    env = {**os.environ, "PYOPENCL_NO_CACHE": "1"}
+    env = {**os.environ, "PYOPENCL_NO_CACHE": "1", "MACE_DEVICE_PROBE": "0"}
     return subprocess.Popen([sys.executable, "-c", CHILD, str(model), str(prog), "1" if wait else "0"],
                             stdout=subprocess.PIPE, text=True, env=env)
 
@@ -129,7 +132,13 @@ def test_first_result_does_not_wait_for_the_harvest(model, tmp_path, monkeypatch
 
     monkeypatch.setattr(programs.binaries, "program_binary", held)
     prog = tmp_path / "p.bin"
-    cold = mace.Engine(model, runtime="gpu", program=prog)
+    seen = []
+    with events.listening(lambda event, info: seen.append((event, info))):
+        cold = mace.Engine(model, runtime="gpu", program=prog)
+    compiled = cold.program_cache_report.compiled
+    assert [i["count"] for e, i in seen if e == "compile"] == list(range(1, compiled + 1))
+    assert all(i["file"] == str(prog) and i["first"] for e, i in seen if e == "compile")
+    assert seen[-1][0] == "built" and seen[-1][1]["compiled"] == compiled
     x = cold.dummy_inputs()
     want = cold.run(x)["y"]         # returns although no binary can be harvested yet
     assert cold._harvest is not None and not cold._harvest.done.is_set()
@@ -143,3 +152,18 @@ def test_first_result_does_not_wait_for_the_harvest(model, tmp_path, monkeypatch
     cold.close()
     warm.close()
     assert cold._harvest.done.is_set() and not harvest.live()
+
+
+def test_progress_line_is_one_line_erased_when_done():
+    out = io.StringIO()
+    line = BuildLine(out, width=200)
+    for n, name in enumerate(["conv", "pool"], start=1):
+        line("compile", {"device": "dev", "name": name, "count": n, "file": "/p.bin", "first": True})
+    assert "compiling OpenCL programs: 2 (pool) for dev (first run; later starts load them from /p.bin)" in out.getvalue()
+    assert "\n" not in out.getvalue()
+    line("built", {"device": "dev", "compiled": 2, "file": "/p.bin", "seconds": 1.0})
+    assert out.getvalue().endswith("\r\x1b[2K") and not line.shown
+    line("saving", {"files": ["/p.bin"]})
+    assert "saving the compiled programs to /p.bin" in out.getvalue()
+    line.filter(None)                     # a log record erases it first
+    assert not line.shown
