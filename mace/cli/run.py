@@ -62,6 +62,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
     outs = engine.run(feeds)
     first = time.perf_counter() - t0
     first_result = time.perf_counter() - t_start
+    first_result_unix = time.time()
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -70,6 +71,7 @@ def run(model, runtime, device, program, warmup, inputs, output_dir, runs, seed,
     if output_dir:
         _save_outputs(Path(output_dir), outs)
     result = {"summary": engine.summary(), "first_run_ms": first * 1e3, "process_to_first_result_s": first_result,
+              "first_result_unix": first_result_unix,
               "latency": latency_stats(samples, with_samples=False) if samples else None,
               "outputs": {k: {"shape": list(v.shape), "mean": float(v.mean()), "std": float(v.std()),
                               "argmax": int(np.argmax(v.reshape(v.shape[0], -1)[0])) if v.size else None,

@@ -72,6 +72,9 @@ class Engine:
         self._runs = 0
         self.store_link = None
         self._store_args = (program_store, publish_on_miss)
+        #: where a GPU start's time went (seconds): device choice, the device probe (a first start
+        #: only), program builds (compiled or loaded), the whole executor construction
+        self.start_phases: dict[str, float] = {}
         if runtime == "cpu":
             self.executor = self._new_executor()
             from mace.runtime.cpu import jit
@@ -107,7 +110,9 @@ class Engine:
     # -- GPU init ------------------------------------------------------------------------
     def _init_gpu(self, device, program, use_program_cache: bool) -> None:
         from mace.runtime.opencl.device import select_device
+        t0 = time.perf_counter()
         self.device = select_device(device)
+        self.start_phases["device_s"] = time.perf_counter() - t0
         cache = None
         if use_program_cache:
             from mace.programcache import DeviceFingerprint, ProgramCache
@@ -121,6 +126,9 @@ class Engine:
         self._harvest = None
         t0 = time.perf_counter()
         self.executor = self._driver_call("init", self._new_executor)
+        caps, builder = self.executor.caps, self.executor.builder
+        self.start_phases.update(probe_s=caps.probe_seconds if caps.source == "probed" else 0.0,
+                                 build_s=builder.compile_seconds, executor_s=time.perf_counter() - t0)
         if self.executor.builder.compiled:
             from mace.runtime.opencl import events
             events.emit("built", device=self.device.name.strip(), compiled=self.executor.builder.compiled,
@@ -324,6 +332,7 @@ class Engine:
             if self.program_section is not None:   # which section of a program file is this device's
                 d["device_fingerprint"] = self.program_section.id
             d["fallback_nodes"] = list(self.executor.fallback_nodes)
+            d["start_phases"] = dict(self.start_phases)
             d["memory"] = {"planned_bytes": self.executor.plan.total_bytes,
                            "naive_bytes": self.executor.plan.naive_bytes}
         if self.program_cache_report is not None:
