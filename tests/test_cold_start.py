@@ -167,3 +167,21 @@ def test_progress_line_is_one_line_erased_when_done():
     assert "saving the compiled programs to /p.bin" in out.getvalue()
     line.filter(None)                     # a log record erases it first
     assert not line.shown
+
+
+def test_a_forked_child_does_not_wait_for_the_parents_harvest(model, tmp_path, monkeypatch):
+    from mace.runtime.opencl import programs
+    gate = harvest.threading.Event()
+    real = programs.binaries.program_binary
+    monkeypatch.setattr(programs.binaries, "program_binary", lambda prog: gate.wait(60) and real(prog))
+    prog = tmp_path / "p.bin"
+    e = mace.Engine(model, runtime="gpu", program=prog)
+    e.run(e.dummy_inputs())
+    assert harvest.live()
+    pid = os.fork()
+    if pid == 0:     # the child: opening the file must not wait for a thread it does not have
+        os._exit(0 if harvest.wait(prog, timeout=5) and not harvest.live() else 1)
+    _, status = os.waitpid(pid, 0)
+    gate.set()
+    e.close()
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -100,6 +101,17 @@ def exit_seconds() -> float:
 
 
 store.BEFORE_OPEN.append(lambda path: wait(path))
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of the parent's threads: nothing of theirs to wait for."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _LIVE.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @atexit.register
