@@ -42,8 +42,6 @@ def main() -> None:
         print(code, file=sys.stderr)
         code = 1
     code = 0 if code is None else int(code)
-    if "mace.runtime.opencl.harvest" in sys.modules:   # binaries still being saved: os._exit skips atexit
-        sys.modules["mace.runtime.opencl.harvest"].finish()
     logging.shutdown()
     try:
         sys.stdout.flush()

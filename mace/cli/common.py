@@ -86,6 +86,16 @@ class MaceGroup(click.Group):
             if as_json:
                 emit_json(error_doc(exc.format_message(), exc.exit_code, "UsageError"))
             raise
+        finally:
+            _finish_harvests()
+
+
+def _finish_harvests() -> None:
+    """Binaries a verb's engines are still saving: the verb ends when its program file is whole
+    (within MACE_HARVEST_EXIT_SECONDS), in a process or under click's test runner alike."""
+    harvest = sys.modules.get("mace.runtime.opencl.harvest")
+    if harvest is not None:
+        harvest.finish()
 
 
 @click.group(cls=MaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
