@@ -56,6 +56,7 @@ def built(model, reference, tmp_path_factory):
     """A program file holding every binary of the model (built once)."""
     path = tmp_path_factory.mktemp("built") / "p.bin"
     e = _run(model, reference, path)
+    e.close()                   # its binaries are in the file once the background harvest ends
     assert e.program_cache_report.compiled >= 2
     return path, e.program_cache_report.compiled
 
