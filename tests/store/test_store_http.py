@@ -20,6 +20,7 @@ from mace.convert import convert
 from mace.programcache import DeviceFingerprint, signing
 from mace.programcache import format as F
 from mace.programcache.merge import add_section
+from mace.runtime.opencl import harvest
 from mace.store import index as store_index
 
 
@@ -62,6 +63,7 @@ def built(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("built") / "p.bin"
     e = mace.Engine(model[0], runtime="gpu", program=path)
     e.run({"x": model[1]})
+    e.close()                             # its binaries are in the file once the background harvest ends
     rep = e.program_cache_report          # built here, or shared from an earlier engine of the process
     assert rep.compiled + rep.shared >= 1
     return path, rep.compiled + rep.shared
@@ -184,6 +186,7 @@ def test_publish_on_miss(model, keys, server, tmp_path, monkeypatch, accepted):
     _publish(_other_device_file(tmp_path / "other.bin"), store, keys / "farm.pem", *extra)
     monkeypatch.setenv("MACE_DEVICE_KEY", str(keys / "device.pem"))
     e = _engine(model, tmp_path / "p.bin", program_store=str(store), publish_on_miss=True)
+    harvest.wait()      # the section is contributed once the background harvest has saved it
     rep = e.summary()["program_store"]
     assert rep["status"] == "miss"
     fp_id = e.summary()["device_fingerprint"]
