@@ -82,9 +82,10 @@ def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict
     ort = [_proc([sys.executable, "-c", ort_code])[0] for _ in range(warm_runs)]
     c, w, o = (latency_stats(s, with_samples=False) for s in (cold, warm, ort))
     return {"model": name, "cold": c, "warm": w, "onnxruntime_process": o,
-            "cold_process": stats(cold_proc), "warm_process": stats(warm_proc),
+            "cold_process": latency_stats(cold_proc, with_samples=False),
+            "warm_process": latency_stats(warm_proc, with_samples=False),
             "cold_over_warm": c["median_ms"] / w["median_ms"],
-            "warm_over_onnxruntime": stats(warm_proc)["median_ms"] / o["median_ms"],
+            "warm_over_onnxruntime": latency_stats(warm_proc, with_samples=False)["median_ms"] / o["median_ms"],
             "program_file_bytes": prog.stat().st_size if prog.exists() else 0,
             "cold_phases_ms": cold_parts[-1], "warm_phases_ms": warm_parts[-1],
             "cold_cache_report": cold_reports[-1], "warm_cache_report": warm_reports[-1]}

@@ -207,7 +207,7 @@ class ProgramBuilder:
             source += "\n#error injected build failure (MACE_TEST_BREAK_BUILD)\n"
         self.compiled += 1
         events.emit("compile", device=self.device.name.strip(), name=name, count=self.compiled,
-                    file=self.cache.name if self.cache is not None else None,
+                    file=self.cache.cache.name if self.cache is not None else None,
                     first=self.cache is None or self.cache.report.from_cache == 0)
         prog = cl.Program(self.ctx, source)
         try:
