@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["mace.errors", "mace.settings", "mace.fileio", "mace.jsondoc", "mace.latency", "mace.feeds",
               "mace.__version__"]),
     ("formats", ["mace.ir", "mace.ops", "mace.programcache", "mace.store", "mace.config", "mace.bundle"]),
-    ("compute", ["mace.convert", "mace.runtime", "mace.tuning"]),
+    ("compute", ["mace.convert", "mace.quantize", "mace.runtime", "mace.tuning"]),
     ("tools", ["mace.tools", "mace.deploy", "mace.farm", "mace.testing", "mace.examples"]),
     ("cli", ["mace.cli", "mace.__main__"]),
     ("api", ["mace"]),

@@ -18,10 +18,13 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
             obfuscate: bool = False, name: str | None = None) -> Graph:
     """Convert an ONNX file (path) or ModelProto into an IR graph; write it when `output` is given."""
     from mace.convert import frontend, normalize, passes, support
+    from mace.ir import quantized as storage
+    from mace.quantize import fakequant, lower
     from mace.runtime.cpu import registry as cpu_registry
 
     source = str(model) if isinstance(model, (str, os.PathLike)) else "<onnx model>"
     proto = frontend.load_onnx(model) if isinstance(model, (str, os.PathLike)) else model
+    proto, quantized_weights = lower.lower(proto, source)
     graph = frontend.to_graph(proto, input_shapes, source=source)
     missing = [(n, o) for n in graph.nodes for o in n.outputs if o and o not in graph.shapes]
     if missing:
@@ -31,6 +34,7 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
                                   f"(neither the CPU nor the GPU runtime has it)")
         raise ConversionError(f"{source}: cannot infer the shape of {o} (output of {n.name}, {n.op_type}): "
                               f"set static input_shapes (in mace.yml, or --input-shape)")
+    fakequant.fuse(graph, source)
     support.check(graph, source)
     normalize.normalize(graph)
     stats = passes.optimize(graph)
@@ -39,6 +43,7 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
         if n.op_type not in supported:
             raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
                                   f"(neither the CPU nor the GPU runtime has it)")
+    stats["int8_weights"] = storage.mark(graph, quantized_weights)
     log.debug("optimization passes: %s", stats)
     if obfuscate:
         from mace.convert.obfuscate import obfuscate as _obf

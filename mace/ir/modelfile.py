@@ -26,10 +26,11 @@ import numpy as np
 from mace import fileio
 from mace.errors import ModelFileError
 from mace.fileio import write_atomic
+from mace.ir import quantized as storage
 from mace.ir.graph import Graph, Node
 
 MAGIC = b"MACEMODL"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: 8-bit weights (meta.quantized_weights); files without them are written as 1
 _ALIGN = 64
 _PREFIX = struct.Struct("<8sIQ")
 
@@ -41,7 +42,7 @@ def _align(n: int) -> int:
 def encode(graph: Graph) -> bytes:
     """Serialize a graph; the trailing sha256 covers the whole content."""
     entries, blobs, offset = [], [], 0
-    for name, arr in graph.weights.items():
+    for name, arr in storage.pack(graph).items():
         arr = np.ascontiguousarray(arr)
         entries.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape),
                         "offset": offset, "nbytes": arr.nbytes})
@@ -60,7 +61,8 @@ def encode(graph: Graph) -> bytes:
         "weights": entries,
     }
     hbytes = json.dumps(header, separators=(",", ":")).encode()
-    head = _PREFIX.pack(MAGIC, MODEL_FORMAT_VERSION, len(hbytes)) + hbytes
+    version = MODEL_FORMAT_VERSION if graph.meta.get(storage.META_KEY) else 1
+    head = _PREFIX.pack(MAGIC, version, len(hbytes)) + hbytes
     head += b"\0" * (_align(len(head)) - len(head))
     body = head + b"".join(blobs)
     return body + hashlib.sha256(body).digest()
@@ -189,6 +191,9 @@ def decode(buf, source="<bytes>") -> Graph:
     weights = {}
     for w in header["weights"]:
         weights[w["name"] if isinstance(w, dict) else ""] = _weight(buf, w, base, size - 32, source)
+    meta = header.get("meta", {})
+    storage.check(meta, weights, lambda what: _fail(source, what))
+    weights = storage.unpack(meta, weights)
     return Graph(name=header["name"], nodes=[Node.from_dict(n) for n in header["nodes"]],
                  inputs=header["inputs"], outputs=header["outputs"], shapes=header["shapes"],
                  dtypes=header["dtypes"], weights=weights, meta=header.get("meta", {}))
