@@ -44,7 +44,6 @@ NOT_HONOURED = {
     "check_tensors": (lambda v: not v, "no intermediate tensors are checked"),
     "check_shapes": (lambda v: not v, "no intermediate tensors are checked"),
     "cl_mem_type": (lambda v: v == "buffer", "OpenCL buffers are used (no image memory)"),
-    "quantize": (lambda v: not v, "the model runs in floating point (data_type), not quantized"),
     "winograd": (lambda v: not v, "mace picks Winograd convolutions itself (the tuner tries them)"),
     "limit_opencl_kernel_time": (lambda v: not v, "kernels are not split"),
     "opencl_queue_window_size": (lambda v: not v, "the queue is not windowed"),
@@ -180,7 +179,11 @@ class ModelSpec(GraphSpec):
     cl_mem_type: Literal["buffer", "image"] = "buffer"
     limit_opencl_kernel_time: int = 0
     opencl_queue_window_size: int = 0
-    quantize: int = 0
+    quantize: Literal[0, 1] = 0
+    quantize_large_weights: Literal[0, 1] = 0
+    quantize_range_file: str | None = None
+    quantize_stat: Literal["minmax", "percentile"] = "minmax"
+    quantize_granularity: Literal["per_channel", "per_tensor"] = "per_channel"
     backend: str | None = None
 
     # with subgraphs, the tensor fields live there

@@ -46,7 +46,7 @@ def test_misspelt_key_is_named_not_reported_missing(write):
     ("input_data_formats", "NHWC", "NCHW"),
     ("cl_mem_type", "image", "OpenCL buffers are used"),
     ("validation_inputs_data", ["x.npy"], "--input NAME=x.npy"),
-    ("quantize", 1, "not quantized"),
+    ("winograd", 2, "picks Winograd"),
 ])
 def test_known_but_not_honoured_keys_warn(write, caplog, key, value, instead):
     with caplog.at_level(logging.WARNING, logger="mace"):

@@ -79,10 +79,20 @@ def _check_flags(ctx, enable_opencl, no_enable_opencl, tune) -> bool | None:
 @click.option("--device-conf", "--device_conf", "device_conf", type=click.Path(dir_okay=False), default=None,
               help="device.yml of remote devices (needs mace.deploy).")
 @click.option("--embed", is_flag=True, help="Also write <model>.mace-bundle and an importable module per model.")
+@click.option("--calibration", type=click.Path(file_okay=False), default=None,
+              help="Folder of calibration inputs (.npy, .npz or images) for quantize: 1 (or --quantize).")
+@click.option("--quantize", "quantize", type=click.Choice(["full", "weights"]), default=None,
+              help="Short form: quantize weights and activations (full) or the weights only.")
+@click.option("--quantize-stat", type=click.Choice(["minmax", "percentile"]), default="minmax", show_default=True,
+              help="Short form: calibration statistic of the activation ranges.")
+@click.option("--per-tensor", is_flag=True, help="Short form: one weight scale per tensor (default: per channel).")
+@click.option("--range-file", type=click.Path(dir_okay=False), default=None,
+              help="Short form: activation ranges (name@@min,max lines), read, or written after --calibration.")
 @JSON_OPT
 @click.pass_context
 def convert(ctx, model, output, config, model_name, build_dir, data_type, input_shapes, target_socs, tune,
-            tune_mode, tune_budget, enable_opencl, no_enable_opencl, target_abi, device_conf, embed, as_json):
+            tune_mode, tune_budget, enable_opencl, no_enable_opencl, target_abi, device_conf, embed, calibration,
+            quantize, quantize_stat, per_tensor, range_file, as_json):
     """Convert an ONNX model (short form) or every model of a mace.yml, then build, tune and
     embed the OpenCL programs for the target devices."""
     from mace.errors import ConfigError
@@ -94,11 +104,9 @@ def convert(ctx, model, output, config, model_name, build_dir, data_type, input_
                     target_abi=target_abi, build_dir=build_dir, embed_bundles=embed,
                     device_conf=device_conf, model_name=model_name,
                     progress=for_stderr(not as_json, transient=False),
-                    tune_mode=tune_mode, tune_budget=tune_budget)
-        if as_json:
-            _emit(doc)
-        else:
-            _print_build(doc)
+                    tune_mode=tune_mode, tune_budget=tune_budget,
+                    calibration=Path(calibration) if calibration else None)
+        _emit(doc) if as_json else _print_build(doc)
         if doc.get("failed_targets"):
             sys.exit(1)                           # the others were built and merged; one check failed
         return
@@ -107,20 +115,11 @@ def convert(ctx, model, output, config, model_name, build_dir, data_type, input_
     if target_socs or tune or enable_opencl or device_conf or embed:
         raise ConfigError("--target-socs, --tune, --enable-opencl, --device-conf and --embed need "
                           "--config mace.yml")
-    from mace.config import parse_shape
     from mace.convert import convert as do_convert
-    shapes = {}
-    for s in input_shapes:
-        name, _, dims = s.partition("=")
-        try:
-            shapes[name] = parse_shape(dims)
-        except ValueError:
-            shapes[name] = []
-        if not name or not shapes[name] or any(d <= 0 for d in shapes[name]):
-            raise ConfigError(f"--input-shape {s}: expected NAME=DIMS with positive integer dimensions, "
-                              f"like input=1,3,224,224")
     out = Path(output or Path(model).with_suffix(".mace"))
-    graph = do_convert(model, out, input_shapes=shapes, data_type=data_type)
+    shapes = _input_shapes(input_shapes)
+    qopts = _quantize_options(quantize, quantize_stat, per_tensor, calibration, range_file)
+    graph = do_convert(model, out, input_shapes=shapes, data_type=data_type, quantize=qopts)
     rows = [{"model": graph.name, "onnx": model, "output": str(out), "nodes": len(graph.nodes),
              "sha256": graph.meta["model_sha256"], "ops": graph.op_counts()}]
     elapsed = time.perf_counter() - t0
@@ -130,6 +129,36 @@ def convert(ctx, model, output, config, model_name, build_dir, data_type, input_
         for r in rows:
             click.echo(f"{r['onnx']} -> {r['output']}  ({r['nodes']} ops, sha256 {r['sha256'][:16]}...)")
         click.echo(f"converted {len(rows)} model(s) in {elapsed:.2f} s")
+
+
+def _input_shapes(items) -> dict:
+    """--input-shape NAME=DIMS options -> {name: dims}."""
+    from mace.config import parse_shape
+    from mace.errors import ConfigError
+    shapes = {}
+    for s in items:
+        name, _, dims = s.partition("=")
+        try:
+            shapes[name] = parse_shape(dims)
+        except ValueError:
+            shapes[name] = []
+        if not name or not shapes[name] or any(d <= 0 for d in shapes[name]):
+            raise ConfigError(f"--input-shape {s}: expected NAME=DIMS with positive integer dimensions, "
+                              f"like input=1,3,224,224")
+    return shapes
+
+
+def _quantize_options(quantize, stat, per_tensor, calibration, range_file):
+    """The short form's quantization options (None: a float model)."""
+    from mace.errors import ConfigError
+    if not quantize:
+        if calibration or range_file:
+            raise ConfigError("--calibration and --range-file quantize a model: add --quantize full")
+        return None
+    from mace.quantize.options import QuantizeOptions
+    return QuantizeOptions(mode=quantize, stat=stat, per_channel=not per_tensor,
+                           calibration=Path(calibration) if calibration else None,
+                           range_file=Path(range_file) if range_file else None)
 
 
 def _print_build(doc: dict) -> None:

@@ -15,8 +15,10 @@ log = logging.getLogger("mace.convert")
 
 def convert(model, output: str | os.PathLike | None = None, input_shapes: dict | None = None,
             data_type: str = "fp32_fp32", runtime: str = "cpu+gpu", input_ranges: dict | None = None,
-            obfuscate: bool = False, name: str | None = None) -> Graph:
-    """Convert an ONNX file (path) or ModelProto into an IR graph; write it when `output` is given."""
+            obfuscate: bool = False, name: str | None = None, quantize=None) -> Graph:
+    """Convert an ONNX file (path) or ModelProto into an IR graph; write it when `output` is given.
+    `quantize` (mace.quantize.options.QuantizeOptions): quantize a float model (`quantize: 1`) or
+    its weights only (`quantize_large_weights: 1`)."""
     from mace.convert import frontend, normalize, passes, support
     from mace.ir import quantized as storage
     from mace.quantize import fakequant, lower
@@ -24,6 +26,11 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
 
     source = str(model) if isinstance(model, (str, os.PathLike)) else "<onnx model>"
     proto = frontend.load_onnx(model) if isinstance(model, (str, os.PathLike)) else model
+    if quantize is not None and quantize.mode == "full":
+        from mace.quantize.quantizer import quantize_onnx
+        if not isinstance(model, (str, os.PathLike)):
+            raise ConversionError("quantize: 1 reads the model from its file: give a path")
+        proto = quantize_onnx(Path(model), quantize, _input_dims(proto, input_shapes), dict(input_ranges or {}))
     proto, quantized_weights = lower.lower(proto, source)
     graph = frontend.to_graph(proto, input_shapes, source=source)
     missing = [(n, o) for n in graph.nodes for o in n.outputs if o and o not in graph.shapes]
@@ -43,7 +50,12 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
         if n.op_type not in supported:
             raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
                                   f"(neither the CPU nor the GPU runtime has it)")
+    if quantize is not None and quantize.mode == "weights":
+        from mace.quantize.weights import quantize_weights
+        quantized_weights.update(quantize_weights(graph, quantize.per_channel))
     stats["int8_weights"] = storage.mark(graph, quantized_weights)
+    if quantize is not None:
+        graph.meta["quantize"] = {"mode": quantize.mode, "stat": quantize.stat, "per_channel": quantize.per_channel}
     log.debug("optimization passes: %s", stats)
     if obfuscate:
         from mace.convert.obfuscate import obfuscate as _obf
@@ -58,3 +70,16 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         graph.meta["model_sha256"] = modelfile.save(graph, output)
     return graph
+
+
+def _input_dims(proto, input_shapes: dict | None) -> dict[str, list[int]]:
+    """The static shape of each graph input (given shapes first; a dynamic dimension is 1)."""
+    inits = {i.name for i in proto.graph.initializer}
+    out = {}
+    for i in proto.graph.input:
+        if i.name in inits:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                for d in i.type.tensor_type.shape.dim]
+        out[i.name] = list((input_shapes or {}).get(i.name, dims))
+    return out

@@ -42,8 +42,27 @@ def inside(root: Path, path: Path, config: Path | str) -> Path:
     return Path(path)
 
 
+def quantize_options(loaded: LoadedConfig, name: str, calibration: Path | None = None):
+    """The model's quantization request (QuantizeOptions), or None for a float model."""
+    from mace.quantize.options import QuantizeOptions
+    spec = loaded.config.models[name]
+    if not spec.quantize and not spec.quantize_large_weights:
+        if calibration is not None:
+            log.warning("--calibration: models.%s has neither quantize: 1 nor quantize_large_weights: 1; "
+                        "the calibration inputs are not used", name)
+        return None
+    rf = spec.quantize_range_file
+    rf = (Path(rf) if Path(rf).is_absolute() else loaded.path.parent / rf) if rf else None
+    if spec.quantize and calibration is None and (rf is None or not rf.exists()):
+        raise ConfigError(f"{loaded.path}: models.{name}: quantize: 1 needs activation ranges: give "
+                          f"--calibration DIR (inputs to calibrate on) or an existing quantize_range_file")
+    return QuantizeOptions(mode="full" if spec.quantize else "weights", stat=spec.quantize_stat,
+                           per_channel=spec.quantize_granularity == "per_channel",
+                           calibration=Path(calibration) if calibration is not None else None, range_file=rf)
+
+
 def convert_config(loaded: LoadedConfig, build_dir: Path | None = None, only: str | None = None,
-                   progress=None) -> list[ConvertedModel]:
+                   progress=None, calibration: Path | None = None) -> list[ConvertedModel]:
     from mace.convert import convert
     results = []
     names = [only] if only else list(loaded.config.models)
@@ -58,7 +77,8 @@ def convert_config(loaded: LoadedConfig, build_dir: Path | None = None, only: st
         try:
             graph = convert(src, None, input_shapes=g.input_shape_map(),
                             data_type=spec.data_type, runtime=spec.runtime,
-                            input_ranges=g.input_range_map(), obfuscate=spec.obfuscate, name=name)
+                            input_ranges=g.input_range_map(), obfuscate=spec.obfuscate, name=name,
+                            quantize=quantize_options(loaded, name, calibration))
         except ConversionError as exc:
             raise ConversionError(f"{loaded.path}: models.{name}: {exc}") from None
         missing = [t for t in g.output_tensors if t not in graph.outputs]

@@ -332,7 +332,7 @@ def env_socs() -> list[str] | None:
 def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | None = None,
           target_abi: str | None = None, build_dir=None, embed_bundles: bool = False,
           device_conf: str | None = None, model_name: str | None = None, progress=None,
-          tune_mode: str = "normal", tune_budget: float | None = None) -> dict:
+          tune_mode: str = "normal", tune_budget: float | None = None, calibration=None) -> dict:
     """The whole `mace convert --config` workflow; returns the --json document (`progress`:
     see mace.tools.progress)."""
     from mace.config import load_config
@@ -369,7 +369,7 @@ def build(config, target_socs=None, tune: bool = False, enable_opencl: bool | No
     with bar:
         task = bar.add("converting", len(names))
         results = convert_config(loaded, Path(build_dir) if build_dir else None, model_name,
-                                 progress=lambda name: bar.advance(task, item=name))
+                                 progress=lambda name: bar.advance(task, item=name), calibration=calibration)
         doc: dict = {"config": str(loaded.path), "library_name": cfg.library_name,
                      "target_abi": target_abi or (cfg.target_abis[0] if cfg.target_abis else "host"),
                      "enable_opencl": bool(enable_opencl), "build_dir": str(lib_dir),
