@@ -174,3 +174,33 @@ def render_tune(d: dict, model: str, console=None) -> None:
     console.print(t)
     for line in tune_summary(d):
         click.echo(line)
+
+
+def quantization_tables(q: dict) -> list:
+    """`mace validate` on a quantized model: per-layer, end-to-end and accuracy tables."""
+    from rich.table import Table
+    if "note" in q:
+        return [Table(title=q["note"])]
+    out = []
+    t = Table(title=f"per layer vs the float model {termtext.markup(q['float_model'])}")
+    for col in ("layer output", "op", "cosine", "SQNR dB"):
+        t.add_column(col)
+    for r in q["per_layer"]:
+        t.add_row(termtext.markup(r["value"]), r["op"], f"{r['cosine']:.5f}", f"{r['sqnr_db']:.1f}")
+    out.append(t)
+    e = q["end_to_end"]
+    t = Table(title=f"end to end over {e['inputs']} random inputs")
+    for col in ("cosine mean", "cosine min", "top-1 agreement", "top-5 agreement"):
+        t.add_column(col)
+    t.add_row(f"{e['cosine_mean']:.5f}", f"{e['cosine_min']:.5f}", f"{e['top1_agreement']:.3f}",
+              f"{e['top5_agreement']:.3f}")
+    out.append(t)
+    if "accuracy" in q:
+        a = q["accuracy"]
+        t = Table(title=f"accuracy on {termtext.markup(a['data'])} ({a['samples']} samples)")
+        for col in ("model", "Top-1", "Top-5"):
+            t.add_column(col)
+        for k in ("float", "quantized"):
+            t.add_row(k, f"{a[k]['top1'] * 100:.2f} %", f"{a[k]['top5'] * 100:.2f} %")
+        out.append(t)
+    return out

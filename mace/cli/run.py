@@ -117,8 +117,15 @@ def _save_outputs(out_dir: Path, outs: dict) -> None:
               help="Cosine similarity to pass, in (0, 1] (default 0.999 cpu, 0.995 gpu).")
 @click.option("--seed", type=int, default=None)
 @click.option("--input", "inputs", multiple=True, help="NAME=FILE.npy (default: random within input_ranges).")
+@click.option("--float", "float_model", type=click.Path(dir_okay=False), default=None,
+              help="Quantized model: its float model (.onnx or .mace; default: the reference when it is float).")
+@click.option("--accuracy", type=click.Path(), default=None,
+              help="Quantized model: labelled data (.npz of x, y or a folder per class): Top-1/Top-5 side by side.")
+@click.option("--samples", type=click.IntRange(1), default=16, show_default=True,
+              help="Quantized model: random inputs of the end-to-end comparison with the float model.")
 @JSON_OPT
-def validate(model, reference, runtime, device, program, threshold, seed, inputs, as_json):
+def validate(model, reference, runtime, device, program, threshold, seed, inputs, float_model, accuracy, samples,
+             as_json):
     """Compare a converted model's outputs with onnxruntime's (exit 1 below threshold)."""
     from mace.errors import InputError
     from mace.tools.validate import random_inputs
@@ -128,7 +135,7 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
     engine = _engine(model, runtime, device, program, False)
     feeds = random_inputs(engine.graph, seed)
     feeds.update(_parse_inputs(inputs, engine.graph))
-    res = do_validate(engine, reference, threshold, seed, feeds)
+    res = do_validate(engine, reference, threshold, seed, feeds, float_model, accuracy, samples)
     res["model"] = model
     res["reference"] = reference
     if engine.program_cache_report is not None:
@@ -150,6 +157,10 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
             t.add_row(termtext.markup(name), f"{m['cosine']:.6f}", f"{m['sqnr_db']:.1f}", f"{m['max_abs_error']:.3g}",
                       f"{m['argmax_agreement']:.3f}", "pass" if m["passed"] else "FAIL")
         console().print(t)
+        if res.get("quantization"):
+            from mace.cli.render import quantization_tables
+            for table in quantization_tables(res["quantization"]):
+                console().print(table)
     sys.exit(0 if res["passed"] else 1)
 
 

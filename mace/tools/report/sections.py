@@ -237,6 +237,28 @@ def _validation(c: _Report) -> list:
         p = _save_plot(plot_validation, v, out_dir / "plots" / f"validation_{_slug(name)}.png", plots)
         if p:
             B.append(IMG(p, f"{name}: validation metrics per output"))
+        B += _quantization(next((r["quantization"] for r in v.values() if r.get("quantization")), None))
+    return B
+
+
+def _quantization(q: dict | None) -> list:
+    """The quantized model against its float model (mace.tools.quantcheck)."""
+    if not q:
+        return []
+    if "note" in q:
+        return [P(q["note"])]
+    e = q["end_to_end"]
+    B: list = [P(f"Quantized model against its float model `{Path(q['float_model']).name}`: per layer on one "
+                 f"input, end to end over {e['inputs']} random inputs."),
+               T(["layer output", "op", "cosine", "SQNR (dB)"],
+                 [(r["value"], r["op"], f"{r['cosine']:.5f}", _fmt(r["sqnr_db"], 1)) for r in q["per_layer"]]),
+               T(["cosine mean", "cosine min", "top-1 agreement", "top-5 agreement"],
+                 [(f"{e['cosine_mean']:.5f}", f"{e['cosine_min']:.5f}", _fmt(e["top1_agreement"], 3),
+                   _fmt(e["top5_agreement"], 3))])]
+    if "accuracy" in q:
+        a = q["accuracy"]
+        B.append(T(["model", f"Top-1 ({a['samples']} samples)", "Top-5"],
+                   [(k, f"{a[k]['top1'] * 100:.2f} %", f"{a[k]['top5'] * 100:.2f} %") for k in ("float", "quantized")]))
     return B
 
 
