@@ -86,6 +86,12 @@ def workspace(tmp_path_factory):
     shutil.copy(EXAMPLE / "digits_cnn.onnx", ws / "model.onnx")
     for name in ("device.yml", "devices.yml"):
         (ws / name).write_text(DEVICE_YML)
+    digits = np.load(EXAMPLE / "digits_test.npz")          # quantization: calibration, an input, labels
+    (ws / "calib").mkdir()
+    for k in range(8):
+        np.save(ws / "calib" / f"{k}.npy", digits["x"][k + 8:k + 9])
+    np.save(ws / "digit.npy", digits["x"][:1])
+    shutil.copy(EXAMPLE / "digits_test.npz", ws / "test.npz")
     return ws
 
 
