@@ -128,8 +128,8 @@ def validate(model, reference, runtime, device, program, threshold, seed, inputs
              as_json):
     """Compare a converted model's outputs with onnxruntime's (exit 1 below threshold)."""
     from mace.errors import InputError
+    from mace.tools.quantcheck import validate as do_validate
     from mace.tools.validate import random_inputs
-    from mace.tools.validate import validate as do_validate
     if not Path(reference).exists():
         raise InputError(f"{reference}: no such ONNX file: pass the model you converted with --reference")
     engine = _engine(model, runtime, device, program, False)

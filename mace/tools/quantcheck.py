@@ -17,7 +17,6 @@ import numpy as np
 
 from mace.errors import InputError
 from mace.ir.graph import Graph
-from mace.tools.validate import metrics, random_inputs
 
 #: MACE's validation threshold for quantized models
 QUANTIZED_THRESHOLD = 0.98
@@ -25,6 +24,11 @@ QUANTIZED_THRESHOLD = 0.98
 
 def is_quantized(graph: Graph) -> bool:
     return any(n.op_type == "FakeQuantize" for n in graph.nodes) or bool(graph.meta.get("quantized_weights"))
+
+
+def _metrics(got, want) -> dict:
+    from mace.tools.validate import metrics
+    return metrics(got, want)
 
 
 def float_graph(path, like: Graph) -> Graph:
@@ -62,7 +66,7 @@ def per_layer(qgraph: Graph, fgraph: Graph, feeds: dict) -> list[dict]:
         for v in n.outputs:
             q = seen.get(v, v)
             if v and q in qv and v in fv and np.shape(qv[q]) == np.shape(fv[v]):
-                m = metrics(qv[q], fv[v])
+                m = _metrics(qv[q], fv[v])
                 rows.append({"value": v, "op": ops[v], "cosine": m["cosine"], "sqnr_db": m["sqnr_db"]})
     return rows
 
@@ -77,7 +81,7 @@ def end_to_end(qengine, fengine, inputs: list[dict]) -> dict:
     out = qengine.graph.outputs[0]
     for feeds in inputs:
         q, f = qengine.run(feeds)[out], fengine.run(feeds)[out]
-        cos.append(metrics(q, f)["cosine"])
+        cos.append(_metrics(q, f)["cosine"])
         tq, tf = _topk(q, 5), _topk(f, 1)
         top1.append(float(np.mean(tq[:, 0] == tf[:, 0])))
         top5.append(float(np.mean([a in row for a, row in zip(tf[:, 0], tq)])))
@@ -126,6 +130,7 @@ def accuracy(qengine, fengine, feeds: list[dict], labels: np.ndarray) -> dict:
 def compare(qengine, float_path, seed: int | None = None, samples: int = 16, accuracy_data=None) -> dict:
     """The quantization section of `mace validate` (see the module docstring)."""
     import mace
+    from mace.tools.validate import random_inputs
     fgraph = float_graph(float_path, qengine.graph)
     with mace.Engine(fgraph, runtime="cpu") as fengine:
         inputs = [random_inputs(qengine.graph, None if seed is None else seed + k) for k in range(samples)]
@@ -136,3 +141,31 @@ def compare(qengine, float_path, seed: int | None = None, samples: int = 16, acc
             res["accuracy"] = accuracy(qengine, fengine, feeds, labels)
             res["accuracy"]["data"] = str(accuracy_data)
     return res
+
+
+def validate(engine, onnx_path, threshold: float | None = None, seed: int | None = None, inputs: dict | None = None,
+             float_model=None, accuracy_data=None, samples: int = 16) -> dict:
+    """`mace.tools.validate.validate`, and for a quantized model its comparison with the float model
+    (`float_model`, default the reference when that is a float model) and MACE's quantized
+    threshold (0.98) unless one is given."""
+    from mace.tools.validate import validate as plain
+    if not is_quantized(engine.graph):
+        if float_model is not None or accuracy_data is not None:
+            raise InputError(f"{onnx_path}: --float and --accuracy compare a quantized model with its float "
+                             f"model: this model is not quantized")
+        return plain(engine, onnx_path, threshold, seed, inputs)
+    if threshold is None:
+        meta = engine.graph.meta.get("validation_threshold", {}).get("gpu" if "gpu" in engine.runtime else "cpu")
+        threshold = min(meta, QUANTIZED_THRESHOLD) if meta is not None else QUANTIZED_THRESHOLD
+    doc = plain(engine, onnx_path, threshold, seed, inputs)
+    if float_model is None:
+        import onnx
+
+        from mace.quantize.lower import is_quantized as onnx_quantized
+        if onnx_quantized(onnx.load(str(onnx_path), load_external_data=False)):
+            doc["quantization"] = {"note": "the reference is a quantized model: give --float FILE for the "
+                                           "float comparison"}
+            return doc
+        float_model = onnx_path
+    doc["quantization"] = compare(engine, float_model, seed, samples, accuracy_data)
+    return doc

@@ -83,22 +83,15 @@ def _first_line(exc: Exception) -> str:
 
 
 def validate(engine, onnx_path, threshold: float | None = None, seed: int | None = None,
-             inputs: dict | None = None, float_model=None, accuracy=None, samples: int = 16) -> dict:
-    """Outputs vs onnxruntime on `onnx_path`; for a quantized model also the comparison with its
-    float model (`float_model`, default the reference when it is a float model: mace.tools.quantcheck)
-    and MACE's quantized threshold (0.98) unless one is given."""
+             inputs: dict | None = None) -> dict:
+    """Outputs vs onnxruntime on `onnx_path` (a quantized model: mace.tools.quantcheck.validate)."""
     graph = engine.graph
     from mace.feeds import check_feeds
     inputs = check_feeds(graph, inputs or random_inputs(graph, seed))
     ref = onnx_reference(onnx_path, inputs)
     got = engine.run(inputs)
-    given = threshold is not None
     threshold = threshold if threshold is not None else graph.meta.get("validation_threshold", {}).get(
         "gpu" if "gpu" in engine.runtime else "cpu", DEFAULT_THRESHOLD[engine.runtime])
-    quantization = _quantization(engine, onnx_path, float_model, seed, samples, accuracy)
-    if quantization is not None and not given:
-        from mace.tools.quantcheck import QUANTIZED_THRESHOLD
-        threshold = min(threshold, QUANTIZED_THRESHOLD)
     outputs = {}
     for name, value in got.items():
         if name not in ref:
@@ -113,26 +106,4 @@ def validate(engine, onnx_path, threshold: float | None = None, seed: int | None
         m["passed"] = bool(m["cosine"] >= threshold)
         outputs[name] = m
     passed = all(o.get("passed", False) for o in outputs.values())
-    doc = {"runtime": engine.runtime, "threshold": threshold, "passed": passed, "outputs": outputs}
-    if quantization is not None:
-        doc["quantization"] = quantization
-    return doc
-
-
-def _quantization(engine, onnx_path, float_model, seed, samples, accuracy) -> dict | None:
-    """The float-vs-quantized section, for a quantized model whose float model is known."""
-    from mace.tools import quantcheck
-    if not quantcheck.is_quantized(engine.graph):
-        if float_model is not None or accuracy is not None:
-            from mace.errors import InputError
-            raise InputError(f"{onnx_path}: --float and --accuracy compare a quantized model with its float "
-                             f"model: this model is not quantized")
-        return None
-    if float_model is None:
-        import onnx
-
-        from mace.quantize.lower import is_quantized
-        if is_quantized(onnx.load(str(onnx_path), load_external_data=False)):
-            return {"note": "the reference is a quantized model: give --float FILE for the float comparison"}
-        float_model = onnx_path
-    return quantcheck.compare(engine, float_model, seed, samples, accuracy)
+    return {"runtime": engine.runtime, "threshold": threshold, "passed": passed, "outputs": outputs}

@@ -221,7 +221,8 @@ def _program_for_benchmark(conv: dict) -> str | None:
 def _validate(model_path, onnx_path, runtime, program, seed) -> dict:
     import mace
     from mace.programcache.atomic import read_cache
-    from mace.tools.validate import random_inputs, validate
+    from mace.tools.quantcheck import validate
+    from mace.tools.validate import random_inputs
     prog = read_cache(Path(program)) if program and runtime != "cpu" else None   # read-only
     engine = mace.Engine(model_path, runtime=runtime, program=prog)
     feeds = random_inputs(engine.graph, seed)
