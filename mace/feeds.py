@@ -5,8 +5,10 @@ One rule set for `mace run --input`, `mace validate --input` and `Engine.run`:
 - every name must be an input of the model (a typo is an error, not a silent random input);
 - the shape must be the model's; the one tolerated difference is leading dimensions of size 1
   (a (3,224,224) array feeds a (1,3,224,224) input, and the reverse), nothing else is reshaped;
-- the values are cast to the model's float32; a cast that changes them is refused: integers
-  beyond 2**24 (float32 holds them only approximately) and finite values beyond float32's range;
+- the values are cast to the input's element type (float32, or the integer/bool type the model
+  declares); a cast that changes them is refused: integers beyond 2**24 (float32 holds them only
+  approximately), finite values beyond float32's range, and for an integer or bool input any value
+  that type does not hold (a fraction, a negative for an unsigned type, one beyond its range);
 - only plain numeric arrays: text, object, structured and complex arrays are refused.
 
 A `.npy` file is checked before its data is read: a regular file (a FIFO would hang), not an
@@ -112,8 +114,25 @@ def _to_float32(name: str, value) -> np.ndarray:
     return np.asarray(arr, dtype=np.float32)
 
 
+def _to_type(name: str, value, dtype: str) -> np.ndarray:
+    """The value as the input's integer or bool type, refused where the cast would change it."""
+    arr = np.asarray(value)
+    if arr.dtype.hasobject or arr.dtype.kind not in _NUMERIC or arr.dtype.fields is not None:
+        raise InputError(f"input {name}: {arr.dtype} values are not numbers: pass a numeric array")
+    want = np.dtype(dtype)
+    if arr.dtype == want:
+        return arr
+    out = arr.astype(want)
+    if arr.size and not np.array_equal(out.astype(np.float64) if want.kind != "b" else out,
+                                       arr.astype(np.float64) if want.kind != "b" else arr):
+        raise InputError(f"input {name}: its {arr.dtype} values do not all fit the model's {want} input: "
+                         f"pass {want} values")
+    return out
+
+
 def check_feeds(graph, feeds: dict) -> dict[str, np.ndarray]:
-    """The model's inputs as float32 arrays of its shapes, by the rules of this module's docstring."""
+    """The model's inputs as arrays of its shapes and element types, by the rules of this module's
+    docstring."""
     unknown = [n for n in feeds if n not in graph.inputs]
     expected = ", ".join(f"{n}{list(graph.shape(n))}" for n in graph.inputs)
     if unknown:
@@ -124,7 +143,8 @@ def check_feeds(graph, feeds: dict) -> dict[str, np.ndarray]:
         raise InputError(f"missing input(s) {', '.join(missing)}: the model takes {expected}")
     out = {}
     for n in graph.inputs:
-        arr = _to_float32(n, feeds[n])
+        dtype = graph.dtypes.get(n, "float32")
+        arr = _to_float32(n, feeds[n]) if dtype == "float32" else _to_type(n, feeds[n], dtype)
         want = graph.shape(n)
         if arr.shape != want:
             if _strip_ones(arr.shape) != _strip_ones(want):

@@ -170,3 +170,35 @@ class Batch:
             g = outs[out]
             assert g.shape == w.shape, f"{name} {rt}: shape {g.shape} != {w.shape}"
             np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{name} runtime={rt}")
+
+
+def check_typed(op_type, inputs, attrs=None, initializers=None, n_outputs=1, opset=OPSET,
+                runtimes=("cpu",), rtol: float = 1e-5, atol: float = 1e-6, input_order=None):
+    """A one-node model on mace against onnxruntime, element types included: every output has the
+    reference's dtype and shape, integer and bool outputs are equal, float32 ones within
+    rtol/atol; at least one output has a non-zero value (a kernel returning zeros cannot pass)."""
+    model = make_model(op_type, inputs, attrs, initializers, n_outputs, input_order, opset)
+    want = reference(model, inputs)
+    assert any(np.any(np.asarray(w) != 0) for w in want), "the reference is all zeros: draw other inputs"
+    graph = convert(model)
+    for rt in runtimes:
+        outs = mace.Engine(graph, runtime=rt, use_program_cache=False).run(inputs)
+        for o, w in zip(graph.outputs, want):
+            g = outs[o]
+            assert g.dtype == w.dtype and g.shape == w.shape, f"{rt}: {g.dtype}{g.shape} != {w.dtype}{w.shape}"
+            if w.dtype.kind == "f":
+                np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"runtime={rt}")
+            else:
+                np.testing.assert_array_equal(g, w, err_msg=f"runtime={rt}")
+    return graph
+
+
+def rand_int(rng: np.random.Generator, dtype, *shape, lo=None, hi=None) -> np.ndarray:
+    """Random values of an integer type over its range (or [lo, hi)), or random bools."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, shape).astype(bool)
+    info = np.iinfo(dtype)
+    lo = info.min if lo is None else lo
+    hi = info.max if hi is None else hi
+    return rng.integers(lo, hi, shape, dtype=dtype, endpoint=False)

@@ -262,7 +262,7 @@ def _expand(graph, node):
 
 
 def _mod(graph, node):
-    if not int(node.attrs.get("fmod", 0)):
+    if not int(node.attrs.get("fmod", 0)) and graph.dtypes.get(node.outputs[0], "float32") == "float32":
         raise ConversionError(f"node {node.name} (Mod): fmod=0 (integer modulo) on float32 values, which ONNX "
                               f"defines only with fmod=1: export the model with fmod=1")
 
@@ -276,7 +276,42 @@ def _bn(graph, node):
     node.attrs["epsilon"] = float(node.attrs.get("epsilon", 1e-5))
 
 
+def _cast(graph, node):
+    """Cast / CastLike / EyeLike: the target is the output's type, as a `dtype` name."""
+    node.attrs = {**({"k": int(node.attrs.get("k", 0))} if node.op_type == "EyeLike" else {}),
+                  "dtype": graph.dtypes.get(node.outputs[0], "float32")}
+    node.inputs = node.inputs[:1]
+
+
+def _const_attr(graph, node, idx: int, key: str, default) -> None:
+    """A constant scalar input (TopK's k, CumSum's axis, Trilu's k) becomes attribute `key`."""
+    v = _const(graph, node, idx)
+    node.attrs[key] = int(np.asarray(v).reshape(-1)[0]) if v is not None else default
+    node.inputs = node.inputs[:idx]
+
+
+def _top_k(graph, node):
+    _const_attr(graph, node, 1, "k", node.attrs.get("k"))
+    _axis(graph, node, -1)
+
+
+def _cumulative(graph, node):
+    _const_attr(graph, node, 1, "axis", 0)
+    _axis(graph, node)
+
+
+def _trilu(graph, node):
+    _const_attr(graph, node, 1, "k", 0)
+
+
+def _einsum(graph, node):
+    node.attrs["equation"] = node.attrs["equation"].replace(" ", "")
+
+
 _RULES = {
+    "Cast": _cast, "CastLike": _cast, "EyeLike": _cast, "TopK": _top_k, "CumSum": _cumulative,
+    "CumProd": _cumulative, "Trilu": _trilu, "Einsum": _einsum,
+    **{op: _axis for op in ("Gather", "GatherElements", "ArgMax", "ArgMin")},
     "Conv": _conv, "ConvTranspose": _conv, "MaxPool": _pool, "AveragePool": _pool,
     "Squeeze": _reshape, "Unsqueeze": _reshape, "Reshape": _reshape, "Flatten": _reshape, "Identity": _reshape, "Slice": _slice, "Pad": _pad,
     "Resize": _resize, "Upsample": _resize, "Split": _split, "ReduceMean": _reduce, "Clip": _clip,

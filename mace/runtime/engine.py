@@ -198,7 +198,14 @@ class Engine:
     def dummy_inputs(self) -> dict[str, np.ndarray]:
         """Seeded inputs of the model's shapes in [-1, 1] (warm-up, tuning, profiling)."""
         rng = np.random.default_rng(0)
-        return {n: rng.uniform(-1, 1, self.graph.shape(n)).astype(np.float32) for n in self.graph.inputs}
+        out = {}
+        for n in self.graph.inputs:
+            dtype = np.dtype(self.graph.dtypes.get(n, "float32"))
+            if dtype.kind == "f":
+                out[n] = rng.uniform(-1, 1, self.graph.shape(n)).astype(np.float32)
+            else:  # integer and bool inputs: small non-negative values of their type (0 and 1 for bool)
+                out[n] = rng.integers(0, 2 if dtype.kind == "b" else 4, self.graph.shape(n)).astype(dtype)
+        return out
 
     def _check_inputs(self, inputs: dict) -> dict:
         from mace.feeds import check_feeds

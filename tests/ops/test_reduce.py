@@ -140,6 +140,23 @@ def test_layer_norm_matches_onnxruntime(layer_norms):
     assert layer_norms.gpu_kernels == ["layer_norm"] * len(layer_norms.outs)
 
 
+def test_layer_norm_statistics_outputs(rng):
+    """The optional Mean and InvStdDev outputs (shape x.shape[:axis] + 1s) on the CPU runtime."""
+    axis = int(rng.integers(-3, 3))
+    x = rand(rng, 2, 3, 6) * 3 + 1
+    norm = x.shape[axis % 3:]
+    check("LayerNormalization", {"x": x}, {"axis": axis}, initializers={"scale": rand(rng, *norm)},
+          n_outputs=3, runtimes=("cpu",), **TOL)
+
+
+def test_rms_norm(rng):
+    """RMSNormalization (opset 23) on the CPU runtime."""
+    axis = int(rng.integers(-3, 3))
+    x = rand(rng, 2, 3, 6) * 3
+    check("RMSNormalization", {"x": x}, {"axis": axis}, initializers={"scale": rand(rng, *x.shape[axis % 3:])},
+          runtimes=("cpu",), opset=23, **TOL)
+
+
 def _decomposed_layer_norm(rng, c, with_affine=True, pow_square=True):
     from onnx import TensorProto, helper, numpy_helper
     consts = {"axes": np.array([-1], np.int64), "two": np.array(2.0, np.float32),

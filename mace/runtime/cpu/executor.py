@@ -34,10 +34,11 @@ class CpuExecutor:
         if missing:
             raise MaceError(f"the CPU runtime has no kernel for {', '.join(missing)}")
         self._weights = {k: np.asarray(v) for k, v in graph.weights.items()}
+        self._types = {v: np.dtype(graph.dtypes.get(v, "float32")) for v in [*graph.inputs, *graph.outputs]}
         self._steps = []
         self.prepared = {}
         for n in graph.nodes:
-            fn = kernels[n.op_type]
+            fn = registry.kernel_for(n.op_type, [self._dtype(v) if v else None for v in n.inputs])
             step = self._prepare(fn, n) if prepare else None
             if step is not None:
                 self.prepared[n.name] = step
@@ -52,6 +53,10 @@ class CpuExecutor:
         self._free_after = [[v for v in set(n.inputs) if v and last.get(v) == i and v not in keep
                              and v not in self._weights] for i, n in enumerate(graph.nodes)]
         self._lock = threading.Lock()
+
+    def _dtype(self, v: str) -> np.dtype:
+        w = self._weights.get(v)
+        return w.dtype if w is not None else np.dtype(self.graph.dtypes.get(v, "float32"))
 
     def _prepare(self, fn, node):
         prep = getattr(fn, "prepare", None)
@@ -105,7 +110,7 @@ class CpuExecutor:
     def _run(self, inputs, profile):
         values: dict[str, np.ndarray] = dict(self._weights)
         for name in self.graph.inputs:
-            values[name] = np.ascontiguousarray(inputs[name], dtype=np.float32)
+            values[name] = np.asarray(inputs[name], dtype=self._types[name], order="C")  # 0-d stays 0-d
         times = []
         perf = time.perf_counter
         for i, (fn, node) in enumerate(self._steps):
@@ -119,5 +124,5 @@ class CpuExecutor:
             for v in self._free_after[i]:
                 values.pop(v, None)
         # copies: prepared steps reuse their buffers in the next run
-        outs = {name: np.array(values[name], dtype=np.float32, copy=True) for name in self.graph.outputs}
+        outs = {name: np.array(values[name], dtype=self._types[name], copy=True) for name in self.graph.outputs}
         return (outs, times) if profile else outs

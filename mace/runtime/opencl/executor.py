@@ -19,6 +19,7 @@ import pyopencl as cl
 from mace import settings
 from mace.errors import DeviceError, KernelBuildError, MaceError
 from mace.ir.graph import Graph, Node
+from mace.ops.dtypes import GPU_TYPES
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
 from mace.runtime.opencl import command_buffer, shared
@@ -109,7 +110,7 @@ class OpenCLExecutor:
             cls = reg.get(n.op_type)
             baked = all(i >= len(n.inputs) or not n.inputs[i] or n.inputs[i] in g.weights
                         for i in (cls.const_inputs if cls is not None else ()))
-            if cls is not None and baked and cls.supports(n, ins, outs):
+            if cls is not None and baked and self._float_values(n) and cls.supports(n, ins, outs):
                 if self._construct(cls, n, ins, outs):
                     continue
             elif n.op_type not in cpu_registry.supported_ops():
@@ -124,6 +125,11 @@ class OpenCLExecutor:
         if refused:
             raise DeviceError(f"runtime gpu: {len(refused)} op(s) have no GPU kernel for their shapes or inputs: "
                               f"{', '.join(refused)}: use runtime cpu+gpu (runs them on the CPU runtime)")
+
+    def _float_values(self, n: Node) -> bool:
+        """GPU kernels compute float32 values only (`mace.ops.dtypes.GPU_TYPES`)."""
+        return all(self.graph.dtypes.get(v, "float32") in GPU_TYPES for v in [*n.inputs, *n.outputs]
+                   if v and v not in self.graph.weights)
 
     def _construct(self, cls, n: Node, ins, outs) -> bool:
         """Build the node's GPU op; False (with a warning) when no variant of it builds here."""
@@ -344,7 +350,7 @@ class OpenCLExecutor:
         q = self.queue
         keep = []
         for name in self.graph.inputs:
-            host = np.ascontiguousarray(inputs[name], dtype=self.store_dtype)
+            host = np.ascontiguousarray(inputs[name], dtype=self._dtype(name))
             keep.append(host)
             cl.enqueue_copy(q, self.buffers[name], host, is_blocking=False)
         events = []
@@ -372,12 +378,12 @@ class OpenCLExecutor:
                 events.append((step, ev))
         outs = {}
         for name in self.graph.outputs:
-            host = np.empty(self.graph.shape(name), dtype=self.store_dtype)
+            host = np.empty(self.graph.shape(name), dtype=self._dtype(name))
             cl.enqueue_copy(q, host, self.buffers[name], is_blocking=False)
             outs[name] = host
         q.finish()
         del keep
-        outs = {k: (v.astype(np.float32) if v.dtype != np.float32 else v) for k, v in outs.items()}
+        outs = {k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in outs.items()}
         if profile:
             times = [(s, (e.profile.end - e.profile.start) * 1e-9) for s, e in events]
             return outs, times

@@ -1,10 +1,12 @@
-"""Data movement: Transpose, Slice, Pad, Concat, Split (normalized attributes, see normalize.py).
+"""Data movement: Transpose, Slice, Pad, Concat, Split, Expand (normalized attributes, see
+normalize.py), of any element type (integer and bool values keep their type).
 
 Outputs are fresh contiguous arrays (never views of an input)."""
 from __future__ import annotations
 
 import numpy as np
 
+from mace.ops.dtypes import ANY
 from mace.ops.movement import PAD_MODES
 from mace.runtime.cpu.registry import cpu_op
 
@@ -15,7 +17,7 @@ def _arr(x) -> np.ndarray:
     return x.astype(np.float32) if x.dtype.kind == "f" and x.dtype != np.float32 else x
 
 
-@cpu_op("Transpose")
+@cpu_op("Transpose", types=ANY)
 def transpose(node, inputs):
     x = _arr(inputs[0])
     return [np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))]
@@ -29,7 +31,7 @@ def slice_index(starts, steps, out_shape) -> tuple:
     return tuple(idx)
 
 
-@cpu_op("Slice")
+@cpu_op("Slice", types=ANY)
 def slice_(node, inputs):
     x = _arr(inputs[0])
     a = node.attrs
@@ -38,7 +40,7 @@ def slice_(node, inputs):
     return [np.ascontiguousarray(x[slice_index(a["starts"], a["steps"], a["shape"])])]
 
 
-@cpu_op("Pad")
+@cpu_op("Pad", types=ANY)
 def pad(node, inputs):
     x = _arr(inputs[0])
     a = node.attrs
@@ -58,13 +60,13 @@ def pad(node, inputs):
     return [np.ascontiguousarray(out)]
 
 
-@cpu_op("Concat")
+@cpu_op("Concat", types=ANY)
 def concat(node, inputs):
     arrs = [_arr(x) for x in inputs if x is not None]
     return [np.concatenate(arrs, axis=int(node.attrs["axis"]))]
 
 
-@cpu_op("Split")
+@cpu_op("Split", types=ANY)
 def split(node, inputs):
     x = _arr(inputs[0])
     axis = int(node.attrs["axis"])
@@ -72,7 +74,8 @@ def split(node, inputs):
     return [np.ascontiguousarray(p) for p in np.split(x, cuts, axis=axis)]
 
 
-@cpu_op("Expand")
+@cpu_op("Expand", types=ANY)
 def expand(node, inputs):
     """Broadcast to the static output `shape` (the shape input is folded into it)."""
-    return [np.array(np.broadcast_to(np.asarray(inputs[0], np.float32), node.attrs["shape"]), dtype=np.float32)]
+    x = _arr(inputs[0])
+    return [np.array(np.broadcast_to(x, node.attrs["shape"]), dtype=x.dtype)]

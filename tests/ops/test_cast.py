@@ -1,0 +1,43 @@
+"""Cast / CastLike between the run-time element types against onnxruntime (exact: every value is
+representable in the target, float -> integer draws values inside the target's range)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from mace.convert import convert
+from mace.errors import ConversionError
+from tests.ophelpers import check_typed, make_model, rand, rand_int
+
+TYPES = ["float32", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"]
+
+
+def _source(rng, src, dst, shape):
+    if src == "float32":
+        if dst == "bool":
+            return rand(rng, *shape) * (rng.random(shape) < 0.7)
+        lo, hi = (0, 100) if dst.startswith("u") else (-100, 100)
+        return rng.uniform(lo, hi, shape).astype(np.float32)
+    x = rand_int(rng, src, *shape)
+    x.flat[0] = 1  # a non-zero value whatever else is drawn
+    return np.where(x == 0, 1, x).astype(src) if dst == "bool" else x
+
+
+@pytest.mark.parametrize("op", ["Cast", "CastLike"])
+def test_cast_random_type_pairs(rng, op):
+    for _ in range(8):
+        src, dst = (str(t) for t in rng.choice(TYPES, 2))
+        shape = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(1, 4))))
+        x = _source(rng, src, dst, shape)
+        if op == "Cast":
+            to = helper.np_dtype_to_tensor_dtype(np.dtype(dst))
+            check_typed("Cast", {"x": x}, {"to": to})
+        else:
+            check_typed("CastLike", {"x": x}, initializers={"like": np.zeros(1, dst)})
+
+
+def test_cast_to_an_unsupported_type_is_refused(rng):
+    model = make_model("Cast", {"x": rand(rng, 2, 3)}, {"to": helper.np_dtype_to_tensor_dtype(np.dtype("float16"))})
+    with pytest.raises(ConversionError, match=r"Cast.*float16"):
+        convert(model)

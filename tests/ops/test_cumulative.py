@@ -1,0 +1,19 @@
+"""CumSum / CumProd against onnxruntime: float32 (rtol 1e-5: sums in the same order) and
+integers (exact), every exclusive/reverse combination, a random axis given as int32 or int64."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.ophelpers import check_typed, rand, rand_int
+
+
+@pytest.mark.parametrize("exclusive", [0, 1])
+@pytest.mark.parametrize("reverse", [0, 1])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+def test_cumsum(rng, exclusive, reverse, dtype):
+    shape = tuple(int(d) for d in rng.integers(2, 6, size=int(rng.integers(1, 4))))
+    x = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-100, hi=100)
+    axis = np.array(int(rng.integers(-len(shape), len(shape))), dtype=rng.choice(["int32", "int64"]))
+    check_typed("CumSum", {"x": x}, {"exclusive": exclusive, "reverse": reverse}, initializers={"axis": axis},
+                rtol=1e-5, atol=1e-6)

@@ -1,0 +1,77 @@
+"""Gather (computed indices), GatherElements, GatherND, ArgMax/ArgMin and TopK against
+onnxruntime: exact (indices, and values that are selected, not computed); negative indices and
+random axes; an index out of range is an InputError at run time, never a crash."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mace
+from mace.convert import convert
+from mace.errors import InputError
+from tests.ophelpers import check_typed, make_model, rand, rand_int
+
+
+def _shape(rng, lo_rank=1, hi_rank=4):
+    return tuple(int(d) for d in rng.integers(2, 5, size=int(rng.integers(lo_rank, hi_rank + 1))))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "bool"])
+def test_gather_computed_indices(rng, dtype):
+    shape = _shape(rng)
+    axis = int(rng.integers(-len(shape), len(shape)))
+    n = shape[axis]
+    if dtype == "bool":
+        data = rng.random(shape) < 0.9
+    else:
+        data = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=1, hi=9)
+    idx = rng.integers(-n, n, size=_shape(rng, 0, 2)).astype(rng.choice(["int32", "int64"]))
+    check_typed("Gather", {"data": data, "idx": idx}, {"axis": axis})
+
+
+def test_gather_elements(rng):
+    shape = _shape(rng, 2, 3)
+    axis = int(rng.integers(-len(shape), len(shape)))
+    idx_shape = tuple(int(rng.integers(1, d + 1)) for d in shape)
+    idx = rng.integers(-shape[axis], shape[axis], size=idx_shape).astype(np.int64)
+    check_typed("GatherElements", {"data": rand(rng, *shape), "idx": idx}, {"axis": axis})
+
+
+@pytest.mark.parametrize("batch_dims", [0, 1])
+def test_gather_nd(rng, batch_dims):
+    shape = (3, 4, 5)
+    k = int(rng.integers(1, 3 - batch_dims))
+    cols = [rng.integers(0, shape[batch_dims + j], size=(3, 2)) for j in range(k)]
+    idx = np.stack(cols, axis=-1).astype(np.int64)
+    check_typed("GatherND", {"data": rand(rng, *shape), "idx": idx}, {"batch_dims": batch_dims})
+
+
+def test_gather_index_out_of_range_is_an_input_error(rng):
+    model = make_model("Gather", {"data": rand(rng, 3, 4), "idx": np.array([0, 2], np.int64)})
+    engine = mace.Engine(convert(model), runtime="cpu", use_program_cache=False)
+    with pytest.raises(InputError, match="index 5 is out of range"):
+        engine.run({"data": rand(rng, 3, 4), "idx": np.array([0, 5], np.int64)})
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_arg_extreme(rng, op, dtype):
+    shape = _shape(rng, 1, 4)
+    attrs = {"axis": int(rng.integers(-len(shape), len(shape))), "keepdims": int(rng.integers(0, 2)),
+             "select_last_index": int(rng.integers(0, 2))}
+    fn = np.argmax if op == "ArgMax" else np.argmin
+    x = np.zeros(shape)
+    ax, last = attrs["axis"], attrs["select_last_index"]
+    while not np.any(shape[ax] - 1 - fn(np.flip(x, ax), ax) if last else fn(x, ax)):  # some index is not 0
+        x = np.round(rand(rng, *shape) * 2) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-3, hi=3)
+    check_typed(op, {"x": x.astype(dtype)}, attrs)
+
+
+@pytest.mark.parametrize("largest", [0, 1])
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_top_k(rng, largest, dtype):
+    shape = _shape(rng, 1, 3)
+    axis = int(rng.integers(-len(shape), len(shape)))
+    x = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-1000, hi=1000)
+    k = int(rng.integers(1, shape[axis] + 1))
+    check_typed("TopK", {"x": x}, {"axis": axis, "largest": largest}, initializers={"k": np.array([k])}, n_outputs=2)

@@ -1,0 +1,55 @@
+"""Comparisons, bool logic, Where and IsNaN/IsInf against onnxruntime (exact: bool outputs, and
+Where selects values without arithmetic), on random shapes with NumPy broadcasting."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.ophelpers import check_typed, rand, rand_int
+
+
+def _pair(rng):
+    a = tuple(int(d) for d in rng.integers(3, 6, size=3))
+    b = tuple(d if rng.random() < 0.6 else 1 for d in a)[int(rng.integers(0, 3)):]
+    return a, b
+
+
+@pytest.mark.parametrize("op", ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int64", "uint8"])
+def test_compare(rng, op, dtype):
+    a, b = _pair(rng)
+    x, y = rng.integers(0, 5, a).astype(dtype), rng.integers(1, 4, b).astype(dtype)  # equal values happen
+    if dtype == "float32":
+        x, y = x + rand(rng, *a) * (rng.random(a) < 0.5), y + np.float32(0.5)
+    x.flat[0] = y.flat[0].item() + {"Less": -1, "Greater": 1}.get(op, 0)  # one true output, whatever else is drawn
+    check_typed(op, {"x": x, "y": y})
+
+
+@pytest.mark.parametrize("op", ["And", "Or", "Xor"])
+def test_bool_logic(rng, op):
+    a, b = _pair(rng)
+    x, y = rand_int(rng, bool, *a), rand_int(rng, bool, *b)
+    x.flat[0] = y.flat[0] = op != "Xor"  # a true output for And/Or, whatever else is drawn
+    check_typed(op, {"x": x, "y": y})
+
+
+def test_not(rng):
+    check_typed("Not", {"x": rand_int(rng, bool, 3, 4)})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "int8", "uint8"])  # onnxruntime has no bool Where
+def test_where(rng, dtype):
+    a, b = _pair(rng)
+    x = rand(rng, *a) if dtype == "float32" else rand_int(rng, dtype, *a)
+    y = rand(rng, *b) if dtype == "float32" else rand_int(rng, dtype, *b)
+    check_typed("Where", {"c": rand_int(rng, bool, *b[1:]), "x": x, "y": y})
+
+
+@pytest.mark.parametrize("op,attrs", [("IsNaN", {}), ("IsInf", {}), ("IsInf", {"detect_negative": 0}),
+                                      ("IsInf", {"detect_positive": 0})])
+def test_is_special(rng, op, attrs):
+    x = rand(rng, 4, 5)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[rng.random(x.shape) < 0.3] = np.inf
+    x[rng.random(x.shape) < 0.3] = -np.inf
+    check_typed(op, {"x": x}, attrs, opset=20)
