@@ -41,7 +41,8 @@ def _why(message: str) -> str:
         return f"element type {m.group(1)}"
     for key, label in (("is a constant", "output is a constant"), ("no GPU kernel", "no GPU kernel for it"),
                        ("reads only tensors", "sequence/optional input"), ("must be a constant", "computed parameter"),
-                       ("cannot infer the shape", "shape not inferable"), ("optional output", "optional output"),
+                       ("cannot infer the shape", "shape not inferable"),
+                       ("depends on the run-time value", "shape depends on a run-time input"), ("optional output", "optional output"),
                        ("training_mode", "training mode")):
         if key in message:
             return label

@@ -39,6 +39,11 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
         if n.op_type not in cpu_registry.supported_ops():  # onnx cannot infer shapes of ops it does not know
             raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
                                   f"(neither the CPU nor the GPU runtime has it)")
+        params = [i for i in n.inputs[1:] if i and i not in graph.weights]
+        if params:  # e.g. Reshape's shape, Resize's scales, Reduce*'s axes given at run time
+            raise ConversionError(f"{source}: node {n.name} ({n.op_type}): the shape of {o} depends on the "
+                                  f"run-time value {params[0]} (input {n.inputs.index(params[0])}), and mace "
+                                  f"needs static shapes: make {params[0]} a constant (an initializer)")
         raise ConversionError(f"{source}: cannot infer the shape of {o} (output of {n.name}, {n.op_type}): "
                               f"set static input_shapes (in mace.yml, or --input-shape)")
     fakequant.fuse(graph, source)
