@@ -42,7 +42,8 @@ def _why(message: str) -> str:
     for key, label in (("is a constant", "output is a constant"), ("no GPU kernel", "no GPU kernel for it"),
                        ("reads only tensors", "sequence/optional input"), ("must be a constant", "computed parameter"),
                        ("cannot infer the shape", "shape not inferable"),
-                       ("depends on the run-time value", "shape depends on a run-time input"), ("optional output", "optional output"),
+                       ("depends on the run-time value", "shape depends on a run-time input"),
+                       ("optional output", "optional output"),
                        ("training_mode", "training mode")):
         if key in message:
             return label

@@ -311,7 +311,8 @@ def _einsum(graph, node):
 _RULES = {
     "Cast": _cast, "CastLike": _cast, "EyeLike": _cast, "TopK": _top_k, "CumSum": _cumulative,
     "CumProd": _cumulative, "Trilu": _trilu, "Einsum": _einsum,
-    **{op: _axis for op in ("Gather", "GatherElements", "ArgMax", "ArgMin")},
+    **{op: _axis for op in ("Gather", "GatherElements", "ArgMax", "ArgMin", "ScatterElements")},
+    "Hardmax": lambda graph, node: _axis(graph, node, -1), "LpNormalization": lambda graph, node: _axis(graph, node, -1),
     "Conv": _conv, "ConvTranspose": _conv, "MaxPool": _pool, "AveragePool": _pool,
     "Squeeze": _reshape, "Unsqueeze": _reshape, "Reshape": _reshape, "Flatten": _reshape, "Identity": _reshape, "Slice": _slice, "Pad": _pad,
     "Resize": _resize, "Upsample": _resize, "Split": _split, "ReduceMean": _reduce, "Clip": _clip,

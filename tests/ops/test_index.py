@@ -75,3 +75,28 @@ def test_top_k(rng, largest, dtype):
     x = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-1000, hi=1000)
     k = int(rng.integers(1, shape[axis] + 1))
     check_typed("TopK", {"x": x}, {"axis": axis, "largest": largest}, initializers={"k": np.array([k])}, n_outputs=2)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add", "mul", "max", "min"])
+def test_scatter_elements(rng, reduction):
+    shape = (3, 4, 5)
+    axis = int(rng.integers(-3, 3))
+    idx_shape = tuple(int(rng.integers(1, d + 1)) for d in shape)
+    if reduction == "none":  # distinct indices along the axis: the result does not depend on write order
+        idx = np.argsort(rng.random((*idx_shape[:axis % 3], shape[axis], *idx_shape[axis % 3 + 1:])), axis=axis)
+        idx = np.take(idx, np.arange(idx_shape[axis]), axis=axis)
+    else:
+        idx = rng.integers(-shape[axis], shape[axis], size=idx_shape)
+    check_typed("ScatterElements", {"data": rand(rng, *shape), "idx": idx.astype(np.int64),
+                                    "upd": rand(rng, *idx_shape)}, {"axis": axis, "reduction": reduction}, opset=18)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add"])
+def test_scatter_nd(rng, reduction):
+    data = rand(rng, 4, 5, 6)
+    k = int(rng.integers(1, 3))
+    n = 3
+    flat = rng.choice(int(np.prod(data.shape[:k])), size=n, replace=False)  # distinct tuples
+    idx = np.stack(np.unravel_index(flat, data.shape[:k]), axis=-1).astype(np.int64)
+    check_typed("ScatterND", {"data": data, "idx": idx, "upd": rand(rng, n, *data.shape[k:])},
+                {"reduction": reduction}, opset=18)

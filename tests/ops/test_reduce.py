@@ -182,3 +182,9 @@ def test_layer_norm_pattern_is_fused(rng, with_affine, pow_square):
     x = rand(rng, 2, 5, 16) * 4 - 1
     graph = check_graph(model, {"x": x}, **TOL)
     assert [n.op_type for n in graph.nodes] == ["LayerNormalization"]
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_lp_normalization(rng, p):
+    x = rand(rng, 3, 4, 5)
+    check("LpNormalization", {"x": x}, {"axis": int(rng.integers(-3, 3)), "p": p}, runtimes=("cpu",), **TOL)

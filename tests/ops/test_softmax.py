@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.ophelpers import Batch, check, make_model, module_rng, rand, reference, run_with_local_sizes
+from tests.ophelpers import Batch, check, check_typed, make_model, module_rng, rand, reference, run_with_local_sizes
 
 TOL = dict(rtol=1e-4, atol=1e-5)
 FP16 = dict(data_type="fp16_fp32", runtimes=("gpu",), rtol=1e-2, atol=1e-2)
@@ -79,3 +79,9 @@ def _any_local_size(rng, cap, cases):
         model = make_model(op, feeds, attrs, inits, 1, order)
         np.testing.assert_allclose(run_with_local_sizes(model, feeds, cap)["out0"], reference(model, feeds)[0],
                                    rtol=1e-4, atol=1e-5, err_msg=op)
+
+
+def test_hardmax(rng):
+    """Hardmax (CPU only) against onnxruntime: exact (0/1 at the first largest value)."""
+    x = np.round(rand(rng, 3, 4, 5) * 3)  # ties: the first largest wins
+    check_typed("Hardmax", {"x": x}, {"axis": int(rng.integers(-3, 3))})

@@ -71,3 +71,30 @@ def top_k(node, inputs):
     order = np.argsort(-key if int(a.get("largest", 1)) else key, axis=axis, kind="stable")
     idx = np.take(order, np.arange(k), axis=axis)
     return [np.asarray(np.take_along_axis(x, idx, axis=axis), order="C"), np.asarray(idx.astype(np.int64), order="C")]
+
+
+_SCATTER_UFUNC = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+@cpu_op("ScatterElements", "ScatterND", types=ANY)
+def scatter(node, inputs):
+    """A copy of data with `updates` written (reduction none) or combined (add/mul/max/min) at the
+    indices: per element along `axis` (ScatterElements) or per index tuple (ScatterND)."""
+    data, updates = np.asarray(inputs[0]), np.asarray(inputs[2])
+    out = np.array(data, copy=True)
+    idx = np.asarray(inputs[1], dtype=np.int64)
+    if node.op_type == "ScatterElements":
+        axis = int(node.attrs.get("axis", 0))
+        idx = rules.wrap(idx, data.shape[axis], _what(node))
+        pos = list(np.indices(idx.shape, sparse=True))
+        pos[axis] = idx
+        where = tuple(np.broadcast_arrays(*pos))
+    else:
+        k = idx.shape[-1]
+        where = tuple(rules.wrap(idx[..., j], data.shape[j], _what(node)) for j in range(k))
+    fn = _SCATTER_UFUNC.get(node.attrs.get("reduction", "none"))
+    if fn is None:
+        out[where] = updates
+    else:
+        fn.at(out, where, updates)
+    return [out]

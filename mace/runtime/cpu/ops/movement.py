@@ -79,3 +79,20 @@ def expand(node, inputs):
     """Broadcast to the static output `shape` (the shape input is folded into it)."""
     x = _arr(inputs[0])
     return [np.array(np.broadcast_to(x, node.attrs["shape"]), dtype=x.dtype)]
+
+
+@cpu_op("DepthToSpace", "SpaceToDepth", types=ANY)
+def depth_space(node, inputs):
+    """NCHW blocks of `blocksize` moved between channels and space, in DCR or CRD channel order."""
+    x = _arr(inputs[0])
+    b = int(node.attrs["blocksize"])
+    n, c, h, w = x.shape
+    if node.op_type == "SpaceToDepth":
+        y = x.reshape(n, c, h // b, b, w // b, b)
+        y = y.transpose(0, 3, 5, 1, 2, 4) if node.attrs.get("mode", "DCR") == "DCR" else y.transpose(0, 1, 3, 5, 2, 4)
+        return [np.ascontiguousarray(y).reshape(n, c * b * b, h // b, w // b)]
+    if node.attrs.get("mode", "DCR") == "DCR":
+        y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return [np.ascontiguousarray(y).reshape(n, c // (b * b), h * b, w * b)]

@@ -89,3 +89,15 @@ def rms_norm(node, inputs):
     ms = np.mean(x * x, axis=axes, keepdims=True, dtype=np.float32)
     out = x / np.sqrt(ms + eps) * np.asarray(inputs[1], dtype=np.float32)
     return [np.asarray(out, dtype=np.float32)]
+
+
+@cpu_op("LpNormalization")
+def lp_norm(node, inputs):
+    """x divided by its L1 or L2 norm along `axis` (0 where the norm is 0)."""
+    x = np.asarray(inputs[0], dtype=np.float32)
+    axis = int(node.attrs["axis"])
+    p = int(node.attrs.get("p", 2))
+    norm = (np.sum(np.abs(x), axis=axis, keepdims=True, dtype=np.float32) if p == 1
+            else np.sqrt(np.sum(x * x, axis=axis, keepdims=True, dtype=np.float32)))
+    with np.errstate(all="ignore"):
+        return [np.where(norm == 0, np.float32(0), x / norm).astype(np.float32)]

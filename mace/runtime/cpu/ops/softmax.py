@@ -31,3 +31,13 @@ def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     m = np.max(x, axis=axis, keepdims=True)
     s = x - m
     return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(np.float32)
+
+
+@cpu_op("Hardmax")
+def hardmax(node, inputs):
+    """1 at the first largest value along `axis` (normalized), 0 elsewhere."""
+    x = np.asarray(inputs[0], dtype=np.float32)
+    axis = int(node.attrs["axis"])
+    out = np.zeros_like(x)
+    np.put_along_axis(out, np.expand_dims(np.argmax(x, axis=axis), axis), np.float32(1), axis=axis)
+    return [out]
