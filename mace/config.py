@@ -22,8 +22,14 @@ from mace.errors import ConfigError
 #: a deployment or device file larger than this is not a hand-written config
 MAX_CONFIG_BYTES = 1 << 20
 #: library and model names become file and module names: a conservative character set
+#: pytorch's model_file_path may name a function that builds the module: `package.module:function`
+CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 Runtime = Literal["cpu", "gpu", "cpu+gpu"]
+#: mace.yml `platform:` values (mace.convert.sources reads all but onnx)
+Platform = Literal["onnx", "tensorflow", "tflite", "pytorch", "caffe"]
+#: input_data_formats / output_data_formats values: a layout, or the source model's own
+DATA_FORMATS = ("NHWC", "NCHW", "NONE", "AUTO")
 DataType = Literal["fp32_fp32", "fp16_fp32"]
 DEFAULT_THRESHOLDS = {"cpu": 0.999, "gpu": 0.995}
 
@@ -32,10 +38,6 @@ log = logging.getLogger("mace.config")
 #: MACE keys that are read but not honoured: (is the value the default?, what happens instead).
 #: Set to anything else, they get a warning naming them; they are never silently ignored.
 NOT_HONOURED = {
-    "input_data_formats": (lambda v: all(x.upper() in ("NCHW", "NONE", "AUTO") for x in v),
-                           "inputs are taken in the ONNX model's order (NCHW): transpose them yourself"),
-    "output_data_formats": (lambda v: all(x.upper() in ("NCHW", "NONE", "AUTO") for x in v),
-                            "outputs come in the ONNX model's order (NCHW)"),
     "input_data_types": (lambda v: all(x.lower() == "float32" for x in v), "inputs are float32"),
     "output_data_types": (lambda v: all(x.lower() == "float32" for x in v), "outputs are float32"),
     "validation_inputs_data": (lambda v: not v, "mace validate uses random inputs within input_ranges: "
@@ -119,6 +121,14 @@ class GraphSpec(_Strict):
                 raise ValueError(f"shape {s!r} must have positive dimensions")
         return v
 
+    @field_validator("input_data_formats", "output_data_formats")
+    @classmethod
+    def _formats(cls, v):
+        for f in v or []:
+            if str(f).upper() not in DATA_FORMATS:
+                raise ValueError(f"data format {f!r} is not one of NHWC, NCHW (or NONE/AUTO: the source model's)")
+        return v
+
     @field_validator("input_ranges")
     @classmethod
     def _ranges(cls, v):
@@ -166,9 +176,9 @@ class GraphSpec(_Strict):
 
 
 class ModelSpec(GraphSpec):
-    platform: Literal["onnx"]
-    model_file_path: str
-    model_sha256_checksum: str
+    platform: Platform
+    model_file_path: str                 # a file, a SavedModel directory, or `module:callable` (pytorch)
+    model_sha256_checksum: str | None = None   # required unless model_file_path is `module:callable`
     weight_file_path: str | None = None
     weight_sha256_checksum: str | None = None
     subgraphs: list[GraphSpec] | dict[str, GraphSpec] | None = None
@@ -238,7 +248,10 @@ class LoadedConfig:
         self.path, self.config = path, config
 
     def model_path(self, name: str) -> Path:
-        p = Path(self.config.models[name].model_file_path)
+        spec = self.config.models[name]
+        p = Path(spec.model_file_path)
+        if _is_callable(spec) and not (self.path.parent / p).exists():
+            return p                          # `module:callable`, imported from the working directory
         return p if p.is_absolute() else (self.path.parent / p)
 
 
@@ -304,7 +317,7 @@ def read_yaml(path: Path):
         raise ConfigError(f"{path}:{where}: not valid YAML ({problem}): {fix}") from None
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -332,6 +345,42 @@ def _warn_not_honoured(path: Path, cfg: DeploymentConfig) -> None:
                 log.warning("%s: %s%s: %r is not honoured: %s", path, prefix, key, value, instead)
 
 
+def _is_callable(spec) -> bool:
+    """pytorch's `module:callable` names no file (nor checksum)."""
+    return spec.platform == "pytorch" and bool(CALLABLE_RE.match(spec.model_file_path)) \
+        and not Path(spec.model_file_path).exists()
+
+
+def _check_model_file(loaded: LoadedConfig, name: str, spec, where: str) -> None:
+    """The model file (or SavedModel directory) exists, is readable and has the checksum given."""
+    mp = loaded.model_path(name)
+    if spec.model_sha256_checksum is None:
+        raise ConfigError(f"{where}.model_sha256_checksum: Field required: add it")
+    if not mp.exists():
+        raise ConfigError(f"{where}.model_file_path: {mp} does not exist: fix the path "
+                          f"(relative to {loaded.path.parent})")
+    if mp.is_dir():
+        if spec.platform != "tensorflow":
+            raise ConfigError(f"{where}.model_file_path: {mp} is a directory: give the model file "
+                              f"(a directory is read only as a TensorFlow SavedModel, platform: tensorflow)")
+        digest = tree_sha256(mp)
+    else:
+        fileio.check_readable(mp)
+        digest = sha256_file(mp)
+    if digest != spec.model_sha256_checksum.lower():
+        raise ConfigError(f"{where}.model_sha256_checksum: checksum mismatch ({mp.name} has {digest}): "
+                          f"update the checksum or restore the model file")
+
+
+def tree_sha256(path: Path) -> str:
+    """A directory's checksum (a SavedModel): its files' relative paths and sha256s, in order."""
+    h = hashlib.sha256()
+    for f in sorted(x for x in Path(path).rglob("*") if x.is_file()):
+        h.update(str(f.relative_to(path)).encode() + b"\0")
+        h.update(bytes.fromhex(sha256_file(f)))
+    return h.hexdigest()
+
+
 def load_config(path) -> LoadedConfig:
     path = Path(path)
     if not path.exists():
@@ -353,15 +402,9 @@ def load_config(path) -> LoadedConfig:
     _warn_not_honoured(path, cfg)
     loaded = LoadedConfig(path, cfg)
     for name, spec in cfg.models.items():
-        mp = loaded.model_path(name)
         where = f"{path}: models.{name}"
-        if not mp.exists():
-            raise ConfigError(f"{where}.model_file_path: {mp} does not exist: fix the path (relative to {path.parent})")
-        fileio.check_readable(mp)
-        digest = _sha256_file(mp)
-        if digest != spec.model_sha256_checksum.lower():
-            raise ConfigError(f"{where}.model_sha256_checksum: checksum mismatch ({mp.name} has {digest}): "
-                              f"update the checksum or restore the model file")
+        if not _is_callable(spec):
+            _check_model_file(loaded, name, spec, where)
         try:
             g = spec.graph()
             g.input_shape_map()

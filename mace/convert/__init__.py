@@ -1,7 +1,6 @@
 """`mace convert`: ONNX -> optimized IR -> .mace model file."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -15,21 +14,29 @@ log = logging.getLogger("mace.convert")
 
 def convert(model, output: str | os.PathLike | None = None, input_shapes: dict | None = None,
             data_type: str = "fp32_fp32", runtime: str = "cpu+gpu", input_ranges: dict | None = None,
-            obfuscate: bool = False, name: str | None = None, quantize=None) -> Graph:
-    """Convert an ONNX file (path) or ModelProto into an IR graph; write it when `output` is given.
+            obfuscate: bool = False, name: str | None = None, quantize=None, platform: str | None = None,
+            io: dict | None = None) -> Graph:
+    """Convert a model (an ONNX file or ModelProto; a TensorFlow, TFLite or PyTorch model, see
+    mace.convert.sources) into an IR graph; write it when `output` is given. `platform` is
+    detected from the file when not given; `io` holds mace.yml's input_tensors, output_tensors,
+    input_formats and output_formats for a source model.
     `quantize` (mace.quantize.options.QuantizeOptions): quantize a float model (`quantize: 1`) or
     its weights only (`quantize_large_weights: 1`)."""
     from mace.convert import frontend, normalize, passes, support
+    from mace.convert.sources import load_model
     from mace.ir import quantized as storage
     from mace.quantize import fakequant, lower
     from mace.runtime.cpu import registry as cpu_registry
 
     source = str(model) if isinstance(model, (str, os.PathLike)) else "<onnx model>"
-    proto = frontend.load_onnx(model) if isinstance(model, (str, os.PathLike)) else model
+    proto, source_meta = load_model(model, platform, input_shapes, io)
     if quantize is not None and quantize.mode == "full":
         from mace.quantize.quantizer import quantize_onnx
         if not isinstance(model, (str, os.PathLike)):
             raise ConversionError("quantize: 1 reads the model from its file: give a path")
+        if source_meta and source_meta["platform"] != "onnx":
+            raise ConversionError(f"{source}: quantize: 1 reads an ONNX model: convert this "
+                                  f"{source_meta['platform']} model to ONNX first, or leave quantize out")
         proto = quantize_onnx(Path(model), quantize, _input_dims(proto, input_shapes), dict(input_ranges or {}))
     proto, quantized_weights = lower.lower(proto, source)
     graph = frontend.to_graph(proto, input_shapes, source=source)
@@ -69,8 +76,11 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
     graph.meta.update({"data_type": data_type, "runtime": runtime, "passes": stats})
     if input_ranges:
         graph.meta["input_ranges"] = {k: list(v) for k, v in input_ranges.items()}
+    if source_meta:
+        graph.meta["source"] = source_meta
     if isinstance(model, (str, os.PathLike)):
-        graph.meta["source_sha256"] = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+        from mace.convert.sources import digest
+        graph.meta["source_sha256"] = digest(model)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         graph.meta["model_sha256"] = modelfile.save(graph, output)
