@@ -109,7 +109,9 @@ def _save_outputs(out_dir: Path, outs: dict) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--reference", required=True, type=click.Path(dir_okay=False), help="The ONNX model to compare with.")
+@click.option("--reference", required=True,
+              help="The model to compare with: ONNX (onnxruntime runs it), or the TensorFlow/TFLite/PyTorch "
+                   "model it was converted from (that framework runs it).")
 @RUNTIME_OPT
 @DEVICE_OPT
 @PROGRAM_OPT
@@ -126,11 +128,13 @@ def _save_outputs(out_dir: Path, outs: dict) -> None:
 @JSON_OPT
 def validate(model, reference, runtime, device, program, threshold, seed, inputs, float_model, accuracy, samples,
              as_json):
-    """Compare a converted model's outputs with onnxruntime's (exit 1 below threshold)."""
+    """Compare a converted model's outputs with onnxruntime's, or with the source framework's
+    (exit 1 below threshold)."""
+    from mace.config import CALLABLE_RE
     from mace.errors import InputError
     from mace.tools.quantcheck import validate as do_validate
     from mace.tools.validate import random_inputs
-    if not Path(reference).exists():
+    if not Path(reference).exists() and not CALLABLE_RE.match(reference):
         raise InputError(f"{reference}: no such ONNX file: pass the model you converted with --reference")
     engine = _engine(model, runtime, device, program, False)
     feeds = random_inputs(engine.graph, seed)

@@ -51,8 +51,14 @@ def _check_flags(ctx, enable_opencl, no_enable_opencl, tune) -> bool | None:
 # -- convert ---------------------------------------------------------------------------------
 
 @click.command("convert")
-@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.argument("model", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .mace file (short form).")
+@click.option("--platform", type=click.Choice(["onnx", "tensorflow", "tflite", "pytorch", "caffe"]), default=None,
+              help="Short form: the model's framework (default: told from the file).")
+@click.option("--input-format", "--input_data_format", "input_format", type=click.Choice(["NHWC", "NCHW"]),
+              default=None, help="Short form: layout of the 4-D inputs at run time (default: the source model's).")
+@click.option("--output-format", "--output_data_format", "output_format", type=click.Choice(["NHWC", "NCHW"]),
+              default=None, help="Short form: layout of the 4-D outputs at run time (default: the source model's).")
 @click.option("--config", type=click.Path(dir_okay=False), help="Deployment file mace.yml.")
 @click.option("--model-name", "--model_name", "model_name", default=None, help="Convert only this model of the config.")
 @click.option("--build-dir", "--build_dir", "build_dir", type=click.Path(file_okay=False), default=None,
@@ -90,14 +96,18 @@ def _check_flags(ctx, enable_opencl, no_enable_opencl, tune) -> bool | None:
               help="Short form: activation ranges (name@@min,max lines), read, or written after --calibration.")
 @JSON_OPT
 @click.pass_context
-def convert(ctx, model, output, config, model_name, build_dir, data_type, input_shapes, target_socs, tune,
-            tune_mode, tune_budget, enable_opencl, no_enable_opencl, target_abi, device_conf, embed, calibration,
-            quantize, quantize_stat, per_tensor, range_file, as_json):
-    """Convert an ONNX model (short form) or every model of a mace.yml, then build, tune and
-    embed the OpenCL programs for the target devices."""
+def convert(ctx, model, output, platform, input_format, output_format, config, model_name, build_dir, data_type,
+            input_shapes, target_socs, tune, tune_mode, tune_budget, enable_opencl, no_enable_opencl, target_abi,
+            device_conf, embed, calibration, quantize, quantize_stat, per_tensor, range_file, as_json):
+    """Convert a model (short form: ONNX, TensorFlow .pb or SavedModel, .tflite, PyTorch .pt2,
+    TorchScript or module:callable) or every model of a mace.yml, then build, tune and embed the
+    OpenCL programs for the target devices."""
     from mace.errors import ConfigError
     t0 = time.perf_counter()
     enable_opencl = _check_flags(ctx, enable_opencl, no_enable_opencl, tune)
+    if config and (platform or input_format or output_format):
+        raise ConfigError("--platform, --input-format and --output-format are for the short form: mace.yml sets "
+                          "platform and input_data_formats/output_data_formats per model")
     if config:
         from mace.tools.build import build
         doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,
@@ -111,15 +121,18 @@ def convert(ctx, model, output, config, model_name, build_dir, data_type, input_
             sys.exit(1)                           # the others were built and merged; one check failed
         return
     if not model:
-        raise ConfigError("give an ONNX model (mace convert model.onnx -o model.mace) or --config mace.yml")
+        raise ConfigError("give a model (mace convert model.onnx -o model.mace; .pb, SavedModel, .tflite, .pt2 "
+                          "too) or --config mace.yml")
     if target_socs or tune or enable_opencl or device_conf or embed:
         raise ConfigError("--target-socs, --tune, --enable-opencl, --device-conf and --embed need "
                           "--config mace.yml")
     from mace.convert import convert as do_convert
-    out = Path(output or Path(model).with_suffix(".mace"))
+    out = Path(output or Path(model.rpartition(":")[2] if ":" in model else model).with_suffix(".mace"))
     shapes = _input_shapes(input_shapes)
     qopts = _quantize_options(quantize, quantize_stat, per_tensor, calibration, range_file)
-    graph = do_convert(model, out, input_shapes=shapes, data_type=data_type, quantize=qopts)
+    io = {"input_formats": [input_format] if input_format else None,
+          "output_formats": [output_format] if output_format else None}
+    graph = do_convert(model, out, input_shapes=shapes, data_type=data_type, quantize=qopts, platform=platform, io=io)
     rows = [{"model": graph.name, "onnx": model, "output": str(out), "nodes": len(graph.nodes),
              "sha256": graph.meta["model_sha256"], "ops": graph.op_counts()}]
     elapsed = time.perf_counter() - t0

@@ -61,6 +61,15 @@ def quantize_options(loaded: LoadedConfig, name: str, calibration: Path | None =
                            calibration=Path(calibration) if calibration is not None else None, range_file=rf)
 
 
+def source_io(platform: str, g) -> dict:
+    """What the converter needs of a graph spec beyond shapes: the I/O names of a source model
+    (TF/TFLite/PyTorch name them in mace.yml) and the layouts asked for."""
+    io = {"input_formats": g.input_data_formats, "output_formats": g.output_data_formats}
+    if platform != "onnx":
+        io.update(input_tensors=list(g.input_tensors), output_tensors=list(g.output_tensors))
+    return io
+
+
 def convert_config(loaded: LoadedConfig, build_dir: Path | None = None, only: str | None = None,
                    progress=None, calibration: Path | None = None) -> list[ConvertedModel]:
     from mace.convert import convert
@@ -78,7 +87,8 @@ def convert_config(loaded: LoadedConfig, build_dir: Path | None = None, only: st
             graph = convert(src, None, input_shapes=g.input_shape_map(),
                             data_type=spec.data_type, runtime=spec.runtime,
                             input_ranges=g.input_range_map(), obfuscate=spec.obfuscate, name=name,
-                            quantize=quantize_options(loaded, name, calibration))
+                            quantize=quantize_options(loaded, name, calibration),
+                            platform=spec.platform, io=source_io(spec.platform, g))
         except ConversionError as exc:
             raise ConversionError(f"{loaded.path}: models.{name}: {exc}") from None
         missing = [t for t in g.output_tensors if t not in graph.outputs]

@@ -1,4 +1,4 @@
-"""Comparing mace outputs with onnxruntime's: MACE's metrics plus SQNR in dB and max error.
+"""Comparing mace outputs with onnxruntime's (or the source framework's): MACE's metrics plus SQNR in dB and max error.
 
 cosine similarity (float64; both all-zero -> 1), SQNR = 10*log10(sum x^2 / sum (x-y)^2) in dB,
 max absolute error, and argmax agreement (fraction of rows, over the last axis, whose argmax
@@ -77,6 +77,22 @@ def onnx_reference(onnx_path, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     return dict(zip(names, outs))
 
 
+def reference_outputs(path, graph, inputs: dict) -> dict:
+    """The reference's outputs: onnxruntime for an ONNX file, else the source framework itself
+    (TensorFlow, the LiteRT interpreter, PyTorch: mace.convert.sources)."""
+    from pathlib import Path
+
+    from mace.config import CALLABLE_RE
+    text = str(path)
+    if Path(text).suffix.lower() == ".onnx" or (not Path(text).exists() and not CALLABLE_RE.match(text)):
+        return onnx_reference(path, inputs)
+    from mace.convert.sources import detect
+    from mace.convert.sources import reference_outputs as source_outputs
+    if detect(text) == "onnx":
+        return onnx_reference(path, inputs)
+    return source_outputs(text, graph, inputs)
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:160]
@@ -88,7 +104,7 @@ def validate(engine, onnx_path, threshold: float | None = None, seed: int | None
     graph = engine.graph
     from mace.feeds import check_feeds
     inputs = check_feeds(graph, inputs or random_inputs(graph, seed))
-    ref = onnx_reference(onnx_path, inputs)
+    ref = reference_outputs(onnx_path, graph, inputs)
     got = engine.run(inputs)
     threshold = threshold if threshold is not None else graph.meta.get("validation_threshold", {}).get(
         "gpu" if "gpu" in engine.runtime else "cpu", DEFAULT_THRESHOLD[engine.runtime])

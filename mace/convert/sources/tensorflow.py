@@ -88,8 +88,13 @@ def _layouts(values) -> dict[str, str]:
 
 
 def reference(spec, feeds: dict, input_names: list[str], output_names: list[str]) -> dict:
-    """TensorFlow's own outputs on `feeds` (in the source layout), by mace's I/O names."""
+    """TensorFlow's own outputs on `feeds` (in the source layout), by mace's I/O names: the
+    SavedModel's serving signature, or a session over the frozen graph."""
     tf = _tf(spec)
+    if Path(spec.path).is_dir():
+        fn = tf.saved_model.load(str(spec.path)).signatures["serving_default"]
+        got = fn(**{n: tf.constant(feeds[n]) for n in input_names})
+        return {n: got[n].numpy() for n in output_names}
     gd, ins, outs = graph(spec)
     by_name_in = {v: k for k, v in ins.items()}
     by_name_out = {v: k for k, v in outs.items()}
