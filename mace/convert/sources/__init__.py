@@ -114,7 +114,8 @@ def load_model(model, platform: str | None, input_shapes: dict | None, io: dict 
         imported = _onnx_layouts(proto)
     else:
         imported = source_module(platform).to_onnx(spec)
-    from mace.convert.sources import layouts
+    from mace.convert.sources import layouts, rewrite
+    rewrite.expand_depth_space(imported.model, text)
     layouts.apply(imported, spec)
     for note in imported.notes:
         log.info("%s", note)

@@ -21,6 +21,7 @@ _FIX = "name them as in the .tflite file (input_tensors/output_tensors in mace.y
 #: custom ops mace refuses, and why
 REFUSED_CUSTOM = {
     "MaxPoolingWithArgmax2D": "its argmax indices output has no mace op (MaxPool indices are refused)",
+    "MaxPoolWithArgmax": "its argmax indices output has no mace op (MaxPool indices are refused)",
     "MaxUnpooling2D": "it scatters by argmax indices, which mace does not compute",
 }
 
