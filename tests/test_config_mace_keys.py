@@ -43,7 +43,7 @@ def test_misspelt_key_is_named_not_reported_missing(write):
 
 
 @pytest.mark.parametrize("key,value,instead", [
-    ("input_data_formats", "NHWC", "NCHW"),
+    ("winograd", 2, "Winograd"),
     ("cl_mem_type", "image", "OpenCL buffers are used"),
     ("validation_inputs_data", ["x.npy"], "--input NAME=x.npy"),
     ("winograd", 2, "picks Winograd"),
@@ -69,3 +69,13 @@ def test_validation_threshold_forms(write):
     for bad, text in ((1.5, r"not a cosine similarity in \(0, 1\]"), ("high", "neither a number nor a mapping")):
         with pytest.raises(ConfigError, match=text):
             load_config(write(_model(validation_threshold=bad)))
+
+
+def test_data_formats_are_honoured_and_checked(write, caplog):
+    """input_data_formats/output_data_formats choose the runtime layout (mace.convert.sources.layouts):
+    no warning for a layout, a one-line error for anything else."""
+    with caplog.at_level(logging.WARNING, logger="mace"):
+        load_config(write(_model(input_data_formats="NHWC", output_data_formats="NCHW")))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with pytest.raises(ConfigError, match=r"input_data_formats.*'NWHC' is not one of NHWC, NCHW"):
+        load_config(write(_model(input_data_formats="NWHC")))

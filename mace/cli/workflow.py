@@ -121,8 +121,8 @@ def convert(ctx, model, output, platform, input_format, output_format, config, m
             sys.exit(1)                           # the others were built and merged; one check failed
         return
     if not model:
-        raise ConfigError("give a model (mace convert model.onnx -o model.mace; .pb, SavedModel, .tflite, .pt2 "
-                          "too) or --config mace.yml")
+        raise ConfigError("give an ONNX model (mace convert model.onnx -o model.mace) or a TensorFlow, TFLite "
+                          "or PyTorch one (.pb, SavedModel, .tflite, .pt2, .pt), or --config mace.yml")
     if target_socs or tune or enable_opencl or device_conf or embed:
         raise ConfigError("--target-socs, --tune, --enable-opencl, --device-conf and --embed need "
                           "--config mace.yml")

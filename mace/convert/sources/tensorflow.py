@@ -87,12 +87,28 @@ def _layouts(values) -> dict[str, str]:
     return {v.name: layout_of(len(v.type.tensor_type.shape.dim), "NHWC") for v in values}
 
 
+_LOADED: dict = {}
+
+
+def _load_saved(tf, path: str):
+    """A SavedModel loaded once per process (validating on two runtimes asks twice)."""
+    key = (path, tree_mtime(path))
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = tf.saved_model.load(path)
+    return _LOADED[key]
+
+
+def tree_mtime(path: str) -> float:
+    return max(f.stat().st_mtime for f in Path(path).rglob("*"))
+
+
 def reference(spec, feeds: dict, input_names: list[str], output_names: list[str]) -> dict:
     """TensorFlow's own outputs on `feeds` (in the source layout), by mace's I/O names: the
     SavedModel's serving signature, or a session over the frozen graph."""
     tf = _tf(spec)
     if Path(spec.path).is_dir():
-        fn = tf.saved_model.load(str(spec.path)).signatures["serving_default"]
+        fn = _load_saved(tf, str(spec.path)).signatures["serving_default"]
         got = fn(**{n: tf.constant(feeds[n]) for n in input_names})
         return {n: got[n].numpy() for n in output_names}
     gd, ins, outs = graph(spec)

@@ -32,13 +32,19 @@ def inspect(spec) -> dict:
     data = Path(spec.path).read_bytes()
     try:
         model = tfl.Model.GetRootAsModel(data, 0)
-        sub = model.Subgraphs(0)
-        codes = [model.OperatorCodes(k) for k in range(model.OperatorCodesLength())]
-    except Exception as exc:  # noqa: BLE001 - flatbuffers raises struct.error/IndexError on garbage
+        if model.SubgraphsLength() < 1:
+            raise ValueError("no subgraph")
+        return _read(tfl, model, spec)
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises struct.error/IndexError/... on garbage
         raise ConversionError(f"{spec.path}: not a readable TFLite flatbuffer ({type(exc).__name__}): "
                               f"re-export it with TF's TFLite converter") from None
+
+
+def _read(tfl, model, spec) -> dict:
     if model.SubgraphsLength() != 1:
         log.info("%s: %d subgraphs: the first is converted", spec.path, model.SubgraphsLength())
+    sub = model.Subgraphs(0)
+    codes = [model.OperatorCodes(k) for k in range(model.OperatorCodesLength())]
     names = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
     tensor = lambda k: sub.Tensors(k).Name().decode()
     nodes, quantized = [], False

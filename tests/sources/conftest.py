@@ -1,0 +1,40 @@
+"""Models of each framework, built once per session (framework imports and builds are slow)."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import src_builders as builders
+
+
+@pytest.fixture(scope="session")
+def tf_models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tf_models")
+    import tensorflow as tf
+    mobilenet = builders.mobilenet_v2()
+    tf.saved_model.save(mobilenet, str(d / "mobilenet_v2"))
+    resnet = builders.resnet_like()
+    names = builders.frozen_pb(resnet, d / "resnet.pb")
+    builders.tflite(resnet, d / "resnet.tflite")
+    builders.tflite(resnet, d / "resnet_int8.tflite", int8=True)
+    builders.tflite(builders.mobile_ops(), d / "mobile_ops.tflite")
+    builders.tflite(builders.argmax_pool(), d / "argmax.tflite", allow_custom_ops=True)
+    builders.tflite(builders.cumsum(), d / "cumsum.tflite")
+    return {"dir": d, "saved_model": d / "mobilenet_v2", "pb": d / "resnet.pb", "pb_names": names,
+            "tflite": d / "resnet.tflite", "int8": d / "resnet_int8.tflite", "ops": d / "mobile_ops.tflite",
+            "argmax": d / "argmax.tflite", "cumsum": d / "cumsum.tflite"}
+
+
+@pytest.fixture(scope="session")
+def torch_models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("torch_models")
+    (d / "tvnet.py").write_text(builders.TORCH_MODULE)
+    sys.path.insert(0, str(d))
+    import torch
+    import tvnet
+    net = tvnet.build()
+    x = torch.rand(1, 3, 32, 32)
+    torch.export.save(torch.export.export(net, (x,)), str(d / "net.pt2"))
+    torch.jit.save(torch.jit.trace(net, (x,)), str(d / "net.ts.pt"))
+    yield {"dir": d, "pt2": d / "net.pt2", "torchscript": d / "net.ts.pt", "callable": "tvnet:build"}
+    sys.path.remove(str(d))

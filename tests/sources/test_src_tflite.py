@@ -1,0 +1,41 @@
+"""TFLite sources from TF's converter: float and int8 (run dequantized), the mobile ops outside
+the core set, and the refusals that name the op, the node and the file."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from src_checks import convert_and_validate
+
+from mace.convert import convert
+from mace.errors import ConversionError
+
+
+def test_float_resnet_validates_against_litert(tf_models, tmp_path):
+    graph, _ = convert_and_validate(tf_models["tflite"], tmp_path / "f.mace")
+    assert graph.meta["source"]["platform"] == "tflite"
+
+
+def test_int8_runs_dequantized_with_an_info_line(tf_models, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="mace"):
+        graph, results = convert_and_validate(tf_models["int8"], tmp_path / "q.mace")
+    assert any("int8-quantized" in r.getMessage() and "dequantized" in r.getMessage() for r in caplog.records)
+    assert not {"QuantizeLinear", "DequantizeLinear"} & set(graph.op_counts())
+    assert results["cpu"]["outputs"]                                  # compared with LiteRT's int8 run
+
+
+def test_mobile_ops_prelu_hardswish_depth_to_space_resize_transpose_conv(tf_models, tmp_path):
+    graph, _ = convert_and_validate(tf_models["ops"], tmp_path / "ops.mace")
+    ops = graph.op_counts()
+    assert {"PRelu", "HardSwish", "Resize", "ConvTranspose"} <= set(ops), ops
+
+
+@pytest.mark.parametrize("key,words", [
+    ("argmax", ["MaxPoolWithArgmax", "node Identity", "argmax.tflite"]),
+    ("cumsum", ["CumSum", "node Identity", "cumsum.tflite"]),
+])
+def test_unsupported_ops_name_op_node_and_file(tf_models, tmp_path, key, words):
+    with pytest.raises(ConversionError) as err:
+        convert(tf_models[key], tmp_path / "x.mace")
+    assert all(w in str(err.value) for w in words), str(err.value)
+    assert "\n" not in str(err.value)
