@@ -23,6 +23,8 @@ REFUSED_CUSTOM = {
     "MaxPoolingWithArgmax2D": "its argmax indices output has no mace op (MaxPool indices are refused)",
     "MaxPoolWithArgmax": "its argmax indices output has no mace op (MaxPool indices are refused)",
     "MaxUnpooling2D": "it scatters by argmax indices, which mace does not compute",
+    "Convolution2DTransposeBias": "MediaPipe's transposed convolution with bias has no converter yet; "
+                                  "export the model with TRANSPOSE_CONV and an ADD",
 }
 
 
