@@ -1,6 +1,7 @@
 """Every command shown in README.md and docs/*.md (their bash code blocks) runs as shown, on the
 bundled example, so the docs cannot drift from the tool. Commands that need a board over ssh are
-parsed by the command line (every verb and option must exist); two are not run, each with its
+parsed by the command line (every verb and option must exist), and so are those on a TensorFlow,
+TFLite or PyTorch model (tests/sources runs those paths); two are not run, each with its
 reason below. README's Python block runs too."""
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ DOCS = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
 #: commands shown but not run here, and why
 NOT_RUN = {"pip install": "installs packages (CI runs the quick start in a fresh venv)",
            "python -m pytest": "the test suite itself"}
+#: a model of another framework (README, "Models from TensorFlow..."): those commands are parsed
+#: only, since the model would have to be built with that framework first (tests/sources runs them)
+SOURCE_MODELS = re.compile(r"\.(pb|tflite|pt2)$|^\w+:\w+$")
 #: saved --json output that `mace report --from-json` reads back, from the verb that writes it
 SAVED = {"convert": "convert.json", "benchmark": "bench.json", "validate": "validate.json"}
 PLACEHOLDERS = {"<lib>": "digits", "<library>": "digits", "<library_name>": "digits", "<model>": "digits_cnn"}
@@ -110,6 +114,9 @@ def test_every_doc_command_runs(workspace, monkeypatch):
         args = [os.path.expanduser(a) if a.startswith("~/") else a for a in _args(command)[1:]]
         if "P.bin" in args and not (workspace / "P.bin").exists():   # the docs' "your program file"
             shutil.copy(workspace / "mace-cl-compiled-program.bin", workspace / "P.bin")
+        if any(SOURCE_MODELS.search(a) for a in args[1:]):   # needs a framework's model: parsed only
+            _parse(args)
+            continue
         if "--device-conf" in args:                        # needs a board over ssh: parsed only
             _parse(args)
             if "--program" in args:                        # what the deploy would have merged into
