@@ -79,18 +79,20 @@ def onnx_reference(onnx_path, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
 
 def reference_outputs(path, graph, inputs: dict) -> dict:
     """The reference's outputs: onnxruntime for an ONNX file, else the source framework itself
-    (TensorFlow, the LiteRT interpreter, PyTorch: mace.convert.sources)."""
+    (TensorFlow, the LiteRT interpreter, PyTorch: mace.convert.sources); inputs and outputs are
+    moved between mace's layouts and the reference's (input_data_formats/output_data_formats)."""
     from pathlib import Path
 
     from mace.config import CALLABLE_RE
+    from mace.convert import sources
     text = str(path)
-    if Path(text).suffix.lower() == ".onnx" or (not Path(text).exists() and not CALLABLE_RE.match(text)):
-        return onnx_reference(path, inputs)
-    from mace.convert.sources import detect
-    from mace.convert.sources import reference_outputs as source_outputs
-    if detect(text) == "onnx":
-        return onnx_reference(path, inputs)
-    return source_outputs(text, graph, inputs)
+    feeds = sources.to_source_layouts(graph, inputs)
+    if Path(text).suffix.lower() == ".onnx" or (not Path(text).exists() and not CALLABLE_RE.match(text)) \
+            or sources.detect(text) == "onnx":
+        outs = onnx_reference(path, feeds)
+    else:
+        outs = sources.reference_outputs(text, graph, feeds)
+    return sources.to_runtime_layouts(graph, outs)
 
 
 def _first_line(exc: Exception) -> str:

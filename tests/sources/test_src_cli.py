@@ -39,3 +39,16 @@ def test_unreadable_sources_are_one_line_exit_2(tmp_path, name, content, message
 def test_short_form_options_refused_with_config(tmp_path):
     res = CliRunner().invoke(cli, ["convert", "--config", str(tmp_path / "mace.yml"), "--platform", "tflite"])
     assert res.exit_code == 2 and "are for the short form" in res.stderr
+
+
+def test_onnx_model_with_nhwc_inputs_validates_against_onnxruntime(tmp_path):
+    """input_data_formats on an ONNX model: mace takes NHWC, onnxruntime gets NCHW from validate."""
+    from pathlib import Path
+    onnx_file = Path(__file__).resolve().parents[2] / "mace" / "examples" / "digits" / "digits_cnn.onnx"
+    out = tmp_path / "d.mace"
+    res = CliRunner().invoke(cli, ["convert", str(onnx_file), "-o", str(out), "--input-format", "NHWC"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["validate", str(out), "--reference", str(onnx_file), "--runtime", "cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["passed"] and doc["outputs"]["output"]["cosine"] >= 0.999

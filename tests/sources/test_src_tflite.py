@@ -39,3 +39,20 @@ def test_unsupported_ops_name_op_node_and_file(tf_models, tmp_path, key, words):
         convert(tf_models[key], tmp_path / "x.mace")
     assert all(w in str(err.value) for w in words), str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_converted_model_runs_without_the_frameworks(tf_models, tmp_path):
+    """A .mace file from a source model runs in a process where no framework can be imported."""
+    import subprocess
+    import sys
+    out = tmp_path / "f.mace"
+    convert(tf_models["tflite"], out)
+    code = ("import sys\n"
+            "for m in ('tensorflow', 'tf2onnx', 'tflite', 'ai_edge_litert', 'torch'): sys.modules[m] = None\n"
+            "import numpy as np, mace\n"
+            f"e = mace.Engine({str(out)!r}, runtime='cpu')\n"
+            "y = e.run({n: np.ones(e.graph.shape(n), np.float32) for n in e.graph.inputs})\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('tensorflow', 'torch') and sys.modules[k]))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -165,27 +165,40 @@ def quiet_framework_logs() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-def reference_outputs(path, graph, feeds: dict) -> dict:
-    """The source framework's own outputs for `feeds` (mace's inputs, in the runtime layouts),
-    in the runtime layouts: `mace validate --reference SOURCE`."""
+def _move(x, a: str, b: str):
     import numpy as np
 
     from mace.convert.sources.layouts import LAYOUTS, perm
+    x = np.asarray(x)
+    return np.transpose(x, perm(a, b)) if a != b and a in LAYOUTS and b in LAYOUTS and x.ndim == 4 else x
+
+
+def to_source_layouts(graph, feeds: dict) -> dict:
+    """mace's inputs (runtime layouts) as the source model takes them (its own layouts)."""
+    meta = graph.meta.get("source") or {}
+    rt, src = meta.get("input_layouts", {}), meta.get("source_input_layouts", {})
+    return {n: _move(v, rt.get(n, "NONE"), src.get(n, "NONE")) for n, v in feeds.items()}
+
+
+def to_runtime_layouts(graph, outs: dict) -> dict:
+    """The source model's outputs in the layouts mace's outputs have."""
+    meta = graph.meta.get("source") or {}
+    rt, src = meta.get("output_layouts", {}), meta.get("source_output_layouts", {})
+    return {n: _move(v, src.get(n, "NONE"), rt.get(n, "NONE")) for n, v in outs.items()}
+
+
+def reference_outputs(path, graph, source_feeds: dict) -> dict:
+    """The source framework's own outputs for `source_feeds` (in the source's layouts):
+    `mace validate --reference SOURCE`."""
+    from mace.errors import InputError, MaceError
     text = str(path)
     platform = detect(text)
-    meta = graph.meta.get("source") or {}
     spec = SourceSpec(text, platform, list(graph.inputs), list(graph.outputs))
-    move = lambda x, a, b: np.transpose(x, perm(a, b)) if a != b and a in LAYOUTS and b in LAYOUTS and x.ndim == 4 else x
-    rt_in, src_in = meta.get("input_layouts", {}), meta.get("source_input_layouts", {})
-    source_feeds = {n: move(np.asarray(v), rt_in.get(n, "NONE"), src_in.get(n, "NONE")) for n, v in feeds.items()}
-    from mace.errors import InputError, MaceError
     try:
-        outs = source_module(platform).reference(spec, source_feeds, list(graph.inputs), list(graph.outputs))
+        return source_module(platform).reference(spec, source_feeds, list(graph.inputs), list(graph.outputs))
     except MaceError:
         raise
     except Exception as exc:  # noqa: BLE001 - each framework raises its own types (KeyError for a name)
         raise InputError(f"{text}: {platform} could not run it on the model's inputs ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''}): pass the model this .mace "
                          f"file was converted from with --reference") from None
-    rt_out, src_out = meta.get("output_layouts", {}), meta.get("source_output_layouts", {})
-    return {n: move(np.asarray(v), src_out.get(n, "NONE"), rt_out.get(n, "NONE")) for n, v in outs.items()}
