@@ -43,7 +43,7 @@ def test_misspelt_key_is_named_not_reported_missing(write):
 
 
 @pytest.mark.parametrize("key,value,instead", [
-    ("winograd", 2, "Winograd"),
+    ("check_tensors", ["conv1"], "no intermediate tensors are checked"),
     ("cl_mem_type", "image", "OpenCL buffers are used"),
     ("validation_inputs_data", ["x.npy"], "--input NAME=x.npy"),
     ("winograd", 2, "picks Winograd"),

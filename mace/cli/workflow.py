@@ -99,15 +99,11 @@ def _check_flags(ctx, enable_opencl, no_enable_opencl, tune) -> bool | None:
 def convert(ctx, model, output, platform, input_format, output_format, config, model_name, build_dir, data_type,
             input_shapes, target_socs, tune, tune_mode, tune_budget, enable_opencl, no_enable_opencl, target_abi,
             device_conf, embed, calibration, quantize, quantize_stat, per_tensor, range_file, as_json):
-    """Convert a model (short form: ONNX, TensorFlow .pb or SavedModel, .tflite, PyTorch .pt2,
-    TorchScript or module:callable) or every model of a mace.yml, then build, tune and embed the
-    OpenCL programs for the target devices."""
+    """Convert a model (short form: ONNX, TF .pb/SavedModel, .tflite, PyTorch .pt2/TorchScript/module:callable)
+    or every model of a mace.yml, then build, tune and embed the OpenCL programs for the target devices."""
     from mace.errors import ConfigError
-    t0 = time.perf_counter()
-    enable_opencl = _check_flags(ctx, enable_opencl, no_enable_opencl, tune)
-    if config and (platform or input_format or output_format):
-        raise ConfigError("--platform, --input-format and --output-format are for the short form: mace.yml sets "
-                          "platform and input_data_formats/output_data_formats per model")
+    t0, enable_opencl = time.perf_counter(), _check_flags(ctx, enable_opencl, no_enable_opencl, tune)
+    io = _short_form_io(config, platform, input_format, output_format)
     if config:
         from mace.tools.build import build
         doc = build(config, target_socs=target_socs, tune=tune, enable_opencl=enable_opencl,
@@ -128,20 +124,21 @@ def convert(ctx, model, output, platform, input_format, output_format, config, m
                           "--config mace.yml")
     from mace.convert import convert as do_convert
     out = Path(output or Path(model.rpartition(":")[2] if ":" in model else model).with_suffix(".mace"))
-    shapes = _input_shapes(input_shapes)
     qopts = _quantize_options(quantize, quantize_stat, per_tensor, calibration, range_file)
-    io = {"input_formats": [input_format] if input_format else None,
-          "output_formats": [output_format] if output_format else None}
-    graph = do_convert(model, out, input_shapes=shapes, data_type=data_type, quantize=qopts, platform=platform, io=io)
+    graph = do_convert(model, out, input_shapes=_input_shapes(input_shapes), data_type=data_type, quantize=qopts,
+                       platform=platform, io=io)
     rows = [{"model": graph.name, "onnx": model, "output": str(out), "nodes": len(graph.nodes),
              "sha256": graph.meta["model_sha256"], "ops": graph.op_counts()}]
-    elapsed = time.perf_counter() - t0
+    _print_short(rows, time.perf_counter() - t0, as_json)
+
+
+def _print_short(rows: list[dict], elapsed: float, as_json: bool) -> None:
     if as_json:
         _emit({"models": rows, "seconds": elapsed})
-    else:
-        for r in rows:
-            click.echo(f"{r['onnx']} -> {r['output']}  ({r['nodes']} ops, sha256 {r['sha256'][:16]}...)")
-        click.echo(f"converted {len(rows)} model(s) in {elapsed:.2f} s")
+        return
+    for r in rows:
+        click.echo(f"{r['onnx']} -> {r['output']}  ({r['nodes']} ops, sha256 {r['sha256'][:16]}...)")
+    click.echo(f"converted {len(rows)} model(s) in {elapsed:.2f} s")
 
 
 def _input_shapes(items) -> dict:
@@ -172,6 +169,16 @@ def _quantize_options(quantize, stat, per_tensor, calibration, range_file):
     return QuantizeOptions(mode=quantize, stat=stat, per_channel=not per_tensor,
                            calibration=Path(calibration) if calibration else None,
                            range_file=Path(range_file) if range_file else None)
+
+
+def _short_form_io(config, platform, input_format, output_format) -> dict:
+    """The short form's source options as convert() takes them; refused beside --config."""
+    from mace.errors import ConfigError
+    if config and (platform or input_format or output_format):
+        raise ConfigError("--platform, --input-format and --output-format are for the short form: mace.yml sets "
+                          "platform and input_data_formats/output_data_formats per model")
+    return {"input_formats": [input_format] if input_format else None,
+            "output_formats": [output_format] if output_format else None}
 
 
 def _print_build(doc: dict) -> None:
