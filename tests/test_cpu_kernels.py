@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -140,10 +141,14 @@ def test_unreadable_kernel_cache_is_moved_aside(tmp_path):
     root = tmp_path / "kernels"
     shutil.copytree(src, root / src.name)
     from mace.runtime.cpu.kernels import binary_act
-    line = binary_act.py_func.__code__.co_firstlineno
-    index = sorted((root / src.name).rglob(f"*.binary_act-{line}.*.nbi"))
-    assert index, "the warm cache holds no index to damage"
-    index[0].write_bytes(index[0].read_bytes()[:12] + b"\x00garbage")
+    # this checkout's entry: numba keys a cache subdirectory by the source file's path
+    own = Path(binary_act._cache._cache_file._index_path).relative_to(src)
+    index = [root / src.name / own]
+    assert index[0].is_file(), "the warm cache holds no index to damage"
+    with open(index[0], "rb") as f:   # keep numba's version header: damage what follows it
+        pickle.load(f)
+        header = f.tell()
+    index[0].write_bytes(index[0].read_bytes()[:header] + b"\x00garbage")
     model = str(DIGITS)
     env = dict(os.environ, MACE_CPU_KERNEL_CACHE=str(root))
     runs = []

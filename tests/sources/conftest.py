@@ -19,10 +19,9 @@ def tf_models(tmp_path_factory):
     builders.tflite(resnet, d / "resnet_int8.tflite", int8=True)
     builders.tflite(builders.mobile_ops(), d / "mobile_ops.tflite")
     builders.tflite(builders.argmax_pool(), d / "argmax.tflite", allow_custom_ops=True)
-    builders.tflite(builders.cumsum(), d / "cumsum.tflite")
     return {"dir": d, "saved_model": d / "mobilenet_v2", "pb": d / "resnet.pb", "pb_names": names,
             "tflite": d / "resnet.tflite", "int8": d / "resnet_int8.tflite", "ops": d / "mobile_ops.tflite",
-            "argmax": d / "argmax.tflite", "cumsum": d / "cumsum.tflite"}
+            "argmax": d / "argmax.tflite"}
 
 
 @pytest.fixture(scope="session")

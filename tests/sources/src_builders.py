@@ -103,15 +103,6 @@ def argmax_pool():
     return f
 
 
-def cumsum():
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([1, 16], tf.float32)])
-    def f(x):
-        return tf.math.cumsum(x * 2.0, axis=1)
-    return f
-
-
 TORCH_MODULE = '''
 """A torchvision-style net (ResNet basic block, MobileNetV3 hardswish stem, depthwise conv, PixelShuffle)."""
 import torch

@@ -32,7 +32,6 @@ def test_mobile_ops_prelu_hardswish_depth_to_space_resize_transpose_conv(tf_mode
 
 @pytest.mark.parametrize("key,words", [
     ("argmax", ["MaxPoolWithArgmax", "node Identity", "argmax.tflite"]),
-    ("cumsum", ["CumSum", "node Identity", "cumsum.tflite"]),
 ])
 def test_unsupported_ops_name_op_node_and_file(tf_models, tmp_path, key, words):
     with pytest.raises(ConversionError) as err:
