@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, stats, time_fn  # noqa: E402
+from common import machine, time_fn  # noqa: E402
 
 import mace  # noqa: E402
 from mace.convert import convert  # noqa: E402
+from mace.latency import latency_stats  # noqa: E402
 from mace.quantize.options import QuantizeOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def latency(engine_or_sess, feeds, runs: int) -> dict:
         fn = lambda: engine_or_sess.run(None, feeds)  # noqa: E731
     else:
         fn = lambda: engine_or_sess.run(feeds)  # noqa: E731
-    return stats(time_fn(fn, runs, warmup=2, max_seconds=30))
+    return latency_stats(time_fn(fn, runs, warmup=2, max_seconds=30), with_samples=False)
 
 
 def digits(work: Path) -> dict:
