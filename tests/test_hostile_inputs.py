@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -225,15 +226,25 @@ def _model_with_header(digits: Path, mutate) -> bytes:
     anyone can do that, so the header must be checked field by field)."""
     buf = digits.read_bytes()
     magic, version, hlen = struct.unpack_from("<8sIQ", buf)
-    header = json.loads(buf[20:20 + hlen])
+    assert version == 3, "format 3: a zlib'd header"
+    header = json.loads(zlib.decompress(buf[20:20 + hlen]))
     base = (20 + hlen + 63) // 64 * 64
     weights = buf[base:-32]
     new = mutate(header)
-    raw = new if isinstance(new, bytes) else json.dumps(new).encode()
+    raw = new.stored if isinstance(new, _Stored) else \
+        zlib.compress(new if isinstance(new, bytes) else json.dumps(new).encode())
     head = struct.pack("<8sIQ", magic, version, len(raw)) + raw
     head += b"\0" * ((len(head) + 63) // 64 * 64 - len(head))
     body = head + weights
     return body + hashlib.sha256(body).digest()
+
+
+class _Stored(bytes):
+    """Header bytes written as they are, not compressed (a stream that is not zlib, or a bomb)."""
+
+    @property
+    def stored(self) -> bytes:
+        return bytes(self)
 
 
 def _w(field, value, index=0):
@@ -267,6 +278,9 @@ HEADER_CASES = {
     "bad dtype": lambda h: {**h, "dtypes": {**h["dtypes"], h["inputs"][0]: "object"}},
     "recursion": lambda h: b"[" * 100000 + b"]" * 100000,
     "not json": lambda h: b"\xff\xfe{",
+    "not zlib": lambda h: _Stored(json.dumps(h).encode()),
+    "truncated zlib": lambda h: _Stored(zlib.compress(json.dumps(h).encode())[:-9]),
+    "inflates past the bound": lambda h: _Stored(zlib.compress(b" " * (257 << 20) + json.dumps(h).encode(), 1)),
     "negative offset": _w("offset", -64),
     "offset beyond file": _w("offset", 1 << 40),
     "nbytes mismatch": _w("nbytes", 4),

@@ -5,7 +5,9 @@ Layout (little-endian):
     0   8   magic b"MACEMODL"
     8   4   u32 format version (MODEL_FORMAT_VERSION)
     12  8   u64 header length H
-    20  H   header: UTF-8 JSON {graph..., "weights": [{name, dtype, shape, offset, nbytes}]}
+    20  H   header: UTF-8 JSON {graph..., "weights": [{name, dtype, shape, offset, nbytes}]},
+            zlib-compressed from format 3 on (value names repeat across shapes, dtypes and nodes:
+            the header of a small 8-bit model was a third of its file)
     ..      zero padding to a 64-byte boundary; weights start there (offsets are relative to it)
     end-32  sha256 of every byte before it
 
@@ -19,6 +21,7 @@ import math
 import mmap
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,8 @@ from mace.ir import quantized as storage
 from mace.ir.graph import Graph, Node
 
 MAGIC = b"MACEMODL"
-MODEL_FORMAT_VERSION = 2  # 2: 8-bit weights (meta.quantized_weights); files without them are written as 1
+MODEL_FORMAT_VERSION = 3  # 2: 8-bit weights (meta.quantized_weights); 3: compressed header (every file)
+_MAX_HEADER = 256 << 20    # decompressed header bytes: a crafted file cannot make the reader allocate more
 _ALIGN = 64
 _PREFIX = struct.Struct("<8sIQ")
 
@@ -60,9 +64,8 @@ def encode(graph: Graph) -> bytes:
         "nodes": [n.to_dict() for n in graph.nodes],
         "weights": entries,
     }
-    hbytes = json.dumps(header, separators=(",", ":")).encode()
-    version = MODEL_FORMAT_VERSION if graph.meta.get(storage.META_KEY) else 1
-    head = _PREFIX.pack(MAGIC, version, len(hbytes)) + hbytes
+    hbytes = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
+    head = _PREFIX.pack(MAGIC, MODEL_FORMAT_VERSION, len(hbytes)) + hbytes
     head += b"\0" * (_align(len(head)) - len(head))
     body = head + b"".join(blobs)
     return body + hashlib.sha256(body).digest()
@@ -166,6 +169,20 @@ def _weight(buf, w, base: int, end: int, source) -> np.ndarray:
     return np.frombuffer(buf, dtype=dt, count=count, offset=start).reshape(w["shape"])
 
 
+def _header_text(raw: bytes, version: int, source) -> bytes:
+    """The JSON bytes of a header: as stored before format 3, inflated (bounded) from it on."""
+    if version < 3:
+        return raw
+    inflate = zlib.decompressobj()
+    try:
+        text = inflate.decompress(raw, _MAX_HEADER)
+    except zlib.error:
+        raise _fail(source, "the header does not decompress") from None
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise _fail(source, f"the header is truncated or inflates beyond {_MAX_HEADER >> 20} MiB")
+    return text
+
+
 def decode(buf, source="<bytes>") -> Graph:
     """Parse a model from a bytes-like object (bytes or mmap); weights are views into it.
     Anything but an intact model of a known version raises ModelFileError, and only that."""
@@ -183,7 +200,7 @@ def decode(buf, source="<bytes>") -> Graph:
     if _PREFIX.size + hlen > size - 32:
         raise _fail(source, "header length exceeds the file")
     try:
-        header = json.loads(bytes(buf[_PREFIX.size:_PREFIX.size + hlen]))
+        header = json.loads(_header_text(bytes(buf[_PREFIX.size:_PREFIX.size + hlen]), version, source))
     except (ValueError, RecursionError) as exc:
         raise _fail(source, f"unreadable header ({type(exc).__name__})") from None
     _check_header(header, source)
