@@ -256,28 +256,59 @@ def test_prelu_and_fused_fp16(rng):
 
 
 # -- unary math, Gelu (GPU kernels for the ops in opencl/ops/elementwise.py's MATH), Pow/Max/Min/
-#    Sum/Mean (the binary kernels), Mod (CPU runtime only) -------------------------------------------------------------------------
-GPU_MATH = {"Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Sin", "Cos", "Erf", "Softsign",
-            "Softplus", "Gelu"}
+#    Sum/Mean/Mod (the binary kernels) -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("op", ["Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Sin", "Cos",
-                                "Erf", "Softplus", "Softsign", "Elu", "Selu", "Atan", "Sign"])
+                                "Erf", "Softplus", "Softsign"])
 def test_unary_math_matches_onnxruntime(rng, op):
     x = rand(rng, 2, 3, 17, lo=0.1, hi=3.0) * rng.choice([-1, 1], size=(2, 3, 17)).astype(np.float32)
     if op in ("Log", "Sqrt"):
         x = np.abs(x)
-    check(op, {"x": x}, runtimes=("cpu", "gpu") if op in GPU_MATH else ("cpu",), rtol=1e-5, atol=1e-5)
+    check(op, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
+#: op -> (attributes, low, high of |x|, signed): the domain each is drawn from
+MORE_MATH = {"Tan": ({}, 0.05, 1.2, True), "Asin": ({}, 0.05, 0.95, True), "Acos": ({}, 0.05, 0.95, True),
+             "Atan": ({}, 0.1, 4.0, True), "Sinh": ({}, 0.1, 3.0, True), "Cosh": ({}, 0.1, 3.0, True),
+             "Asinh": ({}, 0.1, 4.0, True), "Acosh": ({}, 1.05, 4.0, False), "Atanh": ({}, 0.05, 0.95, True),
+             "Sign": ({}, 0.1, 3.0, True), "Round": ({}, 0.0, 4.0, True), "Mish": ({}, 0.1, 4.0, True),
+             "Elu": ({"alpha": 0.7}, 0.1, 3.0, True), "Selu": ({}, 0.1, 3.0, True),
+             "Celu": ({"alpha": 1.3}, 0.1, 3.0, True), "ThresholdedRelu": ({"alpha": 0.4}, 0.1, 1.0, True)}
+
+
+@pytest.fixture(scope="module")
+def more_math():
+    """The trig family, Sign, Round and the parametric activations in one model (one engine per
+    runtime): magnitudes drawn from each op's domain, both signs; Sign gets zeros, Round halves."""
+    rng = module_rng()
+    b = Batch(opset=18)  # Mish
+    for op, (attrs, lo, hi, signed) in MORE_MATH.items():
+        x = rand(rng, 2, 3, 17, lo=lo, hi=hi)
+        if signed:
+            x *= rng.choice([-1, 1], size=x.shape).astype(np.float32)
+        if op == "Sign":
+            x.flat[rng.permutation(x.size)[:5]] = 0.0
+        if op == "Round":
+            x.flat[rng.permutation(x.size)[:20]] = rng.integers(-4, 4, 20) + np.float32(0.5)
+        b.add(op, op, {"x": x}, attrs)
+    for k, (sa, sb) in enumerate(BCAST[:3]):
+        a = rand(rng, *sa, lo=0.5, hi=4.0) * rng.choice([-1, 1], size=sa).astype(np.float32)
+        b.add(f"mod{k}", "Mod", {"a": a, "b": rand(rng, *sb, lo=0.5, hi=2.0)}, {"fmod": 1})
+    return b.run()
+
+
+@pytest.mark.parametrize("op", [*MORE_MATH, "mod"])
+def test_more_math_matches_onnxruntime(more_math, op):
+    """rtol/atol 2e-5 (the device's math library against onnxruntime's)."""
+    for case in [c for c in more_math.outs if c.startswith(op)]:
+        more_math.check(case, rtol=2e-5, atol=2e-5)
+    assert "unary_math" in more_math.gpu_kernels and any(k.startswith("binary") for k in more_math.gpu_kernels)
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_matches_onnxruntime(rng, approximate):
     check("Gelu", {"x": rand(rng, 3, 40) * 4}, {"approximate": approximate}, opset=20, rtol=1e-5, atol=1e-5)
-
-
-def test_mod_matches_onnxruntime(rng):  # CPU runtime only
-    a, b = rand(rng, 2, 3, 5, lo=0.5, hi=4.0), rand(rng, 3, 1, lo=0.5, hi=2.0)
-    check("Mod", {"a": a, "b": b}, {"fmod": 1}, runtimes=("cpu",), rtol=1e-5, atol=1e-6)
 
 
 BCAST = [((2, 3, 5), (3, 1)), ((2, 6, 4, 4), (6, 1, 1)), ((3, 8), ()), ((4, 1, 5), (1, 3, 1)), ((2, 3, 4), (2, 3, 4))]

@@ -1,7 +1,7 @@
 /* Element-wise ops.
  *
  * unary / unary4: a standalone activation, y = ACTIVATE(x) (-DACT=<id>, -DACT_A/B parameters).
- * binary_*: Add / Sub / Mul / Div / PRelu / Pow / Max / Min, chosen by the `op` argument (one build
+ * binary_*: Add / Sub / Mul / Div / PRelu / Pow / Max / Min / Mod (fmod), chosen by the `op` argument (one build
  * for all of them; elementwise.py chains launches for the n-ary Max / Min / Sum / Mean),
  * followed by the fused activation (ACTIVATE). Variants by broadcast pattern:
  *   binary_same(4)     both operands have the output's shape
@@ -19,6 +19,7 @@
 #define OP_POW 5
 #define OP_MAX 6
 #define OP_MIN 7
+#define OP_MOD 8
 
 inline float binop(float x, float y, int op) {
     if (op == OP_ADD) return x + y;
@@ -28,6 +29,7 @@ inline float binop(float x, float y, int op) {
     if (op == OP_POW) return pow(x, y);
     if (op == OP_MAX) return fmax(x, y);
     if (op == OP_MIN) return fmin(x, y);
+    if (op == OP_MOD) return fmod(x, y);
     return x >= 0.0f ? x : x * y; /* PRelu: y is the slope */
 }
 
@@ -39,6 +41,7 @@ inline float4 binop4(float4 x, float4 y, int op) {
     if (op == OP_POW) return pow(x, y);
     if (op == OP_MAX) return fmax(x, y);
     if (op == OP_MIN) return fmin(x, y);
+    if (op == OP_MOD) return fmod(x, y);
     return select(x * y, x, x >= (float4)(0.0f));
 }
 
@@ -112,7 +115,8 @@ kernel void binary_bcast(global const store_t* a, global const store_t* b, globa
 }
 
 /* unary_math: y = MATH(x) for the float unary ops (-DMATH=<id>, ids in elementwise.py's MATH),
- * Gelu included (-DMATH=MATH_GELU; -DGELU_TANH for its tanh approximation). */
+ * Gelu included (-DGELU_TANH for its tanh approximation); the parametric activations take
+ * -DMATH_A / -DMATH_B (alpha, gamma). Round is rint: half to even, as ONNX. */
 #ifdef MATH
 inline float math1(float x) {
 #if MATH == 1
@@ -147,6 +151,38 @@ inline float math1(float x) {
 #else
     return 0.5f * x * (1.0f + erf(x * 0.7071067811865476f));
 #endif
+#elif MATH == 15
+    return sign(x);
+#elif MATH == 16
+    return rint(x);
+#elif MATH == 17
+    return tan(x);
+#elif MATH == 18
+    return asin(x);
+#elif MATH == 19
+    return acos(x);
+#elif MATH == 20
+    return atan(x);
+#elif MATH == 21
+    return sinh(x);
+#elif MATH == 22
+    return cosh(x);
+#elif MATH == 23
+    return asinh(x);
+#elif MATH == 24
+    return acosh(x);
+#elif MATH == 25
+    return atanh(x);
+#elif MATH == 26
+    return x > 0.0f ? x : MATH_A * expm1(x);
+#elif MATH == 27
+    return x > 0.0f ? MATH_B * x : MATH_B * MATH_A * expm1(x);
+#elif MATH == 28
+    return fmax(x, 0.0f) + fmin(0.0f, MATH_A * expm1(x / MATH_A));
+#elif MATH == 29
+    return x > MATH_A ? x : 0.0f;
+#elif MATH == 30
+    return x * tanh(fmax(x, 0.0f) + log1p(exp(-fabs(x))));
 #endif
 }
 

@@ -16,7 +16,7 @@ from mace.runtime.opencl.ops.movement import (FamilyOp, coalesce, contiguous_str
                                               pad_dims)
 
 OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4, "Pow": 5}
-OP_IDS = {**OPS, "Max": 6, "Min": 7}
+OP_IDS = {**OPS, "Max": 6, "Min": 7, "Mod": 8}
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 
@@ -64,7 +64,22 @@ class Activation(FamilyOp):
 
 #: float unary ops with a GPU kernel (elementwise.cl's unary_math): op type -> MATH id
 MATH = {"Abs": 1, "Neg": 2, "Exp": 3, "Log": 4, "Sqrt": 5, "Reciprocal": 6, "Floor": 7, "Ceil": 8, "Sin": 9,
-        "Cos": 10, "Erf": 11, "Softsign": 12, "Softplus": 13, "Gelu": 14}
+        "Cos": 10, "Erf": 11, "Softsign": 12, "Softplus": 13, "Gelu": 14, "Sign": 15, "Round": 16, "Tan": 17,
+        "Asin": 18, "Acos": 19, "Atan": 20, "Sinh": 21, "Cosh": 22, "Asinh": 23, "Acosh": 24, "Atanh": 25,
+        "Elu": 26, "Selu": 27, "Celu": 28, "ThresholdedRelu": 29, "Mish": 30}
+#: the parameters (MATH_A, MATH_B) of the parametric ones, with ONNX's defaults
+MATH_PARAMS = {"Elu": (("alpha", 1.0),), "Celu": (("alpha", 1.0),), "ThresholdedRelu": (("alpha", 1.0),),
+               "Selu": (("alpha", 1.67326319217681884765625), ("gamma", 1.05070102214813232421875))}
+
+
+def math_options(node) -> list[str]:
+    """Build options of a unary_math node: the op and its parameters are defines."""
+    opts = [f"-DMATH={MATH[node.op_type]}"]
+    if node.op_type == "Gelu" and node.attrs.get("approximate", "none") == "tanh":
+        opts.append("-DGELU_TANH")
+    for define, (attr, default) in zip(("MATH_A", "MATH_B"), MATH_PARAMS.get(node.op_type, ())):
+        opts.append(f"-D{define}={_literal(node.attrs.get(attr, default))}")
+    return opts
 
 
 @gpu_op
@@ -75,10 +90,7 @@ class UnaryMath(FamilyOp):
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         self.total = numel(out_shapes[0])
-        opts = [f"-DMATH={MATH[node.op_type]}"]
-        if node.op_type == "Gelu" and node.attrs.get("approximate", "none") == "tanh":
-            opts.append("-DGELU_TANH")
-        self.kern, self.key = self.kernel("elementwise", "unary_math", opts)
+        self.kern, self.key = self.kernel("elementwise", "unary_math", math_options(node))
 
     def bind(self, inputs, outputs):
         if self.total == 0:
@@ -116,11 +128,11 @@ def broadcast_plan(out_shape, a_shape, b_shape) -> dict:
 
 @gpu_op
 class Binary(FamilyOp):
-    """Add/Sub/Mul/Div/PRelu/Pow and the n-ary Max/Min/Sum/Mean: one launch per operand pair,
+    """Add/Sub/Mul/Div/PRelu/Pow, float Mod (C's fmod, as ONNX requires for floats) and the n-ary Max/Min/Sum/Mean: one launch per operand pair,
     the first combining inputs 0 and 1 into the output, each later one the output with the next
     input (in place: every item reads and writes the same element); Mean then scales by 1/n and
     a single-input Max/Min/Sum/Mean adds 0. The fused activation is applied by the last launch."""
-    op_types = tuple(OPS) + ("Max", "Min", "Sum", "Mean")
+    op_types = tuple(OPS) + ("Max", "Min", "Mod", "Sum", "Mean")
 
     @classmethod
     def supports(cls, node, in_shapes, out_shapes):
