@@ -40,13 +40,14 @@ class StoreLink:
         self.report: dict = {"store": url, "status": "pending"}
 
     def pull(self) -> dict:
-        """Bring this device's section into the program file, waiting at most the timeout."""
-        from mace.store.pull import pull_into
+        """Bring this device's section into the program file, waiting at most the timeout (the
+        bound covers importing the store's modules too: they are imported in the thread)."""
         t0 = time.perf_counter()
         done: dict = {}
 
         def work():
             try:
+                from mace.store.pull import pull_into
                 done["result"] = pull_into(self.url, self.fp.id, self.program, timeout=max(self.timeout, 5.0))
             except (StoreError, OSError, Exception) as exc:   # noqa: BLE001 - never fatal to the engine
                 done["error"] = exc

@@ -213,3 +213,32 @@ def test_store_errors_are_one_line(built, keys, server, tmp_path):
     assert r.exit_code == 2 and "mace-engine[s3]" in r.output, r.output
     r = CliRunner().invoke(cli, ["cache", "pull", str(tmp_path / "nothing"), "--program", str(tmp_path / "p.bin")])
     assert r.exit_code == 2 and "publish to it first" in r.output
+
+
+class _SlowImport:
+    """A meta path finder that makes importing `names` take `seconds` (a loaded machine)."""
+
+    def __init__(self, names, seconds):
+        self.names, self.seconds, self.hits = set(names), seconds, []
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.names:
+            self.hits.append(name)
+            time.sleep(self.seconds)
+        return None                       # the normal finders go on
+
+
+def test_the_bound_covers_importing_the_transport(model, built, published, server, tmp_path, monkeypatch):
+    """An HTTP store needs no fsspec or aiohttp: when importing them is slow (seconds under load),
+    the pull still finishes inside the bound and the section is used."""
+    import sys
+    for name in [m for m in sys.modules if m.split(".")[0] in ("fsspec", "aiohttp")]:
+        monkeypatch.delitem(sys.modules, name)
+    slow = _SlowImport(["fsspec", "aiohttp"], 8.0)
+    monkeypatch.setattr(sys, "meta_path", [slow, *sys.meta_path])
+    monkeypatch.setenv("MACE_PROGRAM_STORE_TIMEOUT", "4")
+    e = _engine(model, tmp_path / "p.bin", program_store=server.url)
+    rep = e.summary()["program_store"]
+    assert rep["status"] == "fetched" and rep["seconds"] < 4.0, rep
+    assert e.program_cache_report.compiled == 0 and e.program_cache_report.from_cache == built[1]
+    assert slow.hits == []
