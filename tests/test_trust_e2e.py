@@ -53,7 +53,10 @@ def reference(model):
 
 @pytest.fixture(scope="module")
 def built(model, reference, tmp_path_factory):
-    """A program file holding every binary of the model (built once)."""
+    """A program file holding every binary of the model (built once: programs that engines of
+    earlier tests left in this process are forgotten first, as a new process would start)."""
+    from mace.runtime.opencl import shared
+    shared.forget_programs()
     path = tmp_path_factory.mktemp("built") / "p.bin"
     e = _run(model, reference, path)
     e.close()                   # its binaries are in the file once the background harvest ends
