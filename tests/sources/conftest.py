@@ -37,3 +37,13 @@ def torch_models(tmp_path_factory):
     torch.jit.save(torch.jit.trace(net, (x,)), str(d / "net.ts.pt"))
     yield {"dir": d, "pt2": d / "net.pt2", "torchscript": d / "net.ts.pt", "callable": "tvnet:build"}
     sys.path.remove(str(d))
+
+
+@pytest.fixture(scope="session")
+def torchvision_model(tmp_path_factory):
+    """torchvision's MobileNetV3-Small (random weights, 64x64) as a torch.export program."""
+    import torch
+    path = tmp_path_factory.mktemp("torchvision") / "mobilenet_v3_small.pt2"
+    x = torch.rand(1, 3, 64, 64)
+    torch.export.save(torch.export.export(builders.mobilenet_v3_small(), (x,)), str(path))
+    return path

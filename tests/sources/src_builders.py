@@ -1,15 +1,17 @@
 """Small seeded models built with each framework inside the tests (random weights): Keras
-MobileNetV2 and a ResNet-like net for TensorFlow/TFLite, a torchvision-style net for PyTorch
-(torchvision itself is not installed beside the CPU build of torch: its blocks are defined here)."""
+MobileNetV2 and a ResNet-like net for TensorFlow/TFLite; torchvision's MobileNetV3-Small and a
+torchvision-style net (its blocks defined here) for PyTorch."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 SIZE = 32
+_TV_LIB = None      # torchvision op schemas declared by import_torchvision()
 
 
 def _randomize_bn(model, seed: int):
@@ -142,3 +144,40 @@ def build():
             m.running_var.uniform_(0.5, 1.5)
     return net
 '''
+
+
+def import_torchvision():
+    """torchvision 0.28 from PyPI beside torch's CPU build: its C++ ops (_C.so) link torch's CUDA
+    libraries and do not load, and its import then fails registering a fake kernel for the missing
+    torchvision::nms (pytorch/pytorch#122494). Its models are pure Python and use none of those ops:
+    declaring the two schemas it registers unconditionally lets it import (its +cpu build, from
+    download.pytorch.org, needs none of this)."""
+    import torch
+    try:
+        import torchvision
+        return torchvision
+    except RuntimeError as exc:
+        if "torchvision::nms" not in str(exc):
+            raise
+    for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+        del sys.modules[name]
+    global _TV_LIB
+    _TV_LIB = torch.library.Library("torchvision", "DEF")        # kept alive: the schemas live with it
+    _TV_LIB.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _TV_LIB.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
+    import torchvision
+    return torchvision
+
+
+def mobilenet_v3_small(seed=0):
+    """torchvision's MobileNetV3-Small (hardswish, squeeze-excitation, hardsigmoid), random weights
+    and random batch-norm statistics."""
+    import torch
+    tv = import_torchvision()
+    torch.manual_seed(seed)
+    net = tv.models.mobilenet_v3_small(weights=None, num_classes=10).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return net

@@ -1,5 +1,6 @@
 """PyTorch sources: torch.export (.pt2), TorchScript and module:callable of a torchvision-style
-net, validated on both runtimes against PyTorch; layouts; missing shapes and extras."""
+net, and torchvision's MobileNetV3-Small exported, validated on both runtimes against PyTorch;
+layouts; missing shapes and extras."""
 from __future__ import annotations
 
 import sys
@@ -17,6 +18,13 @@ def test_torch_forms_validate_against_pytorch(torch_models, tmp_path, form):
     graph, _ = convert_and_validate(torch_models[form], tmp_path / f"{form}.mace", input_shapes=shapes)
     assert graph.inputs == ["input"] and graph.outputs == ["output"]
     assert graph.meta["source"]["platform"] == "pytorch"
+
+
+def test_torchvision_mobilenet_v3_small_validates_against_pytorch(torchvision_model, tmp_path):
+    graph, results = convert_and_validate(torchvision_model, tmp_path / "mnv3.mace")
+    assert graph.shape("input") == (1, 3, 64, 64) and graph.shape("output") == (1, 10)
+    ops = graph.op_counts()
+    assert {"Conv", "GlobalAveragePool", "Mul", "Gemm"} <= set(ops), ops       # Mul: squeeze-excitation
 
 
 def test_nhwc_inputs_on_request(torch_models, tmp_path):
