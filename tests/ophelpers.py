@@ -171,6 +171,18 @@ class Batch:
             assert g.shape == w.shape, f"{name} {rt}: shape {g.shape} != {w.shape}"
             np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{name} runtime={rt}")
 
+    def check_typed(self, name: str, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+        """`check` with element types: the reference's dtype, integer and bool values equal."""
+        want = np.asarray(self.want[self.outs[name]])
+        assert np.any(want != 0), f"{name}: the reference output is all zeros"
+        for rt, outs in self.got.items():
+            g = outs[self.outs[name]]
+            assert g.dtype == want.dtype and g.shape == want.shape, f"{name} {rt}: {g.dtype}{g.shape} != {want.dtype}{want.shape}"
+            if want.dtype.kind == "f":
+                np.testing.assert_allclose(g, want, rtol=rtol, atol=atol, err_msg=f"{name} runtime={rt}")
+            else:
+                np.testing.assert_array_equal(g, want, err_msg=f"{name} runtime={rt}")
+
 
 def check_typed(op_type, inputs, attrs=None, initializers=None, n_outputs=1, opset=OPSET,
                 runtimes=("cpu",), rtol: float = 1e-5, atol: float = 1e-6, input_order=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.ophelpers import check_typed, rand, rand_int
+from tests.ophelpers import Batch, check_typed, module_rng, rand, rand_int
 
 
 def _pair(rng):
@@ -54,3 +54,48 @@ def test_is_special(rng, op, attrs):
     x.flat[spots[4:8]] = np.inf
     x.flat[spots[8:12]] = -np.inf
     check_typed(op, {"x": x}, attrs, opset=20)
+
+
+# -- the GPU kernels (opencl/ops/logic.py): every case in one model, one engine per runtime ---------
+@pytest.fixture(scope="module")
+def logic_batch():
+    """Comparisons of float32/int64 inputs, And/Or/Xor/Not on bools, Where of float32/int64/
+    uint8 values, IsNaN/IsInf, each with a random broadcast pattern (and a constant operand)."""
+    rng = module_rng()
+    b = Batch()
+    for dtype in ("float32", "int64"):
+        for op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"):
+            sa, sb = _pair(rng)
+            x, y = rng.integers(0, 5, sa).astype(dtype), rng.integers(1, 4, sb).astype(dtype)
+            if dtype == "float32":
+                x = x + rand(rng, *sa) * (rng.random(sa) < 0.5)
+            b.add(f"{op}_{dtype}", op, {"x": x, "y": y})
+        b.add(f"Less_const_{dtype}", "Less", {"x": rng.integers(0, 5, (3, 4)).astype(dtype)},
+              initializers={"y": np.asarray(2, dtype)})
+    for op in ("And", "Or", "Xor"):
+        sa, sb = _pair(rng)
+        x, y = rand_int(rng, bool, *sa), rand_int(rng, bool, *sb)
+        x.flat[0] = y.flat[0] = op != "Xor"  # a true output, whatever else is drawn
+        b.add(op, op, {"x": x, "y": y})
+    b.add("Not", "Not", {"x": rand_int(rng, bool, 3, 4, 5)})
+    for dtype in ("float32", "int64", "uint8"):
+        sa, sb = _pair(rng)
+        x = rand(rng, *sa) if dtype == "float32" else rand_int(rng, dtype, *sa)
+        y = rand(rng, *sb) if dtype == "float32" else rand_int(rng, dtype, *sb)
+        b.add(f"Where_{dtype}", "Where", {"c": rand_int(rng, bool, *sb[1:]), "x": x, "y": y})
+    x = rand(rng, 4, 5)
+    spots = rng.permutation(x.size)
+    x.flat[spots[:4]], x.flat[spots[4:8]], x.flat[spots[8:12]] = np.nan, np.inf, -np.inf
+    b.add("IsNaN", "IsNaN", {"x": x})
+    b.add("IsInf", "IsInf", {"x": x})
+    b.add("IsInf_neg", "IsInf", {"x": x}, {"detect_positive": 0})
+    return b.run()
+
+
+@pytest.mark.parametrize("prefix", ["Equal", "Less", "Greater", "And", "Or", "Xor", "Not", "Where", "IsNaN", "IsInf"])
+def test_gpu_logic_matches_onnxruntime(logic_batch, prefix):
+    """Exact (bool outputs; Where copies values); no node falls back to the CPU."""
+    cases = [c for c in logic_batch.outs if c.startswith(prefix)]
+    assert cases
+    for case in cases:
+        logic_batch.check_typed(case)

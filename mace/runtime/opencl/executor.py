@@ -19,12 +19,11 @@ import pyopencl as cl
 from mace import settings
 from mace.errors import DeviceError, KernelBuildError, MaceError
 from mace.ir.graph import Graph, Node
-from mace.ops.dtypes import GPU_TYPES
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
 from mace.runtime.opencl import command_buffer, shared
 from mace.runtime.opencl.caps import device_caps
-from mace.runtime.opencl.ops.base import GpuOp, Launch, registry
+from mace.runtime.opencl.ops.base import GpuOp, Launch, op_class
 from mace.runtime.opencl.ops.movement import Concat
 from mace.runtime.opencl.programs import ProgramBuilder
 
@@ -100,17 +99,16 @@ class OpenCLExecutor:
         the CPU runtime (one info line) and `gpu` refuses the model, naming every such node. A
         kernel the device's compiler cannot build falls back in both (never fatal: the warning
         names op, variant and compiler message)."""
-        reg = registry()
         g = self.graph
         self.ops: dict[str, GpuOp | None] = {}
         refused = []
         for n in g.nodes:
             ins = [g.shape(v) if v else () for v in n.inputs]
             outs = [g.shape(v) for v in n.outputs if v]
-            cls = reg.get(n.op_type)
+            cls = op_class(n.op_type, self._value_types(n))
             baked = all(i >= len(n.inputs) or not n.inputs[i] or n.inputs[i] in g.weights
                         for i in (cls.const_inputs if cls is not None else ()))
-            if cls is not None and baked and self._float_values(n) and cls.supports(n, ins, outs):
+            if cls is not None and baked and cls.supports(n, ins, outs):
                 if self._construct(cls, n, ins, outs):
                     continue
             elif n.op_type not in cpu_registry.supported_ops():
@@ -126,10 +124,10 @@ class OpenCLExecutor:
             raise DeviceError(f"runtime gpu: {len(refused)} op(s) have no GPU kernel for their shapes or inputs: "
                               f"{', '.join(refused)}: use runtime cpu+gpu (runs them on the CPU runtime)")
 
-    def _float_values(self, n: Node) -> bool:
-        """GPU kernels compute float32 values only (`mace.ops.dtypes.GPU_TYPES`)."""
-        return all(self.graph.dtypes.get(v, "float32") in GPU_TYPES for v in [*n.inputs, *n.outputs]
-                   if v and v not in self.graph.weights)
+    def _value_types(self, n: Node) -> set[str]:
+        """The element types of a node's run-time values (weights are the op's to upload)."""
+        return {self.graph.dtypes.get(v, "float32") for v in [*n.inputs, *n.outputs]
+                if v and v not in self.graph.weights}
 
     def _construct(self, cls, n: Node, ins, outs) -> bool:
         """Build the node's GPU op; False (with a warning) when no variant of it builds here."""

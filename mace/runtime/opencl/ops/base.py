@@ -4,7 +4,9 @@ An op module defines a `GpuOp` subclass per op family and registers it with `@gp
 At engine init the executor constructs it once per node (compile programs, upload and re-lay
 weights), then calls `bind()` once with the planned buffers; `bind` sets every kernel argument
 and returns the `Launch`es the executor enqueues on every run, with no Python work per op beyond
-the enqueue. Tensors are dense row-major (NCHW) buffers of `rt.store_dtype`.
+the enqueue. Tensors are dense row-major (NCHW) buffers: float32 values in `rt.store_dtype`,
+integer and bool values (for the ops whose class declares them in `value_types`) in their own
+type, bool as one byte (0 or 1), as NumPy stores them.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 import pyopencl as cl
 
 from mace.ir.graph import Node
+from mace.ops.dtypes import ANY, GPU_TYPES
 
 _ACT_IDS = {"Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6, "HardSwish": 7,
             "Gelu": 8, "GeluTanh": 9, "Silu": 10}
@@ -44,6 +47,10 @@ class GpuOp:
     #: inputs the kernels bake in at init (weights): when one is computed at run time instead,
     #: the node runs on the CPU runtime (cpu+gpu) with an info line
     const_inputs: ClassVar[tuple[int, ...]] = ()
+    #: the element types of the run-time values (inputs and outputs) this op's kernels compute
+    #: in; an op type may have several classes (float Add, integer Add): the executor takes the
+    #: first registered whose types cover the node's
+    value_types: ClassVar[frozenset[str]] = GPU_TYPES
 
     @classmethod
     def supports(cls, node: Node, in_shapes: list[tuple], out_shapes: list[tuple]) -> bool:
@@ -120,6 +127,34 @@ class GpuOp:
         return self.rt.builder.kernel(program, sorted(set(options + self.rt.dtype_options)), kernel_name)
 
 
+class TypedOp(GpuOp):
+    """Base of the ops on integer and bool values (and float ones beside them): `types` holds the
+    element type of each input and output, constant inputs are uploaded once in their own type
+    (float32 ones in the storage type), and typed.h's operands are built with `type_options`."""
+
+    value_types: ClassVar[frozenset[str]] = ANY
+
+    def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        super().__init__(rt, node, in_shapes, out_shapes, consts)
+        g = rt.graph
+        self.in_types = [str(c.dtype) if c is not None else g.dtypes.get(v, "float32") if v else None
+                         for v, c in zip(node.inputs, consts)]
+        self.out_types = [g.dtypes.get(v, "float32") for v in node.outputs if v]
+        self.const_buffers = [None if c is None else rt.upload(c, dtype=None if c.dtype == np.float32 else c.dtype)
+                              for c in consts]
+
+    def with_consts(self, inputs):
+        return [b if b is not None else c for b, c in zip(inputs, self.const_buffers)]
+
+    def typed_kernel(self, program: str, kernel_name: str, options=(), **slots: str) -> tuple[cl.Kernel, str]:
+        """`kernel` with typed.h's operand types (A="int64", Y="bool", ...)."""
+        return self.kernel(program, kernel_name, list(options) + type_options(self.rt, **slots))
+
+    def launch(self, kernel, key, gws, lws=None) -> Launch:
+        return Launch(kernel, tuple(int(g) for g in gws), lws, name=f"{self.node.name}:{self.node.op_type}",
+                      program_key=key)
+
+
 def _warn(exc, message: str) -> None:
     """A build failure is a warning the first time per program key, debug after."""
     import logging
@@ -128,16 +163,19 @@ def _warn(exc, message: str) -> None:
 
 
 _REGISTRY: dict[str, type[GpuOp]] = {}
+_CLASSES: dict[str, list[type[GpuOp]]] = {}
 _loaded = False
 
 
 def gpu_op(cls: type[GpuOp]) -> type[GpuOp]:
     for t in cls.op_types:
-        _REGISTRY[t] = cls
+        _REGISTRY.setdefault(t, cls)
+        _CLASSES.setdefault(t, []).append(cls)
     return cls
 
 
 def registry() -> dict[str, type[GpuOp]]:
+    """op type -> its first registered class (the float32 one where there are several)."""
     global _loaded
     if not _loaded:
         from mace.runtime.opencl import ops
@@ -146,6 +184,30 @@ def registry() -> dict[str, type[GpuOp]]:
                 importlib.import_module(f"{ops.__name__}.{mod.name}")
         _loaded = True
     return _REGISTRY
+
+
+def op_class(op_type: str, types: set[str]) -> type[GpuOp] | None:
+    """The class that computes `op_type` on values of `types`, or None (no GPU kernel for them)."""
+    registry()
+    return next((c for c in _CLASSES.get(op_type, ()) if types <= c.value_types), None)
+
+
+#: OpenCL C types of the element types (bool: one byte, 0 or 1)
+CL_TYPES = {"float32": "float", "int8": "char", "uint8": "uchar", "int16": "short", "uint16": "ushort",
+            "int32": "int", "uint32": "uint", "int64": "long", "uint64": "ulong", "bool": "uchar"}
+
+
+def type_options(rt, **slots: str) -> list[str]:
+    """Build options naming the element type of each typed operand (typed.h): `A="int64"` gives
+    -DA_T=long; a float32 value under half storage also -DA_HALF (loads and stores convert)."""
+    opts = []
+    for slot, t in sorted(slots.items()):
+        opts.append(f"-D{slot}_T={CL_TYPES[t]}")
+        if t == "float32" and rt.store_dtype.itemsize == 2:
+            opts.append(f"-D{slot}_HALF")
+        if t == "bool":
+            opts.append(f"-D{slot}_BOOL")
+    return opts
 
 
 def wide_width(caps) -> int:
