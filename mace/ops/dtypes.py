@@ -4,8 +4,9 @@ float32 is every runtime's compute type (float16 is a GPU storage type for float
 for quantized weights). The CPU runtime also computes integer and bool values, for the ops whose
 kernels declare them (`mace.runtime.cpu.registry`), with ONNX's integer semantics (wrap-around,
 truncating Div, Mod's sign rules). float16/float64/bfloat16/float8/string values are refused at
-conversion. The GPU runtime computes float32 values only: a node with another type runs on the
-CPU runtime under `cpu+gpu` and is refused under `gpu`.
+conversion. GPU kernels compute float32 values, and integer/bool ones for the op families whose
+class declares them (`GpuOp.value_types`: cast, logic, index, integer, ...); a node with a type
+no GPU class of its op declares runs on the CPU runtime under `cpu+gpu` and is refused under `gpu`.
 """
 from __future__ import annotations
 
@@ -16,5 +17,5 @@ NUMERIC = FLOAT | INTEGER
 ANY = NUMERIC | BOOL
 #: every type a run-time value may have (on the CPU runtime)
 RUN_TYPES = ANY
-#: the types GPU kernels compute in
+#: the types GPU kernels compute in unless their class declares more
 GPU_TYPES = FLOAT
