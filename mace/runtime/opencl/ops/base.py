@@ -135,6 +135,8 @@ class TypedOp(GpuOp):
     value_types: ClassVar[frozenset[str]] = ANY
 
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        # a float constant of another width (a folded float64 scalar) is computed in float32
+        consts = [c.astype(np.float32) if c is not None and c.dtype.kind == "f" else c for c in consts]
         super().__init__(rt, node, in_shapes, out_shapes, consts)
         g = rt.graph
         self.in_types = [str(c.dtype) if c is not None else g.dtypes.get(v, "float32") if v else None
