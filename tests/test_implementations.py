@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_op_layout import CPU_ONLY
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
 SUBSET = ["tests/ops", "tests/test_models.py", "tests/test_portability.py"]
 #: op families with no GPU kernel (tests/test_op_layout.py's CPU_ONLY): their tests run the CPU
 #: runtime only, the same on every OpenCL implementation, so the default run covers them
-CPU_ONLY_TESTS = [f"--ignore=tests/ops/test_{fam}.py" for fam in
-                  ("cast", "cumulative", "einsum", "generate", "index", "integer", "logic", "loss")]
+CPU_ONLY_TESTS = [f"--ignore=tests/ops/test_{fam}.py" for fam in sorted(CPU_ONLY)]
 #: the chosen subset: every op test except those forcing the GPU-style tiled variants ("gpu_*",
 #: 128-wide tiles, split-K) onto these CPU devices, where they are slowest and never the default
 #: (the default device runs them all); keeps the suite in its time budget
