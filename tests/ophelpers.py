@@ -126,14 +126,19 @@ class Batch:
         self.results: dict[str, dict] = {}
 
     def add(self, name: str, op_type: str, inputs: dict[str, np.ndarray], attrs: dict | None = None,
-            initializers: dict[str, np.ndarray] | None = None, input_order: list[str] | None = None) -> str:
-        """A node named `name`; input and initializer names are prefixed with it ("" stays omitted)."""
+            initializers: dict[str, np.ndarray] | None = None, input_order: list[str] | None = None,
+            n_outputs: int = 1) -> str:
+        """A node named `name`; input and initializer names are prefixed with it ("" stays omitted).
+        Output k > 0 of a node is case `name/k`."""
         ren = {k: f"{name}.{k}" for k in list(inputs) + list(initializers or {})}
         self.feeds.update({ren[k]: v for k, v in inputs.items()})
         self.inits += [numpy_helper.from_array(np.asarray(v), ren[k]) for k, v in (initializers or {}).items()]
         order = [ren.get(k, k) for k in (input_order or list(inputs) + list(initializers or {}))]
         self.outs[name] = f"{name}.out"
-        self.nodes.append(helper.make_node(op_type, order, [self.outs[name]], name=name, **(attrs or {})))
+        for k in range(1, n_outputs):
+            self.outs[f"{name}/{k}"] = f"{name}.out{k}"
+        outs = [self.outs[name]] + [self.outs[f"{name}/{k}"] for k in range(1, n_outputs)]
+        self.nodes.append(helper.make_node(op_type, order, outs, name=name, **(attrs or {})))
         return name
 
     def model(self) -> onnx.ModelProto:

@@ -1,6 +1,7 @@
-"""Run-time element types (mace.ops.dtypes): integer and bool values on the CPU runtime, the GPU
-runtime refusing (runtime gpu) or handing to the CPU (cpu+gpu) every node with a non-float32
-value, inputs checked and cast to their declared type, outputs returned in it."""
+"""Run-time element types (mace.ops.dtypes): integer and bool values on the CPU runtime and on
+the GPU for the ops whose GPU class declares them, the GPU runtime refusing (runtime gpu) or
+handing to the CPU (cpu+gpu) a node with a value type its GPU kernels lack, inputs checked and
+cast to their declared type, outputs returned in it."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,13 +41,26 @@ def test_cpu_and_gpu_fallback_compute_integer_values(rng, mixed):
         out = engine.run(feeds)
         np.testing.assert_allclose(out["y"], want[0], rtol=1e-6, err_msg=rt)
         assert out["k"].dtype == np.int64 and np.array_equal(out["k"], want[1]), rt
-        if rt == "cpu+gpu":  # the float Relu runs on the GPU, the integer-valued nodes on the CPU
-            assert sorted(engine.executor.fallback_nodes) == ["ArgMax_2", "Gather_0"]
+        if rt == "cpu+gpu":  # Gather and ArgMax have GPU kernels on integer values
+            assert engine.executor.fallback_nodes == []
 
 
-def test_gpu_runtime_refuses_integer_values(mixed):
-    with pytest.raises(DeviceError, match=r"2 op\(s\).*Gather_0 \(Gather\), ArgMax_2 \(ArgMax\)"):
-        mace.Engine(mixed[1], runtime="gpu", use_program_cache=False)
+def test_gpu_runtime_refuses_integer_values_without_a_gpu_kernel(rng):
+    """ScatterND has no GPU kernel: `gpu` refuses it by name, `cpu+gpu` runs it on the CPU."""
+    node = helper.make_node("ScatterND", ["x", "idx", "u"], ["y"])
+    g = helper.make_graph([node], "scatter", [helper.make_tensor_value_info("x", TensorProto.INT64, [4, 3]),
+                                              helper.make_tensor_value_info("idx", TensorProto.INT64, [2, 1]),
+                                              helper.make_tensor_value_info("u", TensorProto.INT64, [2, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT64, [4, 3])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    graph = convert(model)
+    with pytest.raises(DeviceError, match=r"1 op\(s\).*ScatterND_0 \(ScatterND\)"):
+        mace.Engine(graph, runtime="gpu", use_program_cache=False)
+    feeds = {"x": np.arange(12, dtype=np.int64).reshape(4, 3), "idx": np.array([[3], [0]], np.int64),
+             "u": np.full((2, 3), -7, np.int64)}
+    out = mace.Engine(graph, runtime="cpu+gpu", use_program_cache=False).run(feeds)["y"]
+    assert np.array_equal(out, reference(model, feeds)[0])
 
 
 def test_inputs_are_cast_to_their_type_only_when_exact(rng, mixed):

@@ -9,7 +9,7 @@ import pytest
 import mace
 from mace.convert import convert
 from mace.errors import InputError
-from tests.ophelpers import check_typed, make_model, rand, rand_int
+from tests.ophelpers import Batch, check_typed, make_model, module_rng, rand, rand_int
 
 
 def _shape(rng, lo_rank=1, hi_rank=4):
@@ -100,3 +100,59 @@ def test_scatter_nd(rng, reduction):
     idx = np.stack(np.unravel_index(flat, data.shape[:k]), axis=-1).astype(np.int64)
     check_typed("ScatterND", {"data": data, "idx": idx, "upd": rand(rng, n, *data.shape[k:])},
                 {"reduction": reduction}, opset=18)
+
+
+# -- the GPU kernels (opencl/ops/index.py): every case in one model, one engine per runtime ---------
+@pytest.fixture(scope="module")
+def index_batch():
+    """Gather of float32/int64/bool data by int64/int32 indices (negative ones too) on a random
+    axis, and of a constant table (an embedding); GatherElements; ArgMax/ArgMin of float32 and
+    int32 values with many ties (random axis, keepdims, select_last_index); TopK of float32 and
+    int64 values (largest and smallest, random axis and k)."""
+    rng = module_rng()
+    b = Batch()
+    for dtype, itype in (("float32", "int64"), ("int64", "int32"), ("bool", "int64")):
+        shape = _shape(rng, 2, 4)
+        axis = int(rng.integers(-len(shape), len(shape)))
+        data = (rng.random(shape) < 0.7 if dtype == "bool" else
+                rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=1, hi=9))
+        idx = rng.integers(-shape[axis], shape[axis], size=_shape(rng, 0, 2)).astype(itype)
+        b.add(f"gather_{dtype}", "Gather", {"data": data, "idx": idx}, {"axis": axis})
+    b.add("gather_table", "Gather", {"idx": rng.integers(0, 10, (2, 5)).astype(np.int64)},
+          initializers={"table": rand(rng, 10, 6)}, input_order=["table", "idx"])
+    for k in range(2):
+        shape = _shape(rng, 2, 3)
+        axis = int(rng.integers(-len(shape), len(shape)))
+        idx_shape = tuple(int(rng.integers(1, d + 1)) for d in shape)
+        idx = rng.integers(-shape[axis], shape[axis], size=idx_shape).astype(np.int64)
+        b.add(f"gather_elements{k}", "GatherElements", {"data": rand(rng, *shape), "idx": idx}, {"axis": axis})
+    for op in ("ArgMax", "ArgMin"):
+        for dtype in ("float32", "int32"):
+            shape = _shape(rng, 2, 4)
+            attrs = {"axis": int(rng.integers(-len(shape), len(shape))), "keepdims": int(rng.integers(0, 2)),
+                     "select_last_index": int(rng.integers(0, 2))}
+            fn, ax, last = np.argmax if op == "ArgMax" else np.argmin, attrs["axis"], attrs["select_last_index"]
+            x = rng.integers(-2, 3, shape).astype(dtype)   # ties in most rows
+            while not np.any(shape[ax] - 1 - fn(np.flip(x, ax), ax) if last else fn(x, ax)):  # some index is not 0
+                x = rng.integers(-2, 3, shape).astype(dtype)
+            b.add(f"{op}_{dtype}", op, {"x": x}, attrs)
+    for dtype in ("float32", "int64"):
+        for largest in (0, 1):
+            shape = _shape(rng, 1, 3)
+            axis = int(rng.integers(-len(shape), len(shape)))
+            k = int(rng.integers(1, shape[axis] + 1))
+            x = np.zeros(shape, dtype)
+            while not (x.any() and np.take(np.argsort(-x if largest else x, axis, kind="stable"), range(k), axis).any()):
+                x = rand(rng, *shape) if dtype == "float32" else rng.integers(-3, 4, shape).astype(dtype)
+            b.add(f"top_k_{dtype}_{largest}", "TopK", {"x": x}, {"axis": axis, "largest": largest},
+                  initializers={"k": np.array([k])}, n_outputs=2)
+    return b.run()
+
+
+@pytest.mark.parametrize("prefix", ["gather_", "gather_elements", "ArgMax", "ArgMin", "top_k"])
+def test_gpu_index_matches_onnxruntime(index_batch, prefix):
+    """Exact (indices, and values selected, not computed); no node falls back to the CPU."""
+    cases = [c for c in index_batch.outs if c.startswith(prefix)]
+    assert cases
+    for case in cases:
+        index_batch.check_typed(case)
