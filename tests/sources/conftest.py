@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import src_builders as builders
+import src_custom_ops as custom_ops
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +20,15 @@ def tf_models(tmp_path_factory):
     builders.tflite(resnet, d / "resnet_int8.tflite", int8=True)
     builders.tflite(builders.mobile_ops(), d / "mobile_ops.tflite")
     builders.tflite(builders.argmax_pool(), d / "argmax.tflite", allow_custom_ops=True)
+    builders.tflite(custom_ops.conv_transpose_net(), d / "deconv.tflite")
+    custom_ops.with_conv_transpose_bias(d / "deconv.tflite", d / "deconv_bias.tflite")
+    builders.tflite(custom_ops.pool_unpool_net(), d / "pool.tflite")
+    custom_ops.with_argmax_unpooling(d / "pool.tflite", d / "pool_unpool.tflite")
+    custom_ops.with_argmax_unpooling(d / "pool.tflite", d / "unpool.tflite", pool=False)
     return {"dir": d, "saved_model": d / "mobilenet_v2", "pb": d / "resnet.pb", "pb_names": names,
             "tflite": d / "resnet.tflite", "int8": d / "resnet_int8.tflite", "ops": d / "mobile_ops.tflite",
-            "argmax": d / "argmax.tflite"}
+            "argmax": d / "argmax.tflite", "deconv": d / "deconv.tflite", "deconv_bias": d / "deconv_bias.tflite",
+            "pool_unpool": d / "pool_unpool.tflite", "unpool": d / "unpool.tflite"}
 
 
 @pytest.fixture(scope="session")

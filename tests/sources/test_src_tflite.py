@@ -7,6 +7,7 @@ import logging
 import pytest
 from src_checks import convert_and_validate
 
+import mace
 from mace.convert import convert
 from mace.errors import ConversionError
 
@@ -30,8 +31,27 @@ def test_mobile_ops_prelu_hardswish_depth_to_space_resize_transpose_conv(tf_mode
     assert {"PRelu", "HardSwish", "Resize", "ConvTranspose"} <= set(ops), ops
 
 
+def test_mediapipe_conv_transpose_bias_runs_as_transpose_conv(tf_models, tmp_path):
+    """MediaPipe's Convolution2DTransposeBias (SAME and VALID, stride 2), validated against LiteRT
+    running the custom op itself (its XNNPACK delegate implements it) and against TF's own
+    TRANSPOSE_CONV in the file it was made from."""
+    import numpy as np
+
+    from mace.convert.sources import reference_outputs
+    graph, _ = convert_and_validate(tf_models["deconv_bias"], tmp_path / "d.mace")
+    assert graph.op_counts().get("ConvTranspose") == 2, graph.op_counts()
+    x = np.random.default_rng(1).uniform(-1, 1, graph.shape("x")).astype(np.float32)
+    want = reference_outputs(tf_models["deconv"], graph, {"x": x})[graph.outputs[0]]
+    with mace.Engine(tmp_path / "d.mace", runtime="cpu") as engine:
+        got = engine.run({"x": x})[graph.outputs[0]]
+    assert got.shape == want.shape == (1, 32, 32, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("key,words", [
     ("argmax", ["MaxPoolWithArgmax", "node Identity", "argmax.tflite"]),
+    ("pool_unpool", ["custom op MaxPoolingWithArgmax2D", "node MaxPool2d", "pool_unpool.tflite"]),
+    ("unpool", ["custom op MaxUnpooling2D", "node Identity", "unpool.tflite"]),
 ])
 def test_unsupported_ops_name_op_node_and_file(tf_models, tmp_path, key, words):
     with pytest.raises(ConversionError) as err:

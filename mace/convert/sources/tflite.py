@@ -3,12 +3,14 @@
 Converted by tf2onnx's TFLite frontend (its own reader of the TFLite schema; chosen over
 tflite2onnx by measurement: docs/sources.md). An int8 model is converted dequantized (weights
 become float32 constants, quantize/dequantize pairs go) until mace runs quantized graphs: an
-info line says so. Custom ops of MediaPipe-style graphs are checked first, naming the op, the
-node (its first output tensor) and the file. Tensor names are the flatbuffer's; I/O stay NHWC.
+info line says so. Custom ops of MediaPipe-style graphs are checked first: those mace refuses
+are named with the node (its first output tensor) and the file; Convolution2DTransposeBias
+becomes TRANSPOSE_CONV (sources/tflite_custom.py). Tensor names are the flatbuffer's; I/O stay NHWC.
 """
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 from mace.convert.sources import Imported, quiet_framework_logs, require
@@ -23,8 +25,6 @@ REFUSED_CUSTOM = {
     "MaxPoolingWithArgmax2D": "its argmax indices output has no mace op (MaxPool indices are refused)",
     "MaxPoolWithArgmax": "its argmax indices output has no mace op (MaxPool indices are refused)",
     "MaxUnpooling2D": "it scatters by argmax indices, which mace does not compute",
-    "Convolution2DTransposeBias": "MediaPipe's transposed convolution with bias has no converter yet; "
-                                  "export the model with TRANSPOSE_CONV and an ADD",
 }
 
 
@@ -77,12 +77,27 @@ def to_onnx(spec) -> Imported:
     quiet_framework_logs()
     require("tf2onnx", "tflite", spec.path)
     from mace.convert.sources import tflite_import
-    model = tflite_import.convert(spec, ins, outs, dequantize=info["quantized"], opset=OPSET)
+    with tempfile.TemporaryDirectory(prefix="mace-tflite-") as tmp:
+        path = _builtin_form(spec, Path(tmp))
+        model = tflite_import.convert(spec, path, ins, outs, dequantize=info["quantized"], opset=OPSET)
     notes = []
     if info["quantized"]:
         notes.append(f"{spec.path}: an int8-quantized TFLite model: converted dequantized (float32 weights "
                      f"and activations) until mace runs quantized graphs")
     return Imported(model, _layouts(model.graph.input), _layouts(model.graph.output), notes)
+
+
+def _builtin_form(spec, tmp: Path) -> Path:
+    """The file tf2onnx reads: the source, or a copy whose MediaPipe custom ops with a builtin
+    equal are rewritten into it."""
+    from mace.convert.sources import tflite_custom
+    data, count = tflite_custom.rewrite(Path(spec.path).read_bytes(), spec.path)
+    if not count:
+        return Path(spec.path)
+    log.info("%s: %d %s op(s) converted as TRANSPOSE_CONV with bias", spec.path, count, tflite_custom.CONV_T_BIAS)
+    path = tmp / Path(spec.path).name
+    path.write_bytes(data)
+    return path
 
 
 def _layouts(values) -> dict[str, str]:

@@ -11,12 +11,12 @@ for _name in ("tf2onnx", "tensorflow"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
-def convert(spec, inputs: list[str], outputs: list[str], dequantize: bool, opset: int):
+def convert(spec, path, inputs: list[str], outputs: list[str], dequantize: bool, opset: int):
     import tensorflow as tf
     from tf2onnx import convert as t2o
     try:
         with tf.device("/cpu:0"):
-            model, _ = t2o._convert_common(None, tflite_path=str(spec.path), name="tflite", continue_on_error=True,
+            model, _ = t2o._convert_common(None, tflite_path=str(path), name="tflite", continue_on_error=True,
                                            opset=opset, input_names=inputs, output_names=outputs,
                                            dequantize=dequantize)
     except Exception as exc:  # noqa: BLE001 - tf2onnx raises ValueError/KeyError/... naming the op
