@@ -11,6 +11,8 @@ KNOBS = {
     "MACE_TUNING": "1: tune every kernel launch during a normal run and store the records",
     "MACE_COMMAND_BUFFER": "0: enqueue each launch instead of replaying a run recorded with cl_khr_command_buffer "
                            "(used where the device offers it)",
+    "MACE_GPU_INT8_WEIGHTS": "0: the GPU runtime keeps 8-bit model weights as float on the device (default: 8-bit, "
+                             "dequantized in the kernels)",
     "MACE_TRUSTED_KEYS": "file of trusted public keys (ssh-ed25519 lines) whose signatures make a program cache "
                          "trusted wherever it is kept (default: <user config dir>/mace/trusted_keys)",
     "MACE_CPU_KERNEL_CACHE": "directory of the CPU runtime's compiled-kernel cache (default <user cache dir>/mace/"
@@ -99,7 +101,7 @@ def _wait_seconds(name: str, value: str) -> None:
 
 #: knobs whose values have a form; the others (a device name, a path) are free text
 _CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_DEVICE_PROBE": _bool,
-           "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size,
+           "MACE_GPU_INT8_WEIGHTS": _bool, "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size,
            "MACE_PROGRAM_STORE_TIMEOUT": _seconds, "MACE_HARVEST_EXIT_SECONDS": _wait_seconds}
 
 

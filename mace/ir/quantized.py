@@ -60,6 +60,11 @@ def _quantize_exact(w: np.ndarray, info: dict) -> np.ndarray | None:
     return q if np.array_equal(dequantize(q, s, z, axis), w) else None
 
 
+def integer_weight(w: np.ndarray, info: dict) -> np.ndarray | None:
+    """The 8-bit integers of a loaded weight (the GPU runtime keeps them on the device), or None."""
+    return _quantize_exact(np.asarray(w), info)
+
+
 def mark(graph, infos: dict) -> int:
     """Record in graph.meta the weights that can be stored as 8-bit integers; returns how many."""
     kept = {}

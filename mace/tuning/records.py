@@ -24,7 +24,7 @@ def tuning_key(op_type: str, in_shapes, out_shapes, attrs: dict, data_type: str)
 
 
 def op_key(op, data_type: str) -> str:
-    return tuning_key(op.node.op_type, op.in_shapes, op.out_shapes, op.node.attrs, data_type)
+    return tuning_key(op.node.op_type, op.in_shapes, op.out_shapes, {**op.node.attrs, **op.tuning_attrs}, data_type)
 
 
 def source_hashes(launches) -> list[str]:

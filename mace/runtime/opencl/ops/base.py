@@ -51,6 +51,9 @@ class GpuOp:
     #: in; an op type may have several classes (float Add, integer Add): the executor takes the
     #: first registered whose types cover the node's
     value_types: ClassVar[frozenset[str]] = GPU_TYPES
+    #: what else, beyond the node's shapes and attributes, selects different code (the weights'
+    #: element type): part of the tuning key
+    tuning_attrs: dict = {}
 
     @classmethod
     def supports(cls, node: Node, in_shapes: list[tuple], out_shapes: list[tuple]) -> bool:

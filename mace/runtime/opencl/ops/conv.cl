@@ -16,6 +16,7 @@
 #define SW 1
 #endif
 #include "vector.h"
+#include "wq.h"
 
 #ifndef PAD_ONLY
 #define TILE (VW * PB)
@@ -33,8 +34,9 @@
  * gws = (ceil(OW / TILE), OH, N * G * MB): tiles past the row end are clamped to OW - TILE
  * (they overlap their neighbour and write the same values), so OW >= TILE is required. */
 __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp), already padded */
-                     __global const float* restrict w,      /* packed, see above */
-                     __global const float* restrict bias,   /* (G*MB*OCB), zero-filled */
+                     __global const wq_t* restrict w,       /* packed, see above (8-bit with -DWQ) */
+                     __global const float* restrict bias    /* (G*MB*OCB), zero-filled */
+                     WQ_ARGS,                               /* -DWQ: scales (zero points), as bias */
                      __global store_t* restrict out         /* (N, M, OH, OW) */
                      RESIDUAL_ARG,                          /* (N, M, OH, OW) with -DRESIDUAL */
                      int Cg, int Hp, int Wp, int OH, int OW, int G, int MB, int Mg, int NZ) {
@@ -48,7 +50,15 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
     const int n = ng / G;
     const int plane = Hp * Wp;
     const __global store_t* ip = in + (size_t)ng * Cg * plane + (oh * SH) * Wp + ow0 * SW;
-    const __global float* wp = w + (size_t)(g * MB + mb) * Cg * (KH * KW * OCB);
+    const __global wq_t* wp = w + (size_t)(g * MB + mb) * Cg * (KH * KW * OCB);
+#ifdef WZP
+    float zp[OCB];
+#pragma unroll
+    for (int j = 0; j < OCB; j++) zp[j] = wzp[(g * MB + mb) * OCB + j];
+#define WV(j) ((float)wk[j] - zp[j])
+#else
+#define WV(j) ((float)wk[j])
+#endif
 
     vf acc[OCB][PB];
 #pragma unroll
@@ -65,10 +75,10 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
                 vf x[PB];
 #pragma unroll
                 for (int b = 0; b < PB; b++) x[b] = LOADS(rp + kw * DW + b * VW * SW);
-                const __global float* wk = wp + (kh * KW + kw) * OCB;
+                const __global wq_t* wk = wp + (kh * KW + kw) * OCB;
 #pragma unroll
                 for (int j = 0; j < OCB; j++) {
-                    const float wv = wk[j];
+                    const float wv = WV(j);
 #pragma unroll
                     for (int b = 0; b < PB; b++) acc[j][b] = wv * x[b] + acc[j][b];
                 }
@@ -90,7 +100,7 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
             const float bv = bp[j];
 #pragma unroll
             for (int b = 0; b < PB; b++) {
-                vf v = acc[j][b] + bv;
+                vf v = WQ_SCALE(acc[j][b], (g * MB + mb) * OCB + j) + bv;
 #ifdef RESIDUAL
                 v += VLOAD(rp + (size_t)j * (OH * OW) + b * VW);
 #endif

@@ -29,6 +29,9 @@ Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
   gpu_conv.cl, the 16 GEMMs as its group dimension (64x64 or 32x32 tiles like `gpu_im2col`).
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
+8-bit weights (the model file's, `qweights`): every variant but Winograd's keeps them 8-bit on the
+device (-DWQ, wq.h): conv2d scales its accumulators per output channel, the others dequantize at
+the weight load.
 Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one
 launch) so the conv kernel never tests bounds; im2col writes the zeros itself. Bias, a folded
 residual Add (`residual` attr: -DRESIDUAL, input 3 passed right after the output buffer) and the
@@ -42,7 +45,7 @@ import pyopencl as cl
 
 from mace.ops import conv as conv_rules
 from mace.ops.conv import as_2d
-from mace.runtime.opencl.ops import winograd
+from mace.runtime.opencl.ops import qweights, winograd
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 
 #: work-items per work-group for the register-tiled kernels: PoCL's default picks one huge
@@ -214,6 +217,11 @@ class ConvOp(GpuOp):
         m = w.shape[0]
         cg, mg = c // group, m // group
         self.w4 = np.asarray(w, np.float32).reshape(m, cg, kh, kw)
+        # 8-bit weights in the model file stay 8-bit on the device (every variant but Winograd's)
+        self.qw = qweights.weight_of(rt, node, 1, 0, m)
+        self.wsrc = self.w4 if self.qw is None else self.qw.q.reshape(m, cg, kh, kw)
+        if self.qw is not None:
+            self.tuning_attrs = {"weights": np.dtype(self.qw.dtype).name}
         bias = consts[2] if len(consts) > 2 and consts[2] is not None else None
         if bias is None and len(node.inputs) > 2 and node.inputs[2]:
             raise NotImplementedError("Conv with a non-constant bias")  # pragma: no cover
@@ -253,7 +261,7 @@ class ConvOp(GpuOp):
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
             # winograd.cl moves 2*VT input columns as one vector (VT = 4 or 8): float8 at least
             if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group) \
-                    and caps.max_vector_width >= 8:
+                    and caps.max_vector_width >= 8 and self.qw is None:
                 self._variants.append("winograd")
                 if not cpu and gemm_fits(caps, self._tile("gpu_winograd")):
                     self._variants.append("gpu_winograd")
@@ -289,6 +297,15 @@ class ConvOp(GpuOp):
         getattr(self, BUILDERS[family])(variant, self._geometry_options(), self.activation_options()
                                         + (["-DRESIDUAL"] if self.residual else []))
 
+    def _upload_weights(self, packed: np.ndarray, layout) -> tuple[cl.Buffer, list[str]]:
+        """Packed weights on the device: float, or 8-bit with their scales (zero points) laid out
+        by `layout` like the bias (`self.wq_args`, passed after it); returns the -DWQ options."""
+        if self.qw is None:
+            self.wq_args = []
+            return self.rt.upload(packed, dtype=np.float32), []
+        self.wq_args = [self.rt.upload(a, dtype=np.float32) for a in self.qw.per_channel(layout)]
+        return self.qw.upload(self.rt, packed), self.qw.options()
+
     def _geometry_options(self) -> list[str]:
         (kh, kw), (sh, sw), (dh, dw) = self.g["k"], self.g["s"], self.g["d"]
         return [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
@@ -302,8 +319,8 @@ class ConvOp(GpuOp):
         """One work-item per output element (gpu_conv.cl depthwise_px)."""
         rt, G = self.rt, self.g
         kh, kw = G["k"]
-        self.k, self.key = self.kernel("gpu_conv", "depthwise_px", geo + act + ["-DDEPTHWISE"])
-        self.w = rt.upload(self.w4.reshape(G["m"], kh * kw), dtype=np.float32)
+        self.w, wq = self._upload_weights(self.wsrc.reshape(G["m"], kh * kw), lambda v: v)
+        self.k, self.key = self.kernel("gpu_conv", "depthwise_px", geo + act + ["-DDEPTHWISE"] + wq)
         self.b = rt.upload(self.bias, dtype=np.float32)
         self.lws = DW_LWS
         self.gws = (round_up(G["ow"], DW_LWS[0]), round_up(G["oh"], DW_LWS[1]), G["n"] * G["c"])
@@ -315,8 +332,8 @@ class ConvOp(GpuOp):
         kh, kw = G["k"]
         vw, pb = rt.caps.vector_width(G["ow"])
         rb = min(4, G["oh"])
-        self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"])
-        self.w = rt.upload(self.w4.reshape(G["m"], kh * kw), dtype=np.float32)
+        self.w, wq = self._upload_weights(self.wsrc.reshape(G["m"], kh * kw), lambda v: v)
+        self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"] + wq)
         self.b = rt.upload(self.bias, dtype=np.float32)
         self.gws = (-(-G["ow"] // (vw * pb)), -(-G["oh"] // rb), G["n"] * G["c"])
         self.args = self._depthwise_args()
@@ -338,19 +355,25 @@ class ConvOp(GpuOp):
             kk, p, bias = cg * G["k"][0] * G["k"][1], oh * ow, self.bias
             opts += act
             # [G][K][Mg], K = (c, kh, kw) as im2col's rows and the implicit gather
-            wt = self.w4.reshape(group, mg, kk).transpose(0, 2, 1)
+            wt = self.wsrc.reshape(group, mg, kk).transpose(0, 2, 1)
         if variant.startswith("gpu_direct"):
             opts += geo + ["-DIMPLICIT"]
         if variant == "gpu_direct_splitk":
             opts += ["-DSPLITK"]
         elif variant == "gpu_im2col":
             self.im2col = Im2colStep(self, n, c, h, wd, oh, ow, group, G["k"], G["s"], G["d"], G["pads"])
-        self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
-        self._gemm_opts = opts
         # rows padded to a multiple of 4 with zeros: the kernel reads them as aligned float4s
         wpad = np.zeros(wt.shape[:2] + (round_up(mg, 4),), np.float32)
         wpad[..., :mg] = wt
-        self.w = rt.upload(wpad, dtype=np.float32)
+
+        def per_row(v):  # [G][LDW], like a row of W
+            out = np.zeros((group, round_up(mg, 4)), np.float32)
+            out[:, :mg] = v.reshape(group, mg)
+            return out
+        self.w, wq = self._upload_weights(wpad, per_row)
+        opts += wq
+        self.k, self.key = self.kernel("gpu_conv", "gemm_conv", opts)
+        self._gemm_opts = opts
         self.b = rt.upload(bias, dtype=np.float32)
         b = GEMM_WG * t
         self.lws = (GEMM_WG, GEMM_WG, 1)
@@ -366,7 +389,7 @@ class ConvOp(GpuOp):
         n, c, h, wd, oh, ow, m, group, cg, mg = (G[k] for k in ("n", "c", "h", "w", "oh", "ow", "m", "group", "cg", "mg"))
         (kh, kw), pads = G["k"], G["pads"]
         hp, wp = h + pads[0] + pads[2], wd + pads[1] + pads[3]
-        w5 = self.w4.reshape(group, mg, cg, kh, kw)
+        w5 = self.wsrc.reshape(group, mg, cg, kh, kw)
         if variant.startswith("pointwise"):  # GEMM over flattened pixels
             hp, wp, ohk, owk = 1, h * wd, 1, oh * ow
         elif variant == "winograd":  # the pointwise GEMM per transform position (16 groups) on V
@@ -390,8 +413,12 @@ class ConvOp(GpuOp):
         bpk = np.zeros((group, mb * ocb), np.float32)
         if self.wino is None:
             bpk[:, :mg] = self.bias.reshape(group, mg)
-        self.k, self.key = self.kernel("conv", "conv2d", kgeo + act + [f"-DOCB={ocb}", f"-DVW={vw}", f"-DPB={pb}"])
-        self.w = rt.upload(pack_oc_blocks(w5, ocb), dtype=np.float32)
+        def per_block(v):  # (G, MB*OCB), like the bias
+            out = np.zeros((group, mb * ocb), np.float32)
+            out[:, :mg] = v.reshape(group, mg)
+            return out
+        self.w, wq = self._upload_weights(pack_oc_blocks(w5, ocb), per_block)
+        self.k, self.key = self.kernel("conv", "conv2d", kgeo + act + [f"-DOCB={ocb}", f"-DVW={vw}", f"-DPB={pb}"] + wq)
         self.b = rt.upload(bpk, dtype=np.float32)
         nz = n * group * mb
         self.gws = (-(-owk // (vw * pb)), ohk, nz)
@@ -431,7 +458,7 @@ class ConvOp(GpuOp):
             return launches
         if self.variant == "gpu_direct_splitk":
             slices, _, total = self.split
-            self.k.set_args(src, self.w, self.b, self.part, *self.args)
+            self.k.set_args(src, self.w, self.b, *self.wq_args, self.part, *self.args)
             launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,
                                    tune_key_extra={"variant": self.variant}))
             self.k_reduce.set_args(self.part, self.b, outputs[0], *res, i32(slices), i32(total),
@@ -439,7 +466,7 @@ class ConvOp(GpuOp):
             launches.append(Launch(self.k_reduce, (round_up(total, 64),), None, name=f"{self.node.name}/splitk:Conv",
                                    program_key=self.key))
             return launches
-        self.k.set_args(src, self.w, self.b, outputs[0], *res, *self.args)
+        self.k.set_args(src, self.w, self.b, *self.wq_args, outputs[0], *res, *self.args)
         launches.append(Launch(self.k, self.gws, self.lws, name=name, program_key=self.key, flops=self.flops,
                                tune_key_extra={"variant": self.variant}))
         return launches

@@ -8,6 +8,7 @@
  * Compile-time constants: KH KW SH SW DH DW, VW, PB, RB, ACT, RESIDUAL.
  */
 #include "vector.h"
+#include "wq.h"
 #define TILE (VW * PB)
 /* -DRESIDUAL (a Conv with a folded residual Add): one more kernel argument after `out`, a
  * tensor of the output's shape and layout added after the bias, before ACTIVATE. */
@@ -74,8 +75,9 @@ inline vf safe_load(const __global store_t* p, vi m) {
  * OH >= RB are required. Pads are applied by masking: rows outside the input are skipped,
  * columns outside it are zeroed lanes. */
 __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) */
-                        __global const float* restrict w,      /* (C, KH*KW) */
-                        __global const float* restrict bias,   /* (C) */
+                        __global const wq_t* restrict w,       /* (C, KH*KW), 8-bit with -DWQ */
+                        __global const float* restrict bias    /* (C) */
+                        WQ_ARGS,                               /* -DWQ: (C) scales (zero points) */
                         __global store_t* restrict out         /* (N, C, OH, OW) */
                         RESIDUAL_ARG,                          /* (N, C, OH, OW) with -DRESIDUAL */
                         int C, int H, int W, int OH, int OW, int NC, int PT, int PL) {
@@ -90,7 +92,7 @@ __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) *
 
     float wk[KH * KW];
 #pragma unroll
-    for (int k = 0; k < KH * KW; k++) wk[k] = w[c * (KH * KW) + k];
+    for (int k = 0; k < KH * KW; k++) wk[k] = WQ_DEQ(w[c * (KH * KW) + k], c);
     const float bv = bias[c];
 
     vi mask[KW][PB];

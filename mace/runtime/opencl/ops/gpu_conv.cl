@@ -4,7 +4,8 @@
  *
  * Per (batch, group) ng = n * G + g:   out[ng][m][p] = ACTIVATE(sum_k W[g][k][m] * X[ng][k][p] + bias[g*Mg + m])
  *   m < Mg (output channel of the group), p < P = OH*OW (output pixel), k < K = Cg*KH*KW.
- * W is float, laid out [G][K][LDW] at init, LDW = Mg rounded up to 4 with zero columns (K-major:
+ * W is float (8-bit with -DWQ, wq.h: dequantized as its A tile is staged), laid out [G][K][LDW]
+ * at init, LDW = Mg rounded up to 4 with zero columns (K-major:
  * a K-tile row of the M block is contiguous, and read as 16-byte aligned float4s).
  * X is either a dense (K, P) matrix per ng (pointwise conv: the input itself; im2col: the column
  * buffer; gpu_winograd: V, G = 16 transform positions) or, with -DIMPLICIT, gathered on the fly
@@ -23,6 +24,7 @@
  * Compile-time constants: TM, TN; with IMPLICIT also KH KW SH SW DH DW; ACT; RESIDUAL (one more
  * argument after `out`: a tensor of the output's layout added before ACTIVATE).
  */
+#include "wq.h"
 /* -DRESIDUAL (a Conv with a folded residual Add): one more kernel argument after `out`, a
  * tensor of the output's shape and layout added after the bias, before ACTIVATE. */
 #ifdef RESIDUAL
@@ -56,8 +58,9 @@
 
 __kernel __attribute__((reqd_work_group_size(WG, WG, 1)))
 void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NCHW input with IMPLICIT */
-               __global const float4* restrict W,    /* [G][K][LDW / 4] */
-               __global const float* restrict bias,  /* (G*Mg) */
+               __global const wq4_t* restrict W,     /* [G][K][LDW / 4] (8-bit with -DWQ) */
+               __global const float* restrict bias   /* (G*Mg) */
+               WQ_ARGS,                              /* -DWQ: [G][LDW] scales (zero points) */
                __global GEMM_OUT_T* restrict out     /* (N, G*Mg, P); SPLITK: (S, N*G, Mg, P) */
                GEMM_RESIDUAL_ARG,                    /* (N, G*Mg, P) with -DRESIDUAL */
                int K, int P, int Mg, int G,
@@ -78,7 +81,7 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
 #endif
     const int g = ng % G;
     const int ldw4 = (Mg + 3) / 4;
-    const __global float4* wp = W + (size_t)g * K * ldw4;
+    const __global wq4_t* wp = W + (size_t)g * K * ldw4;
     /* this work-item's B column pb (rows kb, kb + WG*WG/BN, ...) */
     const int pb = tid % BN, kb = tid / BN;
     const int pc = p0 + pb;
@@ -104,7 +107,8 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
             const int kk = e / (BM / 4), m4 = e % (BM / 4);
             const int k = k0 + kk, mq = m0 / 4 + m4;
             if (A4 % (WG * WG) == 0 || e < A4)  /* 32x32 tiles: half the work-items */
-                vstore4(k < kend && mq < ldw4 ? wp[(size_t)k * ldw4 + mq] : (float4)0.0f, 0, &As[kk][4 * m4]);
+                vstore4(k < kend && mq < ldw4 ? WQ_DEQ4(wp[(size_t)k * ldw4 + mq], g * ldw4 + mq) : (float4)0.0f, 0,
+                        &As[kk][4 * m4]);
         }
 #pragma unroll
         for (int r = 0; r < TK * BN / (WG * WG); r++) {
@@ -198,15 +202,15 @@ __kernel void splitk_reduce(__global const float* restrict part, __global const 
 #ifdef DEPTHWISE
 /* depthwise_px (variant `gpu_depthwise`): one work-item per output element, x fastest.
  * gws = (round_up(OW, lws0), round_up(OH, lws1), N*C); taps bounds-checked (zero padding);
- * weights float (C, KH*KW). Compile-time constants: KH KW SH SW DH DW, ACT. */
-__kernel void depthwise_px(__global const store_t* restrict in, __global const float* restrict w,
-                           __global const float* restrict bias, __global store_t* restrict out RESIDUAL_ARG,
+ * weights float (C, KH*KW), or 8-bit with -DWQ. Compile-time constants: KH KW SH SW DH DW, ACT. */
+__kernel void depthwise_px(__global const store_t* restrict in, __global const wq_t* restrict w,
+                           __global const float* restrict bias WQ_ARGS, __global store_t* restrict out RESIDUAL_ARG,
                            int C, int H, int Wd, int OH, int OW, int NC, int PT, int PL) {
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     if (ow >= OW || oh >= OH || nc >= NC) return;
     const int c = nc % C;
     const __global store_t* ip = in + (size_t)nc * H * Wd;
-    const __global float* wp = w + c * (KH * KW);
+    const __global wq_t* wp = w + c * (KH * KW);
     const int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
     float acc = bias[c];
 #pragma unroll
@@ -216,7 +220,7 @@ __kernel void depthwise_px(__global const store_t* restrict in, __global const f
 #pragma unroll
             for (int kw = 0; kw < KW; kw++) {
                 const int iw = iw0 + kw * DW;
-                if (iw >= 0 && iw < Wd) acc = fma(wp[kh * KW + kw], LOAD(ip, (size_t)ih * Wd + iw), acc);
+                if (iw >= 0 && iw < Wd) acc = fma(WQ_DEQ(wp[kh * KW + kw], c), LOAD(ip, (size_t)ih * Wd + iw), acc);
             }
         }
     }

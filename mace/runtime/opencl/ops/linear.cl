@@ -7,9 +7,30 @@
  * (MatMul) is resolved at init into per-batch element offsets of A and B. C (Gemm, -DHAS_C) is
  * added as beta * C through broadcast strides (a constant C is pre-broadcast to (M, N)).
  * gws = (ceil(N / (VW*PB)), ceil(M / MR), batch).
+ * -DWQ (wq.h; a constant B only, laid out (K, N)): B is 8-bit, one scale (zero point) per column.
  */
+#include "wq.h"
+#ifdef WQ
+#define B_T wq_t
+#else
+#define B_T store_t
+#endif
 #ifndef TILED
 #include "vector.h"
+
+#ifdef WQ  /* 8-bit B: VW columns converted to float; the per-column parameters as float vectors */
+#if VW == 1
+#define BLOADV(p) ((float)(p)[0])
+#define FLOADV(p) ((p)[0])
+#else
+#define BLOADV(p) CAT(convert_float, VW)(CAT(vload, VW)(0, (p)))
+#define FLOADV(p) CAT(vload, VW)(0, (p))
+#endif
+#define BLOAD1(p, i) ((float)(p)[i])
+#else
+#define BLOADV(p) VLOAD(p)
+#define BLOAD1(p, i) LOAD(p, i)
+#endif
 
 /* C term: beta * C[m * scm + n * scn] (broadcast dims have stride 0) */
 inline vf load_c(const __global store_t* p, int scn) {
@@ -25,8 +46,8 @@ inline vf load_c(const __global store_t* p, int scn) {
 
 #define TILE (VW * PB)
 
-__kernel void gemm(__global const store_t* restrict A, __global const store_t* restrict B,
-                   __global const store_t* restrict Cm, __global store_t* restrict Y,
+__kernel void gemm(__global const store_t* restrict A, __global const B_T* restrict B,
+                   __global const store_t* restrict Cm, __global store_t* restrict Y WQ_ARGS,
                    __global const int* restrict offA, __global const int* restrict offB,
                    int M, int N, int K, int sam, int sak, int sbk, int sbn, float alpha,
                    float beta, int scm, int scn, int NB) {
@@ -35,7 +56,15 @@ __kernel void gemm(__global const store_t* restrict A, __global const store_t* r
     const int bi = get_global_id(2);
     if (bi >= NB) return;
     const __global store_t* ap = A + offA[bi] + m0 * sam;
-    const __global store_t* bp = B + offB[bi] + n0 * sbn;
+    const __global B_T* bp = B + offB[bi] + n0 * sbn;
+#ifdef WZP
+    vf zpv[PB];
+#pragma unroll
+    for (int b = 0; b < PB; b++) zpv[b] = FLOADV(wzp + n0 + b * VW);
+#define BZP(b) - zpv[b]
+#else
+#define BZP(b)
+#endif
 
     vf acc[MR][PB];
 #pragma unroll
@@ -47,10 +76,10 @@ __kernel void gemm(__global const store_t* restrict A, __global const store_t* r
         vf x[PB];
 #if VW == 1
 #pragma unroll
-        for (int b = 0; b < PB; b++) x[b] = LOAD(bp, b * sbn);
+        for (int b = 0; b < PB; b++) x[b] = BLOAD1(bp, b * sbn) BZP(b);
 #else
 #pragma unroll
-        for (int b = 0; b < PB; b++) x[b] = VLOAD(bp + b * VW);
+        for (int b = 0; b < PB; b++) x[b] = BLOADV(bp + b * VW) BZP(b);
 #endif
 #pragma unroll
         for (int r = 0; r < MR; r++) {
@@ -68,6 +97,9 @@ __kernel void gemm(__global const store_t* restrict A, __global const store_t* r
 #pragma unroll
         for (int b = 0; b < PB; b++) {
             vf v = acc[r][b] * alpha;
+#ifdef WQ
+            v *= FLOADV(wscale + n0 + b * VW);
+#endif
 #ifdef HAS_C
             const __global store_t* cp = Cm + (m0 + r) * scm + (n0 + b * VW) * scn;
             v += beta * (scn == 1 ? VLOAD(cp) : load_c(cp, scn));
@@ -91,8 +123,8 @@ __kernel void gemm(__global const store_t* restrict A, __global const store_t* r
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, WG, 1)))
-void gemm_tiled(__global const store_t* restrict A, __global const store_t* restrict B,
-                __global const store_t* restrict Cm, __global store_t* restrict Y,
+void gemm_tiled(__global const store_t* restrict A, __global const B_T* restrict B,
+                __global const store_t* restrict Cm, __global store_t* restrict Y WQ_ARGS,
                 __global const int* restrict offA, __global const int* restrict offB,
                 int M, int N, int K, int sam, int sak, int sbk, int sbn, float alpha,
                 float beta, int scm, int scn, int NB) {
@@ -104,7 +136,7 @@ void gemm_tiled(__global const store_t* restrict A, __global const store_t* rest
     const int m0 = get_group_id(1) * BM;
     const int bi = get_global_id(2);
     const __global store_t* ap = A + offA[bi];
-    const __global store_t* bp = B + offB[bi];
+    const __global B_T* bp = B + offB[bi];
 
     float acc[TM][TN];
 #pragma unroll
@@ -125,7 +157,11 @@ void gemm_tiled(__global const store_t* restrict A, __global const store_t* rest
             const int e = tid + r * (WG * WG);
             const int kk = e / BN, nn = e % BN;
             const int k = k0 + kk, n = n0 + nn;
+#ifdef WQ
+            Bs[kk][nn] = (k < K && n < N) ? WQ_DEQ(bp[(size_t)k * sbk + (size_t)n * sbn], n) : 0.0f;
+#else
             Bs[kk][nn] = (k < K && n < N) ? LOAD(bp, (size_t)k * sbk + (size_t)n * sbn) : 0.0f;
+#endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll

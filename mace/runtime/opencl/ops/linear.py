@@ -6,7 +6,8 @@ local-memory SGEMM with 16x16 work-groups and 4x4 / 2x2 micro-tiles, i.e. 64x64 
 tiles; the default on other devices, 32x32 first when 64x64 tiles would not give every compute
 unit two work-groups). Offered only where the device's work-group and local memory limits fit.
 
-Gemm: alpha, beta, transA, transB; B constant or not (a constant B is re-laid (K, N) at init);
+A constant B the model file holds as 8-bit integers stays 8-bit on the device (`qweights`, -DWQ:
+dequantized per column in the kernel). Gemm: alpha, beta, transA, transB; B constant or not (a constant B is re-laid (K, N) at init);
 C constant (pre-broadcast to (M, N) at init) or not (read through broadcast strides). MatMul: N-d with NumPy broadcasting of the batch dims (per-batch
 offsets computed at init), 1-D operands promoted as NumPy does, B constant or not.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
+from mace.runtime.opencl.ops import qweights
 from mace.runtime.opencl.ops.base import GpuOp, Launch, f32, gpu_op, i32
 from mace.runtime.opencl.ops.conv import GEMM_WG, gemm_fits, gemm_tile
 
@@ -27,12 +29,20 @@ def _mr(m: int) -> int:
 
 
 class _Linear(GpuOp):
-    def _setup(self, m, n, k, nb, off_a, off_b, sam, sak, sbk, sbn, alpha, b_const, c=None):
-        """c: None, or (constant array or None for the runtime input 2, beta, scm, scn)."""
+    def _setup(self, m, n, k, nb, off_a, off_b, sam, sak, sbk, sbn, alpha, b_const, c=None, qw=None):
+        """c: None, or (constant array or None for the runtime input 2, beta, scm, scn); qw: B's
+        8-bit form (qweights.QWeight, per column; b_const then holds its integers)."""
         rt = self.rt
         self.dims = (m, n, k, nb, sbn)
         self.has_c = c is not None
-        self.b_const = rt.upload(b_const) if b_const is not None else None
+        self.qw = qw
+        if qw is not None:
+            self.b_const = qw.upload(rt, b_const)
+            self.wq_args = [rt.upload(a, dtype=np.float32) for a in qw.per_channel(lambda v: v)]
+            self.tuning_attrs = {"weights": np.dtype(qw.dtype).name}
+        else:
+            self.b_const = rt.upload(b_const) if b_const is not None else None
+            self.wq_args = []
         c_arr, beta, scm, scn = c if c is not None else (np.zeros(1, np.float32), 0.0, 0, 0)
         self.c = rt.upload(c_arr) if c_arr is not None else None
         self.offs = (rt.upload(np.asarray(off_a, np.int32), dtype=np.int32),
@@ -58,7 +68,8 @@ class _Linear(GpuOp):
     def use_variant(self, name: str) -> None:
         super().use_variant(name)
         m, n, k, nb, sbn = self.dims
-        opts = self.activation_options() + (["-DHAS_C"] if self.has_c else [])
+        opts = self.activation_options() + (["-DHAS_C"] if self.has_c else []) \
+            + (self.qw.options() if self.qw is not None else [])
         if name.startswith("gpu_gemm"):  # local-memory tiled SGEMM, 16x16 work-groups
             t = gemm_tile(name)
             self.k, self.key = self.kernel("linear", "gemm_tiled", opts + ["-DTILED", f"-DTM={t}", f"-DTN={t}"])
@@ -74,7 +85,7 @@ class _Linear(GpuOp):
     def bind(self, inputs, outputs):
         b = self.b_const if self.b_const is not None else inputs[1]
         c = self.c if self.c is not None else inputs[2]
-        self.k.set_args(inputs[0], b, c, outputs[0], *self.offs, *self.args)
+        self.k.set_args(inputs[0], b, c, outputs[0], *self.wq_args, *self.offs, *self.args)
         return [Launch(self.k, self.gws, self.lws, name=f"{self.node.name}:{self.node.op_type}",
                        program_key=self.key, flops=self.flops, tune_key_extra={"variant": self.variant})]
 
@@ -96,9 +107,10 @@ class GemmOp(_Linear):
         m, k = (ac, ar) if ta else (ar, ac)
         n = br if tb else bc
         sam, sak = (1, m) if ta else (k, 1)
-        b_const = None
+        b_const = qw = None
         if consts[1] is not None:
-            bm = np.asarray(consts[1], np.float32)
+            qw = qweights.weight_of(rt, node, 1, 0 if tb else 1, n)
+            bm = qw.q if qw is not None else np.asarray(consts[1], np.float32)
             b_const = np.ascontiguousarray(bm.T if tb else bm)
             sbk, sbn = n, 1
         else:
@@ -111,7 +123,7 @@ class GemmOp(_Linear):
             else:  # broadcast strides of the runtime C
                 cs = [1] * (2 - len(in_shapes[2])) + list(in_shapes[2])
                 c = (None, beta, cs[1] if cs[0] > 1 else 0, 1 if cs[1] > 1 else 0)
-        self._setup(m, n, k, 1, [0], [0], sam, sak, sbk, sbn, alpha, b_const, c)
+        self._setup(m, n, k, 1, [0], [0], sam, sak, sbk, sbn, alpha, b_const, c, qw)
 
 
 @gpu_op
@@ -134,5 +146,6 @@ class MatMulOp(_Linear):
         ib = np.arange(int(np.prod(sb[:-2], dtype=np.int64)), dtype=np.int64).reshape(sb[:-2]) * (k * n)
         off_a = np.broadcast_to(ia.reshape((1,) * (len(batch) - ia.ndim) + ia.shape), batch).reshape(-1)
         off_b = np.broadcast_to(ib.reshape((1,) * (len(batch) - ib.ndim) + ib.shape), batch).reshape(-1)
-        b_const = np.asarray(consts[1], np.float32) if consts[1] is not None else None
-        self._setup(m, n, k, nb, off_a, off_b, k, 1, n, 1, 1.0, b_const)
+        qw = qweights.weight_of(rt, node, 1, -1, n) if consts[1] is not None and len(in_shapes[1]) >= 2 else None
+        b_const = None if consts[1] is None else qw.q if qw is not None else np.asarray(consts[1], np.float32)
+        self._setup(m, n, k, nb, off_a, off_b, k, 1, n, 1, 1.0, b_const, qw=qw)
