@@ -3,7 +3,8 @@
  * -DSIGNED for the signed types.
  *   binary  full broadcasting as logic.cl (6 padded dims, strides per input); op: Add, Sub, Mul,
  *           Div (truncating; by 0 gives 0), Mod (fmod 0: the divisor's sign; 1: the dividend's;
- *           by 0 gives 0), BitShift left/right (by the width or more gives 0), BitwiseAnd/Or/Xor,
+ *           by 0 gives 0), BitShift left/right (by the width or more, or a negative amount: 0,
+ *           or the sign for a signed right shift), BitwiseAnd/Or/Xor,
  *           Max, Min
  *   unary   Neg, Abs, Sign, BitwiseNot, Clip (lo, hi within the type)
  */
@@ -38,7 +39,13 @@ inline A_T int_op(A_T x, A_T z, int op) {
 #endif
         }
         case 6: return (ulong)z >= (ulong)bits ? (A_T)0 : WRAP((ulong)x << z);
-        case 7: return (ulong)z >= (ulong)bits ? (A_T)0 : (A_T)(x >> z);
+        case 7:
+#ifdef SIGNED
+            if ((ulong)z >= (ulong)bits) return x < 0 ? (A_T)-1 : (A_T)0;  /* a negative shift counts as wide */
+#else
+            if ((ulong)z >= (ulong)bits) return 0;
+#endif
+            return x >> z;
         case 8: return x & z;
         case 9: return x | z;
         case 10: return x ^ z;
