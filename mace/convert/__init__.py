@@ -43,11 +43,14 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
     missing = [(n, o) for n in graph.nodes for o in n.outputs if o and o not in graph.shapes]
     if missing:
         n, o = missing[0]
-        if n.op_type not in cpu_registry.supported_ops():  # onnx cannot infer shapes of ops it does not know
+        # Range's every input is a parameter: on constants it folds (frontend), on run-time values
+        # its length is unknown until run time
+        params = [i for i in n.inputs[0 if n.op_type == "Range" else 1:] if i and i not in graph.weights]
+        if n.op_type not in cpu_registry.supported_ops() and not (n.op_type == "Range" and params):
+            # onnx cannot infer shapes of ops it does not know
             raise ConversionError(f"{source}: node {n.name}: op type {n.op_type} is not supported by mace "
                                   f"(neither the CPU nor the GPU runtime has it)")
-        params = [i for i in n.inputs[1:] if i and i not in graph.weights]
-        if params:  # e.g. Reshape's shape, Resize's scales, Reduce*'s axes given at run time
+        if params:  # e.g. Reshape's shape, Resize's scales, Reduce*'s axes, Range's bounds given at run time
             raise ConversionError(f"{source}: node {n.name} ({n.op_type}): the shape of {o} depends on the "
                                   f"run-time value {params[0]} (input {n.inputs.index(params[0])}), and mace "
                                   f"needs static shapes: make {params[0]} a constant (an initializer)")

@@ -125,3 +125,50 @@ def _any_local_size(rng, cap, cases):
         model = make_model(op, feeds, attrs, inits, 1, order)
         np.testing.assert_allclose(run_with_local_sizes(model, feeds, cap)["out0"], reference(model, feeds)[0],
                                    rtol=1e-4, atol=1e-5, err_msg=op)
+
+
+def _graph(nodes, inits, x_shape, inputs=()):
+    from onnx import numpy_helper
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape), *inputs],
+                          [helper.make_empty_tensor_value_info("y")],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    return m
+
+
+def test_resize_sizes_and_range_computed_from_constants_fold(rng):
+    """sizes computed from the static input shape (Shape -> Cast -> Mul -> Cast) and a Range over
+    the resized width fold at conversion: the model runs Resize and Add only, on both runtimes."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["sf", "scale"], ["sc"]), helper.make_node("Cast", ["sc"], ["sz"], to=TensorProto.INT64),
+             helper.make_node("Resize", ["x", "", "", "sz"], ["r"], mode="linear"),
+             helper.make_node("Shape", ["r"], ["rs"]), helper.make_node("Gather", ["rs", "i3"], ["w"], axis=0),
+             helper.make_node("Range", ["zero", "w", "one"], ["rg"]),
+             helper.make_node("Cast", ["rg"], ["rgf"], to=TensorProto.FLOAT), helper.make_node("Add", ["r", "rgf"], ["y"])]
+    inits = {"scale": np.array([1, 1, 2, 1.5], np.float32), "i3": np.array(3, np.int64),
+             "zero": np.array(0, np.int64), "one": np.array(1, np.int64)}
+    x = rand(rng, 1, 3, 4, 6)
+    graph = check_graph(_graph(nodes, inits, [1, 3, 4, 6]), {"x": x})
+    assert [n.op_type for n in graph.nodes] == ["Resize", "Add"] and graph.shapes["y"] == [1, 3, 8, 9]
+
+
+@pytest.mark.parametrize("op", ["Resize", "Range"])
+def test_run_time_scales_or_range_bounds_are_refused_by_name(op):
+    """Truly run-time scales (or Range bounds) make the output's shape unknown until run time: a
+    one-line ConversionError names the input to make constant."""
+    from mace.convert import convert
+    from mace.errors import ConversionError
+    if op == "Resize":
+        nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"])]
+        extra = [helper.make_tensor_value_info("scales", TensorProto.FLOAT, [4])]
+        want = r"Resize.*depends on the run-time value scales \(input 2\).*make scales a constant"
+    else:
+        nodes = [helper.make_node("Range", ["zero", "n", "one"], ["r"]),
+                 helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT), helper.make_node("Add", ["x", "rf"], ["y"])]
+        extra = [helper.make_tensor_value_info("n", TensorProto.FLOAT, [])]
+        want = r"Range.*depends on the run-time value n \(input 1\).*make n a constant"
+    inits = {} if op == "Resize" else {"zero": np.array(0, np.float32), "one": np.array(1, np.float32)}
+    with pytest.raises(ConversionError, match=want) as info:
+        convert(_graph(nodes, inits, [1, 3, 4, 4], extra))
+    assert "\n" not in str(info.value)
