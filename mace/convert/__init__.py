@@ -22,7 +22,7 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
     input_formats and output_formats for a source model.
     `quantize` (mace.quantize.options.QuantizeOptions): quantize a float model (`quantize: 1`) or
     its weights only (`quantize_large_weights: 1`)."""
-    from mace.convert import frontend, normalize, passes, support
+    from mace.convert import einsum, frontend, normalize, passes, support
     from mace.convert.sources import load_model
     from mace.ir import quantized as storage
     from mace.quantize import fakequant, lower
@@ -59,6 +59,7 @@ def convert(model, output: str | os.PathLike | None = None, input_shapes: dict |
     fakequant.fuse(graph, source)
     support.check(graph, source)
     normalize.normalize(graph)
+    einsum.lower(graph)
     stats = passes.optimize(graph)
     supported = cpu_registry.supported_ops()
     for n in graph.nodes:
