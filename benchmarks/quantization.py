@@ -7,7 +7,8 @@
   `--calib` random inputs within the models' input range [0, 1), compared on `--inputs` other
   such inputs with the float model (cosine, top-1 agreement), next to onnxruntime's own
   quantize_static of the same model on the same calibration data (QDQ, per channel), run by
-  onnxruntime; latency of each, and of mace's float / weight-only / quantized models on PoCL.
+  onnxruntime; latency of each, and of mace's float / weight-only / quantized models on PoCL,
+  with the device memory each engine holds (8-bit weights stay 8-bit on the device).
 
 The float references are onnxruntime's outputs of the float model (mace's float CPU runtime
 agrees with them to ~1e-6 cosine). Needs scikit-learn for the training digits.
@@ -32,6 +33,7 @@ import mace  # noqa: E402
 from mace.convert import convert  # noqa: E402
 from mace.latency import latency_stats  # noqa: E402
 from mace.quantize.options import QuantizeOptions  # noqa: E402
+from mace.runtime.opencl import shared  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "mace" / "examples" / "digits"
@@ -148,8 +150,10 @@ def big_model(name: str, work: Path, n_calib: int, n_inputs: int, runs: int, gpu
     if gpu:
         say(name, "PoCL")
         for key in ("float", "weights_only", "quantized"):
+            before = shared.device_bytes()["bytes"]
             with mace.Engine(files[key], runtime="gpu") as e:
                 entry = res.setdefault(f"mace_{key}", {})
+                entry["gpu_device_bytes"] = shared.device_bytes()["bytes"] - before  # weights + activations
                 entry["gpu_latency"] = latency(e, {"input": ev[0]}, runs)
                 entry["gpu_device"] = e.summary().get("device")
     return res

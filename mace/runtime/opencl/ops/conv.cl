@@ -51,14 +51,6 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
     const int plane = Hp * Wp;
     const __global store_t* ip = in + (size_t)ng * Cg * plane + (oh * SH) * Wp + ow0 * SW;
     const __global wq_t* wp = w + (size_t)(g * MB + mb) * Cg * (KH * KW * OCB);
-#ifdef WZP
-    float zp[OCB];
-#pragma unroll
-    for (int j = 0; j < OCB; j++) zp[j] = wzp[(g * MB + mb) * OCB + j];
-#define WV(j) ((float)wk[j] - zp[j])
-#else
-#define WV(j) ((float)wk[j])
-#endif
 
     vf acc[OCB][PB];
 #pragma unroll
@@ -66,27 +58,43 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
 #pragma unroll
         for (int b = 0; b < PB; b++) acc[j][b] = 0.0f;
 
-    for (int c = 0; c < Cg; c++) {
-#pragma unroll
-        for (int kh = 0; kh < KH; kh++) {
-            const __global store_t* rp = ip + kh * DH * Wp;
-#pragma unroll
-            for (int kw = 0; kw < KW; kw++) {
-                vf x[PB];
-#pragma unroll
-                for (int b = 0; b < PB; b++) x[b] = LOADS(rp + kw * DW + b * VW * SW);
-                const __global wq_t* wk = wp + (kh * KW + kw) * OCB;
-#pragma unroll
-                for (int j = 0; j < OCB; j++) {
-                    const float wv = WV(j);
-#pragma unroll
-                    for (int b = 0; b < PB; b++) acc[j][b] = wv * x[b] + acc[j][b];
-                }
-            }
+/* one input channel's taps, with its float weights at WK0 (address space SPACE) */
+#define CONV_CHANNEL(SPACE, WK0)                                                               \
+    _Pragma("unroll") for (int kh = 0; kh < KH; kh++) {                                         \
+        const __global store_t* rp = ip + kh * DH * Wp;                                         \
+        _Pragma("unroll") for (int kw = 0; kw < KW; kw++) {                                     \
+            vf x[PB];                                                                           \
+            _Pragma("unroll") for (int b = 0; b < PB; b++) x[b] = LOADS(rp + kw * DW + b * VW * SW); \
+            const SPACE float* wk = (WK0) + (kh * KW + kw) * OCB;                               \
+            _Pragma("unroll") for (int j = 0; j < OCB; j++) {                                   \
+                const float wv = wk[j];                                                         \
+                _Pragma("unroll") for (int b = 0; b < PB; b++) acc[j][b] = wv * x[b] + acc[j][b]; \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    ip += plane;
+
+#ifdef WQ
+    /* 8-bit weights: WQ_CB channels' worth converted (less the zero points) into a private float
+     * buffer, then the float loop: converting in the FMA loop costs PoCL twice the time */
+#define WQ_CB (KH * KW == 1 ? 16 : 4)
+#define WQ_CHUNK (WQ_CB * KH * KW * OCB)
+    float wbuf[WQ_CHUNK];
+    for (int c0 = 0; c0 < Cg; c0 += WQ_CB) {
+        const int cn = min(WQ_CB, Cg - c0);
+        for (int e = 0; e < cn * (KH * KW * OCB); e++)
+            wbuf[e] = (float)wp[e] - WQ_ZP((g * MB + mb) * OCB + e % OCB);
+        wp += cn * (KH * KW * OCB);
+        for (int c = 0; c < cn; c++) {
+            CONV_CHANNEL(, wbuf + c * (KH * KW * OCB))
         }
-        ip += plane;
+    }
+#else
+    for (int c = 0; c < Cg; c++) {
+        CONV_CHANNEL(__global, wp)
         wp += KH * KW * OCB;
     }
+#endif
 
     const int m0 = mb * OCB;
     __global store_t* op = out + ((size_t)(n * G + g) * Mg + m0) * (OH * OW) + oh * OW + ow0;

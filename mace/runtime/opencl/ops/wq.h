@@ -9,26 +9,29 @@
  * identity on float weights. Included by `#include "wq.h"` (part of the program key). */
 #ifdef WQ
 #if WQ == 2
-typedef uchar wq_t;
+#define WQ_T uchar
 typedef uchar4 wq4_t;
 #else
-typedef char wq_t;
+#define WQ_T char
 typedef char4 wq4_t;
 #endif
+typedef WQ_T wq_t;
 #ifdef WZP
 #define WQ_ARGS , __global const float* restrict wscale, __global const float* restrict wzp
 #define WQ_ZP(i) (wzp[i])
-#define WQ_ZP4(p, i) vload4((i), (p))
 #else
 #define WQ_ARGS , __global const float* restrict wscale
 #define WQ_ZP(i) 0.0f
 #endif
 #define WQ_SCALE(acc, i) ((acc) * wscale[i])
 #define WQ_DEQ(q, i) (((float)(q) - WQ_ZP(i)) * wscale[i])
+/* vector conversions and loads as plain casts and dereferences: PoCL calls, not inlines, the
+ * convert_* / vload* builtins (ten times slower in an inner loop) */
+#define WQ_F4(p, i) (((const __global float4*)(p))[i])
 #ifdef WZP
-#define WQ_DEQ4(q, i) ((convert_float4(q) - vload4((i), wzp)) * vload4((i), wscale))
+#define WQ_DEQ4(q, i) ((__builtin_convertvector((q), float4) - WQ_F4(wzp, i)) * WQ_F4(wscale, i))
 #else
-#define WQ_DEQ4(q, i) (convert_float4(q) * vload4((i), wscale))
+#define WQ_DEQ4(q, i) (__builtin_convertvector((q), float4) * WQ_F4(wscale, i))
 #endif
 #else
 typedef float wq_t;
