@@ -27,6 +27,8 @@ KNOBS = {
     "MACE_LOG_LEVEL": "logging level of the `mace` logger (default INFO)",
     "MACE_DEVICE_PROBE": "0: trust clGetDeviceInfo instead of probing the device's vector widths in a child "
                          "process (the probe runs once per device; its result is kept in the program cache)",
+    "MACE_FARM_DEVICE_CONF": "a farm node's device.yml: the boards it reaches over ssh, advertised as its devices "
+                             "and run by its jobs (`mace farm build --device-conf` sets it for a local cluster)",
     "MACE_TEST_FARM_HOLD": "tests only: a directory; each farm job marks itself started there, then waits for "
                            "DIR/release (so a test can kill its node mid-job)",
     "MACE_HARVEST_EXIT_SECONDS": "how long a process waits at exit for compiled programs still being saved to its "

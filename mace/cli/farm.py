@@ -68,5 +68,39 @@ def build_cmd(config, address, key, output, build_dir, tune_budget, retries, cpu
     sys.exit(FINDINGS if doc["failed"] else OK)
 
 
+@farm_group.command("verify")
+@click.argument("store")
+@click.option("--config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The mace.yml whose models the sections are checked with.")
+@click.option("--address", default=None, help="Ray cluster (as for `farm build`).")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The farm's private key, which signs what is published.")
+@click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--retries", default=2, show_default=True, help="Retries of a job whose node is lost.")
+@click.option("--cpus-per-job", default=1.0, show_default=True, help="Ray CPUs each job takes.")
+@JSON_OPT
+def verify_cmd(store, config, address, key, build_dir, retries, cpus_per_job, as_json) -> None:
+    """Verify the sections devices queued in STORE on nodes owning their device (rebuild, re-validate):
+    publish each good one signed with the farm key, move each bad one to rejected/."""
+    from mace.cli.progress import for_stderr
+    from mace.farm.verify import verify_store
+    doc = verify_store(config, store, address=address, key=key, build_dir=build_dir, retries=retries,
+                       cpus_per_job=cpus_per_job, progress=for_stderr(not as_json, transient=False))
+    if as_json:
+        _emit(doc)
+    else:
+        for p in doc["published"]:
+            click.echo(f"published {p['queued']} -> {p['path']}")
+        for r in doc["rejected"]:
+            click.echo(f"rejected {r['path']} -> {r['moved_to']}: {'; '.join(r['reasons'])}")
+        for w in doc["waiting"]:
+            click.echo(f"still queued {w['path']}: {w['why']}")
+        for f in doc["failed"]:
+            click.echo(f"still queued {f['path']}: verification failed: {f['error']}")
+        click.echo(f"{store}: {doc['queued']} queued, {len(doc['published'])} published, "
+                   f"{len(doc['rejected'])} rejected ({doc['seconds']:.1f} s)")
+    sys.exit(FINDINGS if doc["failed"] else OK)
+
+
 def register(cli_group: click.Group) -> None:
     cli_group.add_command(farm_group, "farm")

@@ -46,6 +46,7 @@ REMOTE_MODEL = "model.mace"
 REMOTE_PROGRAM = "mace-cl-compiled-program.bin"
 PULLED_PROGRAM = ".mace-program.bin"       # hard link beside the outputs, for the one download
 RESULT_JSON = "mace-run.json"              # the remote run's JSON, beside the local outputs
+TUNE_JSON = ".mace-tune.json"              # the remote `mace tune --json`, downloaded with the outputs
 STALE_UPLOAD_MINUTES = 60
 
 # exit codes of our remote scripts (mace itself exits 0, 1 or 2)
@@ -63,6 +64,7 @@ class Job:
     seed: int | None = None
     runs: int = 0
     warmup: bool = False
+    tune_budget: float = 0.0       # > 0: `mace tune --budget` there first (the device farm's board jobs)
 
     @property
     def model_dir_name(self) -> str:
@@ -255,13 +257,21 @@ class RemoteDevice:
             argv.append("--warmup")
         return f"{remote_python(self.spec)} " + " ".join(_q(a) for a in argv)
 
+    def tune_command(self, job: Job) -> str:
+        """`mace tune` within the job's budget, its JSON into outputs/ (empty when not tuning)."""
+        if not job.tune_budget:
+            return ""
+        argv = ["-m", "mace", "tune", REMOTE_MODEL, "--program", REMOTE_PROGRAM, "--mode", "fast",
+                "--budget", str(job.tune_budget), "--json"]
+        return f"{remote_python(self.spec)} " + " ".join(_q(a) for a in argv) + f" > outputs/{TUNE_JSON} || exit $?\n"
+
     def run(self, job: Job, rdir: str, incoming: str, files: list[str]) -> tuple[dict, str]:
         moves = " && ".join(f"mv -f {_q(incoming + '/' + f)} {_q(f)}" for f in files)
         cmd = self.run_command(job)
         script = (f"cd {_q(rdir)} || exit {_RC_CD}\n"
                   f"mkdir -p inputs && {moves} && rm -rf {_q(incoming)} || exit {_RC_MOVE}\n"
                   f"rm -rf outputs && mkdir outputs || exit {_RC_OUTDIR}\n"
-                  f"{_env_lines(self.spec)}{cmd}\n"
+                  f"{_env_lines(self.spec)}{self.tune_command(job)}{cmd}\n"
                   f"rc=$?\n"
                   f"if [ -f {REMOTE_PROGRAM} ]; then ln -f {REMOTE_PROGRAM} outputs/{PULLED_PROGRAM} "
                   f"2>/dev/null || cp {REMOTE_PROGRAM} outputs/{PULLED_PROGRAM}; fi\n"
@@ -377,6 +387,8 @@ def run_on_device(name: str, spec: DeviceSpec, job: Job, output_dir: str | Path 
                 fileio.move_into(f, out_dir / f.name)
                 outputs[f.stem] = str(out_dir / f.name)
             fileio.write_atomic(out_dir / RESULT_JSON, json.dumps(result, indent=2))
+        if (pulled / TUNE_JSON).is_file():
+            result["tuning"] = json.loads((pulled / TUNE_JSON).read_text())
         t0 = time.perf_counter()
         if (pulled / PULLED_PROGRAM).is_file():
             summary = result.get("summary") if isinstance(result, dict) else None

@@ -23,6 +23,8 @@ log = logging.getLogger("mace.farm")
 def connect(address: str | None, device_conf: str | None = None):
     """Join the cluster at `address` ('auto', 'ray://host:port', 'host:port'), or start a local
     one whose node advertises this machine's devices. Returns the ray module."""
+    if address and address.startswith("ray://"):
+        _client_auth()
     ray = require_ray()
     if ray.is_initialized():
         return ray
@@ -31,12 +33,34 @@ def connect(address: str | None, device_conf: str | None = None):
         if address:
             ray.init(address=address, **kw)
         else:
-            ray.init(resources=node_resources(device_conf), include_dashboard=False, **kw)
+            env = {"MACE_FARM_DEVICE_CONF": str(Path(device_conf).resolve())} if device_conf else {}
+            ray.init(resources=node_resources(device_conf), include_dashboard=False,
+                     runtime_env={"env_vars": env} if env else None, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise FarmError(f"cannot reach the Ray cluster at {address or 'a new local cluster'} "
                         f"({' '.join(str(exc).split())[:200]}): start it (`ray start --head`), or "
                         f"leave out --address for a local one") from None
     return ray
+
+
+def _client_auth() -> None:
+    """Ray clusters started by `ray start` require their token (Ray >= 2.5x: ~/.ray/auth_token, or
+    RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH), but a ray:// client sends it only in token mode: turn
+    that mode on when a token is there and RAY_AUTH_MODE says nothing."""
+    import os
+    import sys
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path)):
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"      # read when ray is imported
+    if "ray" in sys.modules:                   # imported already: its configuration is read again
+        try:
+            from ray._private.authentication.authentication_token_setup import _enable_token_auth
+            _enable_token_auth()
+        except (ImportError, AttributeError):
+            pass
 
 
 def _remote(ray, what: str = "run"):
@@ -101,7 +125,7 @@ def report(results: list[dict], failed: list[dict], devices: list[str], merged: 
                               "passed": v["passed"], "threshold": v["threshold"],
                               "min_cosine": min((o.get("cosine", 0.0) for o in v["outputs"].values()), default=0.0)},
                           "seconds": s["seconds"], "cpu_seconds": s.get("cpu_seconds"), "node": s["node"],
-                          "node_id": s["node_id"]})
+                          "node_id": s["node_id"], "board": s.get("board")})
         if not v["passed"]:
             d["failures"].append({"model": s["model"], "error": "validation below threshold: section not merged"})
     for f in failed:

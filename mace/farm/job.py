@@ -16,12 +16,17 @@ from pathlib import Path
 from mace.farm import FarmError
 
 
-def find_device(fp_id: str) -> int:
-    """The index (in `mace devices`) of the device with fingerprint `fp_id` on this node."""
+def find_device(fp_id: str) -> int | tuple:
+    """The index (in `mace devices`) of the device with fingerprint `fp_id` on this node, or the
+    board of this node's device.yml that has it (boards.find)."""
+    from mace.farm import boards
     from mace.farm.resources import local_devices
     for d in local_devices():
         if d["fp_id"] == fp_id:
             return d["index"]
+    board = boards.find(fp_id)
+    if board is not None:
+        return board
     raise FarmError(f"device {fp_id} is advertised by node {socket.gethostname()} but not found there: "
                     f"restart that node's Ray with the resources `python -m mace.farm.resources` prints")
 
@@ -57,6 +62,9 @@ def run(spec: dict) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     _hold(spec)
     index = find_device(spec["fp_id"])
+    if isinstance(index, tuple):
+        from mace.farm import boards
+        return boards.run(spec, index)
     with tempfile.TemporaryDirectory(prefix="mace-farm-") as tmp:
         tmp = Path(tmp)
         model, onnx, program = tmp / "model.mace", tmp / "model.onnx", tmp / "programs.bin"
@@ -80,14 +88,18 @@ def run(spec: dict) -> dict:
         summary["validation"] = validate(engine, onnx, seed=0)
         engine.save_programs()
         engine.close()
-        fp_id = spec["fp_id"]
-        from mace.programcache.format import CacheData, decode, encode
-        from mace.programcache.merge import merge_into
-        data = merge_into(CacheData(), decode(program.read_bytes(), str(program)).data, sections=[fp_id])
-        summary["programs"] = sum(1 for f, _ in data.programs if f == fp_id)
+        section, summary["programs"] = section_of(program, spec["fp_id"])
         summary["seconds"] = time.perf_counter() - t0
         summary["cpu_seconds"] = time.process_time() - c0
-        return {"section": encode(data), "summary": summary}
+        return {"section": section, "summary": summary}
+
+
+def section_of(program: Path, fp_id: str) -> tuple[bytes, int]:
+    """Section `fp_id` of program file `program` as a file of its own (bytes), and its programs."""
+    from mace.programcache.format import CacheData, decode, encode
+    from mace.programcache.merge import merge_into
+    data = merge_into(CacheData(), decode(program.read_bytes(), str(program)).data, sections=[fp_id])
+    return encode(data), sum(1 for f, _ in data.programs if f == fp_id)
 
 
 def serves(spec: dict) -> dict:
@@ -95,6 +107,9 @@ def serves(spec: dict) -> dict:
     model's engine opened on it from a private file, programs from it vs compiled."""
     import mace
     index = find_device(spec["fp_id"])
+    if isinstance(index, tuple):
+        from mace.farm import boards
+        return boards.serves(spec, index)
     out = {"fp_id": spec["fp_id"], "node_id": node_id(), "models": {}}
     with tempfile.TemporaryDirectory(prefix="mace-farm-check-") as tmp:
         program = Path(tmp) / "merged.bin"
@@ -110,4 +125,10 @@ def serves(spec: dict) -> dict:
     return out
 
 
-__all__ = ["run", "serves", "find_device", "node_id"]
+def check_queued(spec: dict) -> dict:
+    """A section a device queued in a store, verified on this node's device (mace/farm/verify.py)."""
+    from mace.farm import verify
+    return verify.check(spec, find_device(spec["fp_id"]))
+
+
+__all__ = ["run", "serves", "check_queued", "find_device", "node_id", "section_of"]

@@ -1,7 +1,9 @@
 """What a farm node advertises: one Ray custom resource per OpenCL device it can open, named by
 the device's fingerprint id (`mace_fp_<id>`, quantity 1: one job per device at a time), one per
-SoC family of those devices (`mace_soc_<soc>`, quantity: how many), and one per board of its
-device.yml (`mace_board_<name>`), reachable from it over SSH.
+SoC family of those devices (`mace_soc_<soc>`, quantity: how many), and the same for the
+devices of the boards of its device.yml, reachable from it over SSH (probed there: boards.py),
+plus one per such board (`mace_board_<name>`). A fingerprint is one unit however many devices
+of the node have it: its jobs run one at a time.
 
 `python -m mace.farm.resources [--device-conf device.yml] [--only TEXT]` prints the node's resources as
 JSON: a node is started with `ray start --resources "$(python -m mace.farm.resources)"`, so
@@ -45,14 +47,17 @@ def local_devices(only: str | None = None) -> list[dict]:
 def node_resources(device_conf: str | None = None, devices: list[dict] | None = None) -> dict[str, float]:
     """The custom resources of a node whose environment sees `devices` (default: this one's)."""
     res: dict[str, float] = {}
-    for d in devices if devices is not None else local_devices():
+    devices = list(devices if devices is not None else local_devices())
+    if device_conf:
+        from mace.farm.boards import board_devices
+        boards = board_devices(device_conf)
+        devices += boards
+        for name in sorted({b["board"] for b in boards}):
+            res[BOARD_PREFIX + _token(name)] = 1.0
+    for d in devices:
         res[fp_resource(d["fp_id"])] = 1.0
         key = SOC_PREFIX + _token(d["soc"])
         res[key] = res.get(key, 0.0) + 1.0
-    if device_conf:
-        from mace.deploy.devices import load_devices
-        for name in load_devices(device_conf).devices:
-            res[BOARD_PREFIX + _token(name)] = 1.0
     return res
 
 

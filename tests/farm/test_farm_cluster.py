@@ -7,7 +7,6 @@ node running PyPI PoCL's job is killed mid-job (jobs wait on MACE_TEST_FARM_HOLD
 is retried on the other PyPI PoCL node. One cluster for the session (Ray is slow to start)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -77,39 +76,12 @@ def cluster(tmp_path_factory):
     c.shutdown()
 
 
-def _tiny_deployment(ws: Path) -> None:
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper, save
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
-    w = np.random.default_rng(0).uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32)
-    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
-                           helper.make_node("Relu", ["c"], ["y"])], "tiny", [x], [y], [numpy_helper.from_array(w, "w")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    save(m, ws / "tiny.onnx")
-    sha = hashlib.sha256((ws / "tiny.onnx").read_bytes()).hexdigest()
-    (ws / "mace.yml").write_text(f"""library_name: tiny
-target_abis: [host]
-models:
-  tiny:
-    platform: onnx
-    model_file_path: tiny.onnx
-    model_sha256_checksum: {sha}
-    input_tensors: [x]
-    input_shapes: ["1,3,8,8"]
-    output_tensors: [y]
-    output_shapes: ["1,4,8,8"]
-    runtime: gpu
-""")
-
-
 @pytest.fixture(scope="module")
-def farm(cluster, tmp_path_factory):
+def farm(cluster, tmp_path_factory, tiny_deployment):
     """One farm build; the node running PyPI PoCL's job is killed while the job runs."""
     from mace.farm.driver import build
     ws = tmp_path_factory.mktemp("farm")
-    _tiny_deployment(ws)
+    tiny_deployment(ws)
     keys = ws / "keys"
     keys.mkdir(mode=0o700)
     pub = signing.write_key_pair(keys / "farm.pem")
