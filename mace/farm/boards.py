@@ -100,7 +100,7 @@ def run(spec: dict, board: tuple) -> dict:
     import numpy as np
 
     from mace.deploy.remote import make_job, run_on_device
-    from mace.farm.job import node_id, section_of
+    from mace.farm.node import node_id, section_of
     from mace.ir.modelfile import load as load_model
     from mace.tools.validate import random_inputs, reference_outputs
     name, dspec, device = board
@@ -144,7 +144,7 @@ def serves(spec: dict, board: tuple) -> dict:
     """job.serves on a board: each model run there from the merged file (its own section is what
     the deploy path sends), programs from it vs compiled."""
     from mace.deploy.remote import make_job, run_on_device
-    from mace.farm.job import node_id
+    from mace.farm.node import node_id
     name, dspec, device = board
     out = {"fp_id": spec["fp_id"], "node_id": node_id(), "board": name, "models": {}}
     with tempfile.TemporaryDirectory(prefix="mace-farm-board-check-") as tmp:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from mace.farm import FarmError
+from mace.farm.node import node_id, section_of
 
 
 def find_device(fp_id: str) -> int | tuple:
@@ -29,16 +30,6 @@ def find_device(fp_id: str) -> int | tuple:
         return board
     raise FarmError(f"device {fp_id} is advertised by node {socket.gethostname()} but not found there: "
                     f"restart that node's Ray with the resources `python -m mace.farm.resources` prints")
-
-
-def node_id() -> str:
-    """The Ray node this job runs on (empty outside Ray)."""
-    import sys
-    ray = sys.modules.get("ray")             # a Ray worker has it imported; elsewhere it is not
-    try:
-        return (ray.get_runtime_context().get_node_id() or "") if ray is not None else ""
-    except Exception:            # noqa: BLE001 - not in a Ray worker
-        return ""
 
 
 def _hold(spec: dict) -> None:
@@ -94,14 +85,6 @@ def run(spec: dict) -> dict:
         return {"section": section, "summary": summary}
 
 
-def section_of(program: Path, fp_id: str) -> tuple[bytes, int]:
-    """Section `fp_id` of program file `program` as a file of its own (bytes), and its programs."""
-    from mace.programcache.format import CacheData, decode, encode
-    from mace.programcache.merge import merge_into
-    data = merge_into(CacheData(), decode(program.read_bytes(), str(program)).data, sections=[fp_id])
-    return encode(data), sum(1 for f, _ in data.programs if f == fp_id)
-
-
 def serves(spec: dict) -> dict:
     """How the merged program file (spec["program_bytes"]) serves device spec["fp_id"]: each
     model's engine opened on it from a private file, programs from it vs compiled."""
@@ -126,9 +109,9 @@ def serves(spec: dict) -> dict:
 
 
 def check_queued(spec: dict) -> dict:
-    """A section a device queued in a store, verified on this node's device (mace/farm/verify.py)."""
-    from mace.farm import verify
-    return verify.check(spec, find_device(spec["fp_id"]))
+    """A section a device queued in a store, verified on this node's device (mace/farm/queued.py)."""
+    from mace.farm import queued
+    return queued.check(spec, find_device(spec["fp_id"]))
 
 
 __all__ = ["run", "serves", "check_queued", "find_device", "node_id", "section_of"]

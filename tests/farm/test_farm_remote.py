@@ -191,7 +191,7 @@ def test_verify_publishes_a_good_queued_section_and_rejects_a_tampered_one(head,
     bad = _section(merged, fp)
     k = _conv_key(bad, fp, True)
     blob = _no_relu_binary(ws, fp, tiny_deployment)
-    bad.programs[k] = dataclasses.replace(bad.programs[k], blob=blob, sha256=hashlib.sha256(blob).hexdigest())
+    bad.programs[k] = dataclasses.replace(bad.programs[k], blob=blob, sha256=hashlib.sha256(blob).digest())
     q_bad = contribute(str(store), bad, fp, tmp_path / "device.pem", 30)
     assert q_good["action"] == q_bad["action"] == "queued" and q_good["path"] != q_bad["path"]
 
