@@ -108,7 +108,9 @@ def head(sshd, tmp_path_factory):
 
 def _mace(args: list[str], **env) -> dict:
     r = subprocess.run([sys.executable, "-m", "mace", *args, "--json"], capture_output=True, text=True,
-                       timeout=400, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+                       timeout=400, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                                   # a loaded machine starts the client's server slowly
+                                                   "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "30", **env})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return json.loads(r.stdout)
 
