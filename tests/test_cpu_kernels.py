@@ -194,3 +194,63 @@ def test_binary_kernel_matches_onnxruntime(rng, op):
     assert step.op is not None, "the compiled element-wise kernel did not run"
     got = engine.run({"A": a, "B": b})[graph.outputs[0]]
     np.testing.assert_allclose(got, reference(model, {"A": a, "B": b})[0], rtol=1e-5, atol=1e-6)
+
+
+POOL_CASES = {
+    # name: (kernel, strides, pads, ceil_mode)
+    "3x3_s2_ceil": ([3, 3], [2, 2], [0, 0, 0, 0], 1),
+    "2x2_s2": ([2, 2], [2, 2], [0, 0, 0, 0], 0),
+    "3x3_s1_pads": ([3, 3], [1, 1], [1, 1, 1, 1], 0),
+    "5x3_s2x1_asym": ([5, 3], [2, 1], [1, 0, 2, 1], 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POOL_CASES))
+def test_max_pool_kernel_matches_onnxruntime(rng, case, monkeypatch):
+    """The separable compiled max pooling (-inf padding, ceil mode, asymmetric pads) is exact."""
+    k, s, pads, ceil = POOL_CASES[case]
+    x = rand(rng, 1, int(rng.integers(2, 6)), int(rng.integers(9, 30)), int(rng.integers(9, 40)))
+    model = make_model("MaxPool", {"X": x}, {"kernel_shape": k, "strides": s, "pads": pads, "ceil_mode": ceil})
+    graph = convert(model)
+    calls = []
+    real = kernels.maxpool_sep
+    monkeypatch.setattr(kernels, "maxpool_sep", lambda *a: calls.append(1) or real(*a))
+    got = mace.Engine(graph, runtime="cpu").run({"X": x})[graph.outputs[0]]
+    assert calls, "the compiled max pooling did not run"
+    np.testing.assert_array_equal(got, reference(model, {"X": x})[0])
+
+
+@pytest.mark.parametrize("group,value,readers", [(4, 0.0, 1), (1, 0.0, 1), (4, 0.5, 1), (1, 0.0, 2)])
+def test_zero_pad_folded_into_conv(rng, group, value, readers):
+    """A zero Pad whose one reader is a Conv becomes the Conv's pads (no Pad step left); a
+    non-zero Pad or one with another reader stays. Outputs match onnxruntime either way."""
+    x = rand(rng, 1, 4, 11, 13)
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    inits = [helper.make_tensor("p", 7, [8], i64(0, 0, 0, 1, 0, 0, 1, 2)), helper.make_tensor("v", 1, [], [value]),
+             helper.make_tensor("W", 1, [4, 4 // group, 3, 3], rand(rng, 4, 4 // group, 3, 3).ravel()),
+             helper.make_tensor("B", 1, [4], rand(rng, 4))]
+    nodes = [helper.make_node("Pad", ["X", "p", "v"], ["padded"]),
+             helper.make_node("Conv", ["padded", "W", "B"], ["out0"], group=group, pads=[1, 0, 0, 1], strides=[2, 1])]
+    outs = [helper.make_empty_tensor_value_info("out0")]
+    if readers == 2:
+        nodes.append(helper.make_node("Relu", ["padded"], ["out1"]))
+        outs.append(helper.make_empty_tensor_value_info("out1"))
+    g = helper.make_graph(nodes, "padconv", [helper.make_tensor_value_info("X", 1, x.shape)], outs, inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    graph = convert(model)
+    engine = mace.Engine(graph, runtime="cpu")
+    folded = "Pad" not in [n.op_type for n in engine.executor.graph.nodes]
+    assert folded == (value == 0.0 and readers == 1)
+    assert "Pad" in [n.op_type for n in graph.nodes], "the engine's own graph was changed"
+    got = engine.run({"X": x})
+    for name, want in zip(graph.outputs, reference(model, {"X": x})):
+        np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=1e-5)
+
+
+def test_average_pool_whole_map_matches_onnxruntime(rng):
+    x = rand(rng, 1, 6, 7, 5)
+    model = make_model("AveragePool", {"X": x}, {"kernel_shape": [7, 5]})
+    graph = convert(model)
+    got = mace.Engine(graph, runtime="cpu").run({"X": x})[graph.outputs[0]]
+    np.testing.assert_allclose(got, reference(model, {"X": x})[0], rtol=1e-5, atol=1e-6)

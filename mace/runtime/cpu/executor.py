@@ -1,5 +1,6 @@
 """The CPU executor: runs the graph node by node with the NumPy kernels.
 
+With prepared steps, zero Pads feeding a Conv are folded into it first (`fold`).
 Kernels with a `prepare(node, weights, graph)` attribute get a per-node step built once here
 (prepacked weights, persistent output / scratch buffers sized from the graph's static shapes);
 the step has the kernel's signature and falls back to the plain kernel on unexpected inputs.
@@ -17,7 +18,7 @@ import numpy as np
 
 from mace.errors import MaceError
 from mace.ir.graph import Graph
-from mace.runtime.cpu import helpers, registry
+from mace.runtime.cpu import fold, helpers, registry
 from mace.runtime.cpu import kernels as compiled
 
 log = logging.getLogger("mace")
@@ -26,6 +27,7 @@ log = logging.getLogger("mace")
 class CpuExecutor:
     def __init__(self, graph: Graph, prepare: bool = True, threads: int | None = None):
         """threads: how many threads one run's kernels use (None: the physical cores)."""
+        graph = fold.fold_pads(graph) if prepare else graph
         self.graph = graph
         self.threads = threads or helpers.THREADS
         self.compiled_kernels = compiled.available()  # load (or compile) the numba kernels once per process

@@ -67,6 +67,9 @@ def epilogue(a, ao, acs, ars, bias, has_res, r, ro, rcs, rrs, y, yo, ycs, yrs, o
 
 @kernel(None)
 def _epi(a, ao, acs, ars, bias, has_res, r, ro, rcs, rrs, y, yo, ycs, yrs, oh, ow, act, p0, p1, c0, c1):
+    # none / Relu / Clip (the common ones) in the one loop that writes the row; others after it
+    lo, hi = (p0, p1) if act == 2 else (_F(0), _F(np.inf))
+    clamp = act == 1 or act == 2
     for c in range(c0, c1):
         bc = bias[c]
         for h in range(oh):
@@ -76,12 +79,19 @@ def _epi(a, ao, acs, ars, bias, has_res, r, ro, rcs, rrs, y, yo, ycs, yrs, oh, o
             if has_res:
                 ri = ro + c * rcs + h * rrs
                 rrow = r[ri:ri + ow]
+                if clamp:
+                    for w in range(ow):
+                        yrow[w] = min(max(arow[w] + bc + rrow[w], lo), hi)
+                else:
+                    for w in range(ow):
+                        yrow[w] = arow[w] + bc + rrow[w]
+            elif clamp:
                 for w in range(ow):
-                    yrow[w] = arow[w] + bc + rrow[w]
+                    yrow[w] = min(max(arow[w] + bc, lo), hi)
             else:
                 for w in range(ow):
                     yrow[w] = arow[w] + bc
-            if act:
+            if act > 2:
                 act_row(y, yi, ow, act, p0, p1)
 
 
@@ -244,6 +254,40 @@ def pool(x, xo, xcs, xrs, y, yo, ycs, yrs, oh, ow, kh, kw, sh, sw, dh, dw, is_ma
                     o[q] *= inv[h, q]
 
 
+@kernel(f"void({_PLANE}, {_PLANE}, int64, int64, int64, int64, int64, int64, int64, int64)")
+def maxpool_sep(x, xo, xcs, xrs, y, yo, ycs, yrs, oh, ow, kh, kw, sh, sw, c0, c1):
+    """Max pooling (no dilation) of a -inf padded plane, separable per output row: the max over
+    its KH input rows first (contiguous, vectorized), then over the KW taps of that one row while
+    it is in L1; 3.6x faster than `pool`'s strided taps on SqueezeNet's 3x3 stride-2 pools."""
+    if sw == 1:
+        _maxpool_sep(x, xo, xcs, xrs, y, yo, ycs, yrs, oh, ow, kh, kw, sh, 1, c0, c1)
+    else:
+        _maxpool_sep(x, xo, xcs, xrs, y, yo, ycs, yrs, oh, ow, kh, kw, sh, sw, c0, c1)
+
+
+@kernel(None)
+def _maxpool_sep(x, xo, xcs, xrs, y, yo, ycs, yrs, oh, ow, kh, kw, sh, sw, c0, c1):
+    n = (ow - 1) * sw + kw
+    m = np.empty(n, _F)
+    for c in range(c0, c1):
+        for h in range(oh):
+            xi = xo + c * xcs + h * sh * xrs
+            r = x[xi:xi + n]
+            for q in range(n):
+                m[q] = r[q]
+            for i in range(1, kh):
+                r = x[xi + i * xrs:xi + i * xrs + n]
+                for q in range(n):
+                    m[q] = max(m[q], r[q])
+            yi = yo + c * ycs + h * yrs
+            o = y[yi:yi + ow]
+            for q in range(ow):
+                o[q] = m[q * sw]
+            for j in range(1, kw):
+                for q in range(ow):
+                    o[q] = max(o[q], m[q * sw + j])
+
+
 @kernel("void(float32[::1], float32[::1], float32[::1], int64, int64, float32, float32, int64, int64)")
 def binary_act(a, b, y, op, act, p0, p1, lo, hi):
     """y = act(a op b) over [lo, hi) of same-shape flat operands (op 0..3: + - * /)."""
@@ -265,7 +309,7 @@ def binary_act(a, b, y, op, act, p0, p1, lo, hi):
         act_row(y, lo, hi - lo, act, p0, p1)
 
 
-ALL = (epilogue, depthwise, depthwise3x3, depthwise5x5, pool, binary_act)
+ALL = (epilogue, depthwise, depthwise3x3, depthwise5x5, pool, maxpool_sep, binary_act)
 
 
 def available() -> bool:

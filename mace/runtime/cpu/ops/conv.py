@@ -211,6 +211,8 @@ class WindowInput:
 
 
 class _PreparedConv(Prepared):
+    _plan = None  # ((dest, residual, bias), the epilogue plan for them)
+
     def __init__(self, node, x_shape, w, b, strides, dilations, pads, group):
         a = node.attrs
         self.act = a.get("activation")
@@ -438,7 +440,10 @@ class _PreparedConv(Prepared):
     def _gemm_epilogue(self, gemm, acc, dest, res, bias, k):
         """gemm(lo, hi) computes output channels [lo, hi) into acc; with the compiled epilogue each
         thread runs its channels' GEMM rows and then their epilogue (while they are in cache)."""
-        plan = epilogue_plan(acc, self.act, self.params, dest, res, bias)
+        key = (dest, res, bias)   # plane views and parameters, worked out once per operand set
+        if self._plan is None or any(a is not b for a, b in zip(self._plan[0], key)):
+            self._plan = (key, epilogue_plan(acc, self.act, self.params, dest, res, bias))
+        plan = self._plan[1]
         m = self.out_shape[1]
         if plan is None:
             gemm(0, m)
