@@ -64,14 +64,15 @@ def test_depthwise_kernels_match_onnxruntime(rng, case):
     np.testing.assert_allclose(got, reference(model, {"X": x})[0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("w", [9, 40])   # rows shorter / longer than kernels._VEC_MIN
 @pytest.mark.parametrize("act", ["Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", None])
-def test_epilogue_matches_numpy(rng, act):
+def test_epilogue_matches_numpy(rng, act, w):
     """bias + residual + activation from a cropped (strided) accumulator into the interior of a
     padded buffer: every activation code against the NumPy math (itself checked against
     onnxruntime by the op tests)."""
     from mace.runtime.cpu.helpers import compiled_epilogue
     params = {"Clip": (-0.3, 0.4), "LeakyRelu": (0.1,), "HardSigmoid": (0.2, 0.5)}.get(act, ())
-    c, h, w = 5, 7, 9
+    c, h = 5, 7
     acc = rng.standard_normal((c, h * (w + 3))).astype(np.float32)
     view = acc.reshape(1, c, h, w + 3)[:, :, :, :w]
     bias, res = rand(rng, c), rand(rng, 1, c, h, w)
@@ -81,6 +82,10 @@ def test_epilogue_matches_numpy(rng, act):
     assert compiled_epilogue(view, act, params, target, res, bias)
     np.testing.assert_allclose(target, want, rtol=1e-5, atol=1e-6)
     assert (buf[:, :, 0] == 7).all() and (buf[:, :, :, -1] == 7).all(), "wrote outside the view"
+    flat = np.empty((1, c, h, w), np.float32)   # rows back to back: one run per channel
+    assert compiled_epilogue(acc[:, :h * w].reshape(1, c, h, w), act, params, flat, res, bias)
+    want = activation.apply(acc[:, :h * w].reshape(1, c, h, w) + bias.reshape(1, c, 1, 1) + res, act, params)
+    np.testing.assert_allclose(flat, want, rtol=1e-5, atol=1e-6)
 
 
 def test_plane_views():
