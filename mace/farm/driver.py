@@ -30,7 +30,9 @@ def connect(address: str | None, device_conf: str | None = None):
         return ray
     kw = dict(logging_level=logging.WARNING, log_to_driver=False)
     try:
-        if address:
+        if address and address.startswith("ray://"):
+            _client_init(ray, address, kw)
+        elif address:
             ray.init(address=address, **kw)
         else:
             env = {"MACE_FARM_DEVICE_CONF": str(Path(device_conf).resolve())} if device_conf else {}
@@ -41,6 +43,22 @@ def connect(address: str | None, device_conf: str | None = None):
                         f"({' '.join(str(exc).split())[:200]}): start it (`ray start --head`), or "
                         f"leave out --address for a local one") from None
     return ray
+
+
+def _client_init(ray, address: str, kw: dict, attempts: int = 3) -> None:
+    """ray.init through Ray's client, again when the head's per-client server died at its start
+    (an intermittent fork race of Ray's client proxy, ray-project/ray#63202: "Initialization
+    failure from server"); each attempt gets a new server."""
+    for attempt in range(attempts):
+        try:
+            ray.init(address=address, **kw)
+            return
+        except ConnectionAbortedError as exc:
+            if attempt == attempts - 1 or "Initialization failure" not in str(exc):
+                raise
+            log.warning("Ray client server at %s failed to start (attempt %d of %d): trying again",
+                        address, attempt + 1, attempts)
+            ray.shutdown()
 
 
 def _client_auth() -> None:
