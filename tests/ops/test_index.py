@@ -46,11 +46,17 @@ def test_gather_nd(rng, batch_dims):
     check_typed("GatherND", {"data": rand(rng, *shape), "idx": idx}, {"batch_dims": batch_dims})
 
 
-def test_gather_index_out_of_range_is_an_input_error(rng):
+@pytest.mark.parametrize("runtime", ["cpu", "gpu"])
+def test_gather_index_out_of_range_is_an_input_error(rng, runtime):
+    """On the GPU too (the kernel records it; the engine raises after the run), and a later run
+    with good indices is right again."""
     model = make_model("Gather", {"data": rand(rng, 3, 4), "idx": np.array([0, 2], np.int64)})
-    engine = mace.Engine(convert(model), runtime="cpu", use_program_cache=False)
-    with pytest.raises(InputError, match="index 5 is out of range"):
-        engine.run({"data": rand(rng, 3, 4), "idx": np.array([0, 5], np.int64)})
+    engine = mace.Engine(convert(model), runtime=runtime, use_program_cache=False)
+    data = rand(rng, 3, 4)
+    for bad in (5, -4):
+        with pytest.raises(InputError, match=f"index {bad} is out of range"):
+            engine.run({"data": data, "idx": np.array([0, bad], np.int64)})
+    np.testing.assert_array_equal(engine.run({"data": data, "idx": np.array([2, -1], np.int64)})["out0"], data[[2, 2]])
 
 
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])

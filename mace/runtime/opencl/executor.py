@@ -221,6 +221,7 @@ class OpenCLExecutor:
             if self.tuning_lookup is not None:
                 self.tuning_lookup(self, n.name, op)
         self._binding = False
+        self._checks = [op for op in self.ops.values() if op is not None and op.run_check is not None]
         self._flatten()
 
     def _bind_op(self, name: str) -> list[Launch]:
@@ -314,6 +315,7 @@ class OpenCLExecutor:
             if op is not None:
                 _cut_back_references(op)
         self.ops.clear()
+        self._checks = []
         self.buffers.clear()
         self.slots = []
         self.__dict__.pop("_mace_scratch", None)
@@ -381,6 +383,8 @@ class OpenCLExecutor:
             outs[name] = host
         q.finish()
         del keep
+        for op in self._checks:
+            op.run_check(q)
         outs = {k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in outs.items()}
         if profile:
             times = [(s, (e.profile.end - e.profile.start) * 1e-9) for s, e in events]

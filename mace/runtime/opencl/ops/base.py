@@ -68,6 +68,10 @@ class GpuOp:
     def bind(self, inputs: list[cl.Buffer | None], outputs: list[cl.Buffer]) -> list[Launch]:
         raise NotImplementedError
 
+    #: `run_check(queue)`, where an op defines it, runs after every run (the queue finished) and
+    #: raises what the kernels recorded (an out-of-range index: InputError)
+    run_check = None
+
     # tuning: an op module may offer alternative kernels (blocking, vector width, algorithm) --
 
     #: the variant in use; the first of `variants()` is the default

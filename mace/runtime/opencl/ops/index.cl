@@ -1,6 +1,7 @@
 /* Indexing on typed values (typed.h): A is the data, B the indices (int32 or int64), Y the
  * output (Z: TopK's int64 indices). A negative index counts from the end; one still out of range
- * is clamped to the axis (the CPU runtime refuses it at run time; a kernel cannot raise).
+ * is recorded in `bad` (bad[1] = 1, bad[0] = the index: index.py raises InputError after the
+ * run, as the CPU runtime does) and clamped, so that no read leaves the buffer.
  *   gather           y[o, j, i] = a[o, idx[j], i]; gws = (inner, n_idx, outer)
  *   gather_elements  y[c] = a[c with c[axis] = idx[c]]; 6 padded dims, gws = (d5, d0*...*d4)
  *   arg_extreme      the index of the max (op 0) / min (op 1) along a [outer, n, inner] view, the
@@ -12,26 +13,32 @@
 #include "index.h"
 #include "typed.h"
 
-inline long fix_index(long k, int n) {
+inline long fix_index(long k, int n, global long* bad) {
+    if (k < -n || k >= n) {
+        bad[0] = k;
+        bad[1] = 1;
+    }
     if (k < 0) k += n;
     return clamp(k, 0L, (long)(n - 1));
 }
 
 #if defined(B_T) && defined(Y_T)
-kernel void gather(global const A_PTR* a, global const B_PTR* idx, global Y_PTR* y, int n, int inner, int n_idx) {
+kernel void gather(global const A_PTR* a, global const B_PTR* idx, global Y_PTR* y, global long* bad, int n,
+                   int inner, int n_idx) {
     int i = get_global_id(0), j = get_global_id(1), o = get_global_id(2);
-    long k = fix_index((long)LD_B(idx, j), n);
+    long k = fix_index((long)LD_B(idx, j), n, bad);
     ST_Y(y, ((long)o * n_idx + j) * inner + i, LD_A(a, ((long)o * n + k) * inner + i));
 }
 
-kernel void gather_elements(global const A_PTR* a, global const B_PTR* idx, global Y_PTR* y, int axis, int n,
+kernel void gather_elements(global const A_PTR* a, global const B_PTR* idx, global Y_PTR* y, global long* bad,
+                            int axis, int n,
                             int d1, int d2, int d3, int d4, int d5,
                             int s0, int s1, int s2, int s3, int s4, int s5) {
     UNRAVEL6(d1, d2, d3, d4)
     const int c[6] = {c0, c1, c2, c3, c4, c5};
     const int s[6] = {s0, s1, s2, s3, s4, s5};
     const int out = r0 * d5 + c5;
-    long k = fix_index((long)LD_B(idx, out), n);
+    long k = fix_index((long)LD_B(idx, out), n, bad);
     long off = (long)c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4 + c5 * s5 + (k - c[axis]) * s[axis];
     ST_Y(y, out, LD_A(a, off));
 }

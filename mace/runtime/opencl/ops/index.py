@@ -1,9 +1,14 @@
 """GPU Gather (computed or constant indices), GatherElements, ArgMax/ArgMin and TopK on typed
 values (`TypedOp`, index.cl). Axes come normalized non-negative (`mace.ops.index`); a negative
-index counts from the end, and one out of range is clamped on the GPU (the CPU runtime refuses
-it: a kernel cannot raise). GatherND and the Scatter ops have no GPU kernel (CPU runtime)."""
+index counts from the end, and one out of range is an InputError after the run, as on the CPU
+runtime (the kernel records it in a small flag buffer and clamps the read). GatherND and the
+Scatter ops have no GPU kernel (CPU runtime)."""
 from __future__ import annotations
 
+import numpy as np
+import pyopencl as cl
+
+from mace.errors import InputError
 from mace.runtime.opencl.ops.base import TypedOp, gpu_op, i32
 from mace.runtime.opencl.ops.movement import contiguous_strides, numel, pad_dims
 
@@ -13,8 +18,26 @@ def _view(shape, axis: int) -> tuple[int, int, int]:
     return numel(shape[:axis]), int(shape[axis]), numel(shape[axis + 1:])
 
 
+class CheckedIndices(TypedOp):
+    """An op whose kernel records an out-of-range index (index.cl's `bad`): `run_check` raises
+    it as the CPU runtime's InputError, after the run, and clears the record."""
+
+    def __init__(self, rt, node, in_shapes, out_shapes, consts):
+        super().__init__(rt, node, in_shapes, out_shapes, consts)
+        self.bad = cl.Buffer(rt.ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=np.zeros(2, np.int64))
+
+    def run_check(self, queue) -> None:
+        got = np.empty(2, np.int64)
+        cl.enqueue_copy(queue, got, self.bad, is_blocking=True)
+        if got[1]:
+            cl.enqueue_copy(queue, self.bad, np.zeros(2, np.int64), is_blocking=True)
+            size = int(self.in_shapes[0][int(self.node.attrs.get("axis", 0))])
+            raise InputError(f"node {self.node.name} ({self.node.op_type}): index {int(got[0])} is out of range for "
+                             f"a dimension of size {size}: pass indices in [-{size}, {size})")
+
+
 @gpu_op
-class Gather(TypedOp):
+class Gather(CheckedIndices):
     op_types = ("Gather",)
 
     def __init__(self, rt, node, in_shapes, out_shapes, consts):
@@ -28,12 +51,12 @@ class Gather(TypedOp):
         if numel(self.out_shapes[0]) == 0:
             return []
         a, idx = self.with_consts(inputs)[:2]
-        self.kern.set_args(a, idx, outputs[0], i32(self.n), i32(self.inner), i32(self.n_idx))
+        self.kern.set_args(a, idx, outputs[0], self.bad, i32(self.n), i32(self.inner), i32(self.n_idx))
         return [self.launch(self.kern, self.key, (self.inner, self.n_idx, self.outer))]
 
 
 @gpu_op
-class GatherElements(TypedOp):
+class GatherElements(CheckedIndices):
     op_types = ("GatherElements",)
 
     @classmethod
@@ -54,7 +77,7 @@ class GatherElements(TypedOp):
         if numel(self.out_shapes[0]) == 0:
             return []
         a, idx = self.with_consts(inputs)[:2]
-        self.kern.set_args(a, idx, outputs[0], i32(self.axis), i32(self.n), *map(i32, self.dims[1:]),
+        self.kern.set_args(a, idx, outputs[0], self.bad, i32(self.axis), i32(self.n), *map(i32, self.dims[1:]),
                            *map(i32, self.strides))
         return [self.launch(self.kern, self.key, (self.dims[-1], numel(self.dims[:-1])))]
 
