@@ -3,8 +3,11 @@ the driver into one multi-device program file signed with the farm key (`mace fa
 
 resources.py  what a node advertises (its OpenCL devices, its device.yml boards) as Ray
               custom resources; job.py  what one job does on its node (compile, tune within
-              a budget, validate, return the section); driver.py  the cluster, the jobs, the
-              merge, the signature and the report. Ray is the optional extra `farm`.
+              a budget, validate, return the section); boards.py  the same on a board over
+              ssh; driver.py  the cluster, the jobs, the merge, the signature and the report;
+              verify.py / queued.py  `mace farm verify`: sections devices queued in a program
+              store, checked on their device, published or rejected. Ray is the optional extra
+              `farm`.
 """
 from __future__ import annotations
 

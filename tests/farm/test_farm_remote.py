@@ -91,7 +91,7 @@ def head(sshd, tmp_path_factory):
         _wait_port(client, proc)
         yield {"address": f"ray://127.0.0.1:{client}", "resources": resources, "root": root}
     finally:
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):      # the whole group: Ray's processes
+        for sig, wait in ((signal.SIGTERM, 1), (signal.SIGKILL, 10)):      # the whole group: Ray's processes
             try:
                 os.killpg(proc.pid, sig)
                 proc.wait(wait)
