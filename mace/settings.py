@@ -33,6 +33,8 @@ KNOBS = {
                            "DIR/release (so a test can kill its node mid-job)",
     "MACE_HARVEST_EXIT_SECONDS": "how long a process waits at exit for compiled programs still being saved to its "
                                  "program file (default 60; those left are compiled again by the next start)",
+    "MACE_COMPILE_PROCESSES": "how many processes (PoCL) or threads (other drivers) a cold start compiles its OpenCL "
+                              "programs in (default: the CPUs this process may use; 1: one at a time, in this process)",
     "MACE_TEST_BREAK_BUILD": "tests only: a regex over \"<program> <build options>\" whose builds fail as if the "
                              "driver's compiler had failed (\"abort:\" first: the probe process aborts)",
 }
@@ -101,10 +103,17 @@ def _wait_seconds(name: str, value: str) -> None:
         raise SettingsError(f"{name}={value!r}: not a number of seconds: set it to e.g. 60 (0: do not wait)")
 
 
+def _count(name: str, value: str) -> None:
+    from mace.errors import SettingsError
+    if not value.strip().isdigit() or int(value) < 1:
+        raise SettingsError(f"{name}={value!r}: not a whole number, 1 or more: set it to e.g. 4 (or unset it)")
+
+
 #: knobs whose values have a form; the others (a device name, a path) are free text
 _CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_DEVICE_PROBE": _bool,
            "MACE_GPU_INT8_WEIGHTS": _bool, "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size,
-           "MACE_PROGRAM_STORE_TIMEOUT": _seconds, "MACE_HARVEST_EXIT_SECONDS": _wait_seconds}
+           "MACE_PROGRAM_STORE_TIMEOUT": _seconds, "MACE_HARVEST_EXIT_SECONDS": _wait_seconds,
+           "MACE_COMPILE_PROCESSES": _count}
 
 
 def check() -> None:

@@ -123,6 +123,7 @@ def test_first_result_does_not_wait_for_the_harvest(model, tmp_path, monkeypatch
     """The first run returns while the binaries are still being harvested; an engine opening the
     same file waits for them and starts warm; close() waits for its own."""
     from mace.runtime.opencl import programs
+    monkeypatch.setenv("MACE_COMPILE_PROCESSES", "1")   # every program compiled here, harvested after
     gate = harvest.threading.Event()
     real = programs.binaries.program_binary
 
@@ -185,3 +186,56 @@ def test_a_forked_child_does_not_wait_for_the_parents_harvest(model, tmp_path, m
     gate.set()
     e.close()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_kernels_program_holds_that_kernel_alone():
+    """Every kernel of every ops/*.cl file gets a source with no other kernel definition, braces
+    balanced and line numbers kept; a name the file does not define gets None (the whole file)."""
+    from mace.runtime.opencl import kernelsplit
+    from mace.runtime.opencl.programs import OPS_DIR, program_source
+    files = sorted(OPS_DIR.glob("*.cl"))
+    assert files
+    multi = 0
+    for f in files:
+        src = program_source(f.stem)
+        names = kernelsplit.kernels(src)
+        assert names, f
+        multi += len(names) > 1
+        for name in names:
+            only = program_source(f.stem, name)
+            assert kernelsplit.kernels(only) == [name], (f.stem, name)
+            assert only.count("{") == only.count("}") and only.count("\n") == src.count("\n")
+        assert kernelsplit.only(src, "no_such_kernel") is None
+    assert multi >= 3   # files with several kernels exist, so the split removes something
+
+
+def test_compile_processes_and_this_one_build_together(model, tmp_path, monkeypatch):
+    """MACE_COMPILE_PROCESSES=2: a compile process and this one build the model's programs
+    together (PoCL; threads elsewhere); the first result is that of programs compiled one at a
+    time, the programs the compile process built are in the cache before the first run, and the
+    next start compiles nothing."""
+    from mace.runtime.opencl import shared
+    monkeypatch.setenv("MACE_COMPILE_PROCESSES", "1")
+    shared.forget_programs()
+    serial = mace.Engine(model, runtime="gpu", use_program_cache=False)
+    x = serial.dummy_inputs()
+    want = serial.run(x)["y"]
+    serial.close()
+    monkeypatch.setenv("MACE_COMPILE_PROCESSES", "2")
+    shared.forget_programs()
+    prog = tmp_path / "p.bin"
+    cold = mace.Engine(model, runtime="gpu", program=prog)
+    b = cold.executor.builder
+    pocl = "Portable Computing Language" in cold.device.platform.name
+    assert b.mode == ("processes" if pocl else "threads")
+    if pocl:   # the compile process took programs from the back, this process from the front
+        assert 1 <= len(b.child_seconds) < cold.program_cache_report.compiled
+        assert b.pending == cold.program_cache_report.compiled - len(b.child_seconds)
+    np.testing.assert_allclose(cold.run(x)["y"], want, rtol=1e-5, atol=1e-5)
+    n = cold.program_cache_report.compiled
+    cold.close()
+    shared.forget_programs()
+    warm = mace.Engine(model, runtime="gpu", program=prog)
+    assert (warm.program_cache_report.from_cache, warm.program_cache_report.compiled) == (n, 0)
+    np.testing.assert_allclose(warm.run(x)["y"], want, rtol=1e-5, atol=1e-5)
+    warm.close()

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: library modules allowed to print, with the reason
 PRINTS = {"mace/runtime/opencl/probe.py": "a child process: its stdout is the protocol with the parent",
+          "mace/runtime/opencl/compile_child.py": "a compile process: its stdout is the protocol with the parent",
           "mace/farm/resources.py": "`python -m mace.farm.resources`: its stdout is `ray start --resources`'s value"}
 
 

@@ -1,11 +1,13 @@
-"""A built program's binary, read without holding Python's GIL.
+"""A built program's binary read, and a kernel launched, without holding Python's GIL.
 
 Asking a driver for `CL_PROGRAM_BINARIES` can take seconds per program (PoCL generates the
 generic work-group function of every kernel then). PyOpenCL holds the GIL through that call,
 so a harvest in a background thread would stall the engine's runs; the same two
 `clGetProgramInfo` calls made through ctypes release it. The ICD loader is the one PyOpenCL
 already loaded (a program handle dispatches to its own driver through any loader); where it
-cannot be found, PyOpenCL's `get_info` is used.
+cannot be found, PyOpenCL's `get_info` is used. A cold start launches kernels once while compile
+processes wait for this process's threads (`launch`): PoCL may generate code inside
+clEnqueueNDRangeKernel, which PyOpenCL also calls holding the GIL.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ log = logging.getLogger("mace.opencl")
 _PROGRAM_BINARY_SIZES = 0x1165
 _PROGRAM_BINARIES = 0x1166
 _lib: list = []
+_cdll: list = []     # the loader itself, once found
 _lib_lock = threading.Lock()
 
 
@@ -49,6 +52,7 @@ def _find_loader():
         fn.restype = ctypes.c_int32
         fn.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_size_t, ctypes.c_void_p,
                        ctypes.POINTER(ctypes.c_size_t)]
+        _cdll.append(lib)
         return fn
     return None
 
@@ -72,3 +76,22 @@ def program_binary(prog: cl.Program) -> bytes:
     if rc != 0:
         raise RuntimeError(f"clGetProgramInfo(CL_PROGRAM_BINARIES) failed: {rc}")
     return buf.raw
+
+
+def launch(queue: cl.CommandQueue, kernel: cl.Kernel, gws, lws) -> None:
+    """Enqueue `kernel` and wait for it, the GIL released (PyOpenCL's calls where the loader
+    cannot be found)."""
+    _loader()
+    fn = getattr(_cdll[0], "clEnqueueNDRangeKernel", None) if _cdll else None
+    if fn is None:
+        cl.enqueue_nd_range_kernel(queue, kernel, gws, lws)
+        queue.finish()
+        return
+    dims = len(gws)
+    glob = (ctypes.c_size_t * dims)(*gws)
+    loc = (ctypes.c_size_t * dims)(*lws) if lws is not None else None
+    rc = fn(ctypes.c_void_p(queue.int_ptr), ctypes.c_void_p(kernel.int_ptr), ctypes.c_uint32(dims), None,
+            glob, loc, ctypes.c_uint32(0), None, None)
+    if rc != 0:
+        raise RuntimeError(f"clEnqueueNDRangeKernel failed: {rc}")
+    queue.finish()

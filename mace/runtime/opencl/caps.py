@@ -101,6 +101,30 @@ def subbuffers_safe(device: cl.Device) -> bool:
     return "NVIDIA" not in device.platform.name
 
 
+def kernel_per_program(device: cl.Device) -> bool:
+    """Whether each kernel the model launches gets a program of its own (else one program per
+    `.cl` file and build options, holding every kernel of the file): on every driver measured
+    (docs/architecture.md, "Cold start") it costs nothing and spares compiling unused kernels."""
+    return True
+
+
+#: below this many CPUs, compile processes lose: PoCL's binary holds a generic work-group
+#: function per kernel, about 3x the code generation of the first launch it replaces
+PROCESSES_MIN_CPUS = 4
+
+
+def compile_mode(device: cl.Device, workers: int, chosen: bool = False) -> str:
+    """How a cold start compiles its programs (parallel.py): "processes" (PoCL, which compiles
+    one program at a time per process; by default only with PROCESSES_MIN_CPUS workers or more,
+    `chosen`: MACE_COMPILE_PROCESSES set), "threads" (drivers that build in parallel within a
+    process), or "serial" (one worker)."""
+    if workers < 2:
+        return "serial"
+    if "Portable Computing Language" in device.platform.name:
+        return "processes" if chosen or workers >= PROCESSES_MIN_CPUS else "serial"
+    return "threads"
+
+
 def queried(device: cl.Device) -> dict:
     """What clGetDeviceInfo says (the fields that need no probe)."""
     ext = set(device.extensions.split())
@@ -120,7 +144,7 @@ def queried(device: cl.Device) -> dict:
     )
 
 
-def _locate(device: cl.Device) -> tuple[int, int]:
+def locate(device: cl.Device) -> tuple[int, int]:
     """(platform index, device index) of `device`, as the child process will enumerate them."""
     for pi, p in enumerate(cl.get_platforms()):
         for di, d in enumerate(p.get_devices()):
@@ -170,7 +194,7 @@ def run_probe(device: cl.Device) -> tuple[dict[int, str], float]:
     probe each width alone, so one broken width does not condemn the others, starting a new
     child after one that died."""
     t0 = time.perf_counter()
-    platform, index = _locate(device)
+    platform, index = locate(device)
     lines, death = _child(platform, index, "all")
     result = _widths_ok(lines, death)
     if all(result.get(w) == "ok" for w in probe_script.WIDTHS):

@@ -25,6 +25,7 @@ from mace.runtime.opencl import command_buffer, shared
 from mace.runtime.opencl.caps import device_caps
 from mace.runtime.opencl.ops.base import GpuOp, Launch, op_class
 from mace.runtime.opencl.ops.movement import Concat
+from mace.runtime.opencl.parallel import PendingKernel
 from mace.runtime.opencl.programs import ProgramBuilder
 
 log = logging.getLogger("mace.opencl")
@@ -89,9 +90,21 @@ class OpenCLExecutor:
         self.command_buffer: command_buffer.RecordedRun | None = None
         self.command_buffer_note = "not recorded yet"
         self._use_command_buffer = settings.get("MACE_COMMAND_BUFFER", "1") != "0"
+        self.builder.defer = self.builder.mode != "serial"   # compile together once bound (parallel.py)
         self._place(allow_cpu_fallback)
         self._allocate()
         self._bind()
+        if not self.builder.resolve([l for seg in self._segments.values() for l in seg]):
+            # a build failed (recorded): place and bind again, its op takes its next variant
+            self.fallback_nodes, self.build_fallbacks = [], {}
+            self._place(allow_cpu_fallback)
+            self._allocate()
+            self._bind()
+        for seg in self._segments.values():   # the kernels that stood in resolved (parallel.PendingKernel)
+            for l in seg:
+                l.kernel = getattr(l.kernel, "resolved", None) or l.kernel
+                l.program_key = self.builder.key_of_kernel.get(l.kernel.int_ptr, l.program_key)
+        self._flatten()
 
     # -- init --------------------------------------------------------------------------
     def _place(self, allow_fallback: bool) -> None:
@@ -229,6 +242,10 @@ class OpenCLExecutor:
         ins = [self.buffers.get(v) if v and v not in self.graph.weights else None for v in n.inputs]
         outs = [self.buffers[v] for v in n.outputs if v]
         launches = op.bind(ins, outs)
+        for l in launches:   # the key of the program the kernel came from (one per kernel or per file)
+            l.kernel = getattr(l.kernel, "resolved", None) or l.kernel   # parallel.PendingKernel
+            if not isinstance(l.kernel, PendingKernel):
+                l.program_key = self.builder.key_of_kernel.get(l.kernel.int_ptr, l.program_key)
         if not self._cpu_device:
             # ops ask for one work-item per group where that suits CPU drivers (PoCL runs a
             # work-group as one thread's task); a GPU starts from its driver's choice instead
