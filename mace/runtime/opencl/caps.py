@@ -28,7 +28,7 @@ from mace.runtime.opencl import probe as probe_script
 log = logging.getLogger("mace.opencl")
 
 #: bump when the fields or the probe change: caps stored by an older mace are probed again
-SCHEMA = 1
+SCHEMA = 2  # 2: integer_dot
 PROBE_TIMEOUT_S = 120.0
 _MEMO: dict[str, "DeviceCaps"] = {}
 _MEMO_LOCK = threading.Lock()
@@ -51,6 +51,10 @@ class DeviceCaps:
     subbuffer_align: int                  # bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN is in bits)
     subbuffers_safe: bool
     command_buffer: bool                  # cl_khr_command_buffer
+    #: 8-bit integer dot products the device reports (cl_khr_integer_dot_product,
+    #: cl_arm_integer_dot_product_int8) and a probe kernel confirmed: the build options of kernels
+    #: using them ("-DDOT_KHR -cl-std=CL3.0", "-DDOT_ARM"), or "" (none)
+    integer_dot: str = ""
     probe: dict = field(default_factory=dict)
     probe_seconds: float = 0.0
     source: str = "probed"                # probed | program cache | not probed (MACE_DEVICE_PROBE=0)
@@ -92,7 +96,8 @@ class DeviceCaps:
                 f"work-group {self.max_work_group_size}, local memory {self.local_mem_size // 1024} KiB, "
                 f"sub-buffers {'safe' if self.subbuffers_safe else 'unsafe'} "
                 f"(align {self.subbuffer_align} B), command buffers "
-                f"{'yes' if self.command_buffer else 'no'} [{self.source}]")
+                f"{'yes' if self.command_buffer else 'no'}, integer dot products "
+                f"{'yes' if self.integer_dot else 'no'} [{self.source}]")
 
 
 def subbuffers_safe(device: cl.Device) -> bool:
@@ -141,6 +146,8 @@ def queried(device: cl.Device) -> dict:
         subbuffer_align=max(int(device.mem_base_addr_align) // 8, 1),
         subbuffers_safe=subbuffers_safe(device),
         command_buffer="cl_khr_command_buffer" in ext,
+        integer_dot="-DDOT_KHR" if "cl_khr_integer_dot_product" in ext
+        else "-DDOT_ARM" if "cl_arm_integer_dot_product_int8" in ext else "",
     )
 
 
@@ -254,7 +261,11 @@ def _stored(device: cl.Device, section) -> DeviceCaps | None:
     if width not in (1, *probe_script.WIDTHS) or not isinstance(probe, dict) \
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in probe.items()):
         return None  # a record we did not write: probe again
-    return DeviceCaps(**queried(device), max_vector_width=width, half_storage=rec.get("half_storage") is True,
+    facts = queried(device)
+    dot = rec.get("integer_dot")
+    facts["integer_dot"] = dot if facts["integer_dot"] and dot in (facts["integer_dot"],
+                                                                   facts["integer_dot"] + " -cl-std=CL3.0") else ""
+    return DeviceCaps(**facts, max_vector_width=width, half_storage=rec.get("half_storage") is True,
                       probe={k[:8]: v[:400] for k, v in probe.items()}, source="program cache")
 
 
@@ -266,6 +277,14 @@ def _discover(device: cl.Device) -> DeviceCaps:
         return DeviceCaps(**facts, max_vector_width=width, half_storage=True,
                           source="not probed (MACE_DEVICE_PROBE=0)")
     probe, seconds = run_probe(device)
+    if facts["integer_dot"]:  # reported: confirmed by a kernel (and its build options), or not used
+        flavour = facts["integer_dot"].removeprefix("-DDOT_").lower()
+        lines, death = _child(*_locate(device), f"dot-{flavour}")
+        done = [ln for ln in lines if "ok" in ln]
+        facts["integer_dot"] = str(done[0].get("options", ""))[:60] if done and done[0]["ok"] else ""
+        if not facts["integer_dot"]:
+            log.info("%s reports %s integer dot products, but the probe kernel %s: not used", facts["device"],
+                     flavour, (done[0]["why"] if done else death or "gave no result")[:200])
     caps = _from_probe(facts, probe, seconds)
     log.debug("probed %s in %.2f s: %s", facts["device"], seconds, caps.summary())
     return caps

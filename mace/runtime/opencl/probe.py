@@ -1,4 +1,5 @@
-"""The device probe's child process: tiny kernels that must build and compute the right answer.
+"""The device probe's child process: tiny kernels that must build and compute the right answer
+(float vector widths and half storage; `dot-khr` / `dot-arm`: 8-bit integer dot products).
 
 Run as a script (`python probe.py PLATFORM DEVICE`), not imported by the engine: a driver's
 compiler may abort the process that builds a kernel it cannot handle (PyPI's PoCL on AMD Zen 4
@@ -54,6 +55,54 @@ PROBE(4)
 """
 
 GROUPS = 64
+
+#: 8-bit integer dot products (cl_khr_integer_dot_product or cl_arm_integer_dot_product_int8,
+#: -DDOT_KHR / -DDOT_ARM): signed char4 x char4 with int32 accumulation, as qdot.cl uses them
+DOT_SOURCE = r"""
+#ifdef DOT_KHR
+#pragma OPENCL EXTENSION cl_khr_integer_dot_product : enable
+#define DOT4(a, b) dot((a), (b))
+#else
+#pragma OPENCL EXTENSION cl_arm_integer_dot_product_int8 : enable
+#define DOT4(a, b) arm_dot((a), (b))
+#endif
+__kernel void probe_dot(__global const char4* a, __global const char4* b, __global int* out) {
+    const int i = get_global_id(0);
+    out[i] = DOT4(a[i], b[i]) + DOT4(a[i], b[GROUPS - 1 - i]);
+}
+""".replace("GROUPS", str(GROUPS))
+
+
+def check_dot(cl, np, ctx, queue, device, flavour: str) -> tuple[str, str]:
+    """(the build options under which the dot-product kernel of `flavour` ("khr" or "arm") builds
+    and computes exactly, or "" and why not): OpenCL C 3.0 compilers declare the khr builtins
+    only with -cl-std=CL3.0."""
+    why = ""
+    for options in ([f"-DDOT_{flavour.upper()}"], [f"-DDOT_{flavour.upper()}", "-cl-std=CL3.0"]):
+        try:
+            why = _run_dot(cl, np, ctx, queue, device, options)
+        except Exception as exc:  # noqa: BLE001 -- any driver error means "not with these options"
+            why = "failed: " + _one_line(exc)
+        if not why:
+            return " ".join(options), ""
+    return "", why
+
+
+def _run_dot(cl, np, ctx, queue, device, options: list[str]) -> str:
+    prog = cl.Program(ctx, DOT_SOURCE).build(options=options, devices=[device], cache_dir=False)
+    rng = np.random.default_rng(4)
+    a = rng.integers(-128, 128, (GROUPS, 4), dtype=np.int8)
+    b = rng.integers(-128, 128, (GROUPS, 4), dtype=np.int8)
+    mf = cl.mem_flags
+    ba, bb = (cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=v) for v in (a, b))
+    bo = cl.Buffer(ctx, mf.WRITE_ONLY, size=GROUPS * 4)
+    cl.Kernel(prog, "probe_dot")(queue, (GROUPS,), None, ba, bb, bo)
+    out = np.empty(GROUPS, np.int32)
+    cl.enqueue_copy(queue, out, bo)
+    queue.finish()
+    a32, b32 = a.astype(np.int32), b.astype(np.int32)
+    want = (a32 * b32).sum(1) + (a32 * b32[::-1]).sum(1)
+    return "" if np.array_equal(out, want) else "wrong result: integer dot product"
 
 
 def injected(widths: tuple[int, ...]) -> str | None:
@@ -129,6 +178,11 @@ def main(argv: list[str]) -> None:
     device = cl.get_platforms()[platform].get_devices()[index]
     ctx = cl.Context([device])
     queue = cl.CommandQueue(ctx, device)
+    if mode.startswith("dot-"):  # dot-khr / dot-arm
+        print(json.dumps({"dot": mode[4:], "started": True}), flush=True)
+        options, why = check_dot(cl, np, ctx, queue, device, mode[4:])
+        print(json.dumps({"dot": mode[4:], "ok": bool(options), "options": options, "why": why}), flush=True)
+        os._exit(0)
     groups = [WIDTHS] if mode == "all" else [(int(w),) for w in mode.split(",")]
     for widths in groups:
         print(json.dumps({"widths": list(widths), "started": True}), flush=True)
