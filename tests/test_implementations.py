@@ -24,7 +24,7 @@ from tests.test_op_layout import CPU_ONLY
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
-SUBSET = ["tests/ops", "tests/test_models.py", "tests/test_portability.py"]
+SUBSET = ["tests/ops", "tests/test_models.py", "tests/test_portability.py", "tests/quantize/test_int8_dot.py"]
 #: op families with no GPU kernel (tests/test_op_layout.py's CPU_ONLY): their tests run the CPU
 #: runtime only, the same on every OpenCL implementation, so the default run covers them
 CPU_ONLY_TESTS = [f"--ignore=tests/ops/test_{fam}.py" for fam in sorted(CPU_ONLY)]

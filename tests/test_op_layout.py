@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CPU_OPS = ROOT / "mace" / "runtime" / "cpu" / "ops"
 GPU_OPS = ROOT / "mace" / "runtime" / "opencl" / "ops"
-GPU_ONLY = {"base", "winograd", "qweights"}  # the GpuOp base class (and TypedOp); a conv variant's helpers; 8-bit weights
+GPU_ONLY = {"base", "winograd", "qweights", "qdot"}  # the GpuOp base class (and TypedOp); a conv variant's helpers; 8-bit weights
 #: families with no GPU kernel: integer/bool values run on the CPU runtime only (mace/ops/dtypes.py),
 #: and the rest have none yet; `gpu` refuses their nodes by name, `cpu+gpu` runs them on the CPU
 CPU_ONLY = {"einsum", "loss"}

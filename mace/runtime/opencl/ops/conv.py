@@ -29,6 +29,8 @@ Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
   gpu_conv.cl, the 16 GEMMs as its group dimension (64x64 or 32x32 tiles like `gpu_im2col`).
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
+`int8_dot` (1x1 convs of `quantize: 1` models where the device has 8-bit integer dot products,
+`qdot`): the default there; int8 x int8 -> int32 with a float epilogue.
 8-bit weights (the model file's, `qweights`): every variant but Winograd's keeps them 8-bit on the
 device (-DWQ, wq.h): conv2d scales its accumulators per output channel, the others dequantize at
 the weight load.
@@ -45,7 +47,7 @@ import pyopencl as cl
 
 from mace.ops import conv as conv_rules
 from mace.ops.conv import as_2d
-from mace.runtime.opencl.ops import qweights, winograd
+from mace.runtime.opencl.ops import qdot, qweights, winograd
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 
 #: work-items per work-group for the register-tiled kernels: PoCL's default picks one huge
@@ -193,7 +195,7 @@ def use_im2col(cg, kh, kw, sw, ow) -> bool:
 
 
 #: variant family -> ConvOp builder, first match wins ("gpu_depthwise" before "gpu"; "*" the rest)
-BUILDERS = {"gpu_depthwise": "_build_gpu_depthwise", "depthwise": "_build_depthwise",
+BUILDERS = {"int8_dot": "_build_int8_dot", "gpu_depthwise": "_build_gpu_depthwise", "depthwise": "_build_depthwise",
             "gpu": "_build_tiled_gemm", "*": "_build_register_tiled"}
 
 
@@ -259,6 +261,8 @@ class ConvOp(GpuOp):
                 gpu.remove("gpu_direct_splitk")  # even 32x32 tiles leave units idle: split K
                 gpu.insert(0, "gpu_direct_splitk")
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
+            if qdot.eligible(self):  # full 8-bit with the device's integer dot products: first
+                self._variants.insert(0, qdot.VARIANT)
             # winograd.cl moves 2*VT input columns as one vector (VT = 4 or 8): float8 at least
             if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group) \
                     and caps.max_vector_width >= 8 and self.qw is None:
@@ -291,7 +295,7 @@ class ConvOp(GpuOp):
 
     def _build(self, variant: str) -> None:
         """Build `variant`'s kernels and weights: one small builder per family (BUILDERS)."""
-        self.pad = self.im2col = self.wino = None
+        self.pad = self.im2col = self.wino = self.int8 = None
         self.lws = TILE_LWS
         family = next(f for f in BUILDERS if variant == f or variant.startswith(f + "_") or f == "*")
         getattr(self, BUILDERS[family])(variant, self._geometry_options(), self.activation_options()
@@ -309,6 +313,9 @@ class ConvOp(GpuOp):
     def _geometry_options(self) -> list[str]:
         (kh, kw), (sh, sw), (dh, dw) = self.g["k"], self.g["s"], self.g["d"]
         return [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
+
+    def _build_int8_dot(self, variant: str, geo: list[str], act: list[str]) -> None:
+        self.int8 = qdot.Int8Dot(self, act)
 
     def _depthwise_args(self) -> list:
         G = self.g
@@ -449,6 +456,8 @@ class ConvOp(GpuOp):
             launches.append(self.im2col.launch(src, self.node.name))
             src = self.im2col.buf
         res = [inputs[3]] if self.residual else []
+        if self.int8 is not None:
+            return self.int8.launches(inputs, outputs, res)
         if self.wino is not None:  # input transform, the GEMMs into Mt (conv2d / gemm_conv), output transform
             launches.append(self.wino.input_launch(src, self.node.name))
             self.k.set_args(self.wino.v, self.w, self.b, self.wino.mt, *self.args)
