@@ -30,7 +30,8 @@ Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
 `int8_dot` (1x1 convs of `quantize: 1` models where the device has 8-bit integer dot products,
-`qdot`): the default there; int8 x int8 -> int32 with a float epilogue.
+`qdot`): int8 x int8 -> int32 with a float epilogue; offered to the tuner, not the default (on
+Intel's CPU runtime, the one device here with the extension, it is 30x slower than `pointwise`).
 8-bit weights (the model file's, `qweights`): every variant but Winograd's keeps them 8-bit on the
 device (-DWQ, wq.h): conv2d scales its accumulators per output channel, the others dequantize at
 the weight load.
@@ -261,8 +262,8 @@ class ConvOp(GpuOp):
                 gpu.remove("gpu_direct_splitk")  # even 32x32 tiles leave units idle: split K
                 gpu.insert(0, "gpu_direct_splitk")
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
-            if qdot.eligible(self):  # full 8-bit with the device's integer dot products: first
-                self._variants.insert(0, qdot.VARIANT)
+            if qdot.eligible(self):  # full 8-bit with the device's integer dot products: for the tuner
+                self._variants.append(qdot.VARIANT)
             # winograd.cl moves 2*VT input columns as one vector (VT = 4 or 8): float8 at least
             if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group) \
                     and caps.max_vector_width >= 8 and self.qw is None:

@@ -4,13 +4,14 @@
  *
  * The input is the float output of a FakeQuantize (values on an 8-bit grid: x = (q - zx) * sx);
  * `quantize_cols` recovers q exactly (round(x / sx) + zx, clamped to [QMIN, QMAX]), shifts it to
- * signed (q - QOFF, QOFF = 128 for uint8) and lays it out pixel-major, four channels per char4,
- * K padded to K4 * 4 with zeros. `qgemm_dot` multiplies it with the int8 weights (per output
+ * signed (q - QOFF, QOFF = 128 for uint8) and lays it out as (K4, P) char4s (four channels per
+ * char4, K padded to K4 * 4 with zeros): consecutive work-items (pixels) read consecutive char4s,
+ * which is what a CPU runtime vectorizing across work-items needs. `qgemm_dot` multiplies it with the int8 weights (per output
  * channel scale sw, zero point 0) four channels at a time with dot(char4, char4) -> int,
  * accumulating in int32, and requantizes to float in the epilogue:
  *     y[m][p] = sx * sw[m] * (acc - (zx - QOFF) * sum_k w[m][k]) + bias[m]  (+ residual, ACTIVATE)
- * Each work-item computes TM output channels x TP pixels; indices past M / P are clamped on
- * load (same values) and not stored. */
+ * Each work-item computes TM output channels of one pixel; channels past M are clamped on load
+ * (same values) and not stored. */
 #ifdef DOT_KHR
 #pragma OPENCL EXTENSION cl_khr_integer_dot_product : enable
 #define DOT4(a, b) dot((a), (b))
@@ -24,10 +25,9 @@
 #else
 #define RESIDUAL_ARG
 #endif
-#define TM 4
-#define TP 4
+#define TM 8
 
-/* gws = (P, K4, N): x (N, K, P) float -> xq (N, P, K4) char4 */
+/* gws = (P, K4, N): x (N, K, P) float -> xq (N, K4, P) char4 */
 __kernel void quantize_cols(__global const store_t* restrict x, __global char4* restrict xq,
                             int K, int P, int K4, float sx, int zx) {
     const int p = get_global_id(0), k4 = get_global_id(1), n = get_global_id(2);
@@ -38,56 +38,38 @@ __kernel void quantize_cols(__global const store_t* restrict x, __global char4* 
         const int k = k4 * 4 + i;
         q[i] = k < K ? clamp((int)rint(LOAD(x, ((size_t)n * K + k) * P + p) / sx) + zx, QMIN, QMAX) - QOFF : 0;
     }
-    xq[((size_t)n * P + p) * K4 + k4] = (char4)((char)q[0], (char)q[1], (char)q[2], (char)q[3]);
+    xq[((size_t)n * K4 + k4) * P + p] = (char4)((char)q[0], (char)q[1], (char)q[2], (char)q[3]);
 }
 
-/* gws = (ceil(P / TP), ceil(M / TM), N) */
+/* gws = (P, ceil(M / TM), N) */
 __kernel void qgemm_dot(__global const char4* restrict xq, __global const char4* restrict wq,
                         __global const int* restrict wsum, __global const float* restrict mscale,
                         __global const float* restrict bias, __global store_t* restrict out RESIDUAL_ARG,
                         int K4, int P, int M, int zx) {
-    const int p0 = get_global_id(0) * TP, m0 = get_global_id(1) * TM, n = get_global_id(2);
-    if (p0 >= P || m0 >= M) return;
-    const __global char4* xr[TP];
+    const int p = get_global_id(0), m0 = get_global_id(1) * TM, n = get_global_id(2);
+    if (p >= P || m0 >= M) return;
+    const __global char4* xp = xq + (size_t)n * K4 * P + p;
     const __global char4* wr[TM];
 #pragma unroll
-    for (int t = 0; t < TP; t++) xr[t] = xq + ((size_t)n * P + min(p0 + t, P - 1)) * K4;
-#pragma unroll
     for (int i = 0; i < TM; i++) wr[i] = wq + (size_t)min(m0 + i, M - 1) * K4;
-    int acc[TM][TP];
+    int acc[TM];
 #pragma unroll
-    for (int i = 0; i < TM; i++)
-#pragma unroll
-        for (int t = 0; t < TP; t++) acc[i][t] = 0;
+    for (int i = 0; i < TM; i++) acc[i] = 0;
     for (int k4 = 0; k4 < K4; k4++) {
-        char4 xv[TP];
+        const char4 xv = xp[(size_t)k4 * P];
 #pragma unroll
-        for (int t = 0; t < TP; t++) xv[t] = xr[t][k4];
-#pragma unroll
-        for (int i = 0; i < TM; i++) {
-            const char4 wv = wr[i][k4];
-#pragma unroll
-            for (int t = 0; t < TP; t++) acc[i][t] += DOT4(xv[t], wv);
-        }
+        for (int i = 0; i < TM; i++) acc[i] += DOT4(xv, wr[i][k4]);
     }
 #pragma unroll
     for (int i = 0; i < TM; i++) {
         const int m = m0 + i;
         if (m < M) {
-            const float s = mscale[m], b = bias[m];
-            const int corr = (zx - QOFF) * wsum[m];
-#pragma unroll
-            for (int t = 0; t < TP; t++) {
-                const int p = p0 + t;
-                if (p < P) {
-                    const size_t o = ((size_t)n * M + m) * P + p;
-                    float v = (float)(acc[i][t] - corr) * s + b;
+            const size_t o = ((size_t)n * M + m) * P + p;
+            float v = (float)(acc[i] - (zx - QOFF) * wsum[m]) * mscale[m] + bias[m];
 #ifdef RESIDUAL
-                    v += LOAD(residual, o);
+            v += LOAD(residual, o);
 #endif
-                    STORE(out, o, ACTIVATE(v));
-                }
-            }
+            STORE(out, o, ACTIVATE(v));
         }
     }
 }
