@@ -1,5 +1,6 @@
 """TFLite sources from TF's converter: float and int8 (run dequantized), the mobile ops outside
-the core set, and the refusals that name the op, the node and the file."""
+the core set, MediaPipe's Convolution2DTransposeBias, and the refusals (MediaPipe's argmax pooling
+and unpooling among them) that name the op, the node and the file."""
 from __future__ import annotations
 
 import logging
