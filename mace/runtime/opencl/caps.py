@@ -279,7 +279,7 @@ def _discover(device: cl.Device) -> DeviceCaps:
     probe, seconds = run_probe(device)
     if facts["integer_dot"]:  # reported: confirmed by a kernel (and its build options), or not used
         flavour = facts["integer_dot"].removeprefix("-DDOT_").lower()
-        lines, death = _child(*_locate(device), f"dot-{flavour}")
+        lines, death = _child(*locate(device), f"dot-{flavour}")
         done = [ln for ln in lines if "ok" in ln]
         facts["integer_dot"] = str(done[0].get("options", ""))[:60] if done and done[0]["ok"] else ""
         if not facts["integer_dot"]:
