@@ -34,7 +34,8 @@ KNOBS = {
     "MACE_HARVEST_EXIT_SECONDS": "how long a process waits at exit for compiled programs still being saved to its "
                                  "program file (default 60; those left are compiled again by the next start)",
     "MACE_COMPILE_PROCESSES": "how many processes (PoCL) or threads (other drivers) a cold start compiles its OpenCL "
-                              "programs in (default: the CPUs this process may use; 1: one at a time, in this process)",
+                              "programs in (default: on PoCL the CPUs this process may use, from 4 up; 1: one at a "
+                              "time, in this process)",
     "MACE_TEST_BREAK_BUILD": "tests only: a regex over \"<program> <build options>\" whose builds fail as if the "
                              "driver's compiler had failed (\"abort:\" first: the probe process aborts)",
 }
