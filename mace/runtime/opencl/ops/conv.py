@@ -316,7 +316,7 @@ class ConvOp(GpuOp):
         return [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
 
     def _build_int8_dot(self, variant: str, geo: list[str], act: list[str]) -> None:
-        self.int8 = qdot.Int8Dot(self, act)
+        self.int8 = qdot.Int8Dot(self, act, scratch_buffer)
 
     def _depthwise_args(self) -> list:
         G = self.g

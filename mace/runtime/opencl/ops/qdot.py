@@ -39,7 +39,8 @@ def eligible(op) -> bool:
 class Int8Dot:
     """The two launches of one conv's `int8_dot` variant."""
 
-    def __init__(self, op, act: list[str]):
+    def __init__(self, op, act: list[str], scratch_buffer):
+        """`scratch_buffer`: conv.py's, for the quantized input (shared with the executor's ops)."""
         rt, G = op.rt, op.g
         self.op = op
         sx, zx, qmin, qmax = input_grid(rt, op.node)
@@ -54,7 +55,6 @@ class Int8Dot:
         self.wsum = rt.upload(wq.astype(np.int32).sum(1), dtype=np.int32)
         self.mscale = rt.upload((np.float64(sx) * op.qw.scale.astype(np.float64)).astype(np.float32), dtype=np.float32)
         self.b = rt.upload(op.bias, dtype=np.float32)
-        from mace.runtime.opencl.ops.conv import scratch_buffer
         self.xq = scratch_buffer(rt, n * p * k4 * 4)
         self.dims = (n, k, m, p, k4, sx, zx)
 
