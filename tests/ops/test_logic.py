@@ -99,3 +99,17 @@ def test_gpu_logic_matches_onnxruntime(logic_batch, prefix):
     assert cases
     for case in cases:
         logic_batch.check_typed(case)
+
+
+def test_gpu_typed_kernels_with_half_storage(rng):
+    """data_type fp16_fp32: float values beside bool/int64 ones are stored as half (typed.h's
+    X_HALF): Where selects them (rtol 1e-3: half rounding), Less compares values half keeps apart."""
+    b = Batch()
+    sa, sb = _pair(rng)
+    b.add("Where", "Where", {"c": rand_int(rng, bool, *sb[1:]), "x": rand(rng, *sa), "y": rand(rng, *sb)})
+    x, y = rng.integers(-8, 8, sa).astype(np.float32) + np.float32(0.25), rng.integers(-8, 8, sb).astype(np.float32)
+    x.flat[0] = y.flat[0] - 1  # one true output, whatever else is drawn
+    b.add("Less", "Less", {"x": x, "y": y})
+    b.run(runtimes=("gpu",), data_type="fp16_fp32")
+    b.check_typed("Where", rtol=1e-3, atol=1e-3)
+    b.check_typed("Less")
