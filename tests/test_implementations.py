@@ -1,5 +1,5 @@
-"""The op tests, the five test models and the portability tests on every OpenCL implementation
-CI installs besides the default (PyPI's PoCL):
+"""The op tests, the five test models, the portability tests and a subset of ONNX's node suite
+on every OpenCL implementation CI installs besides the default (PyPI's PoCL):
 
 - Debian's PoCL 3.1 (`pocl-opencl-icd`): its ICD file in a directory of its own
   ($MACE_TEST_CMDBUF_ICD, default /opt/mace-cmdbuf-icd), so the default device stays PyPI's PoCL;
@@ -24,7 +24,10 @@ from tests.test_op_layout import CPU_ONLY
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
-SUBSET = ["tests/ops", "tests/test_models.py", "tests/test_portability.py", "tests/quantize/test_int8_dot.py"]
+SUBSET = ["tests/ops", "tests/test_models.py", "tests/test_portability.py", "tests/quantize/test_int8_dot.py",
+          "tests/onnx_backend/test_node_suite.py::test_gpu"]
+#: ONNX's node suite on the GPU runtime: every 8th of the cases the CPU runtime passes
+SUITE_EVERY = "8"
 #: op families with no GPU kernel (tests/test_op_layout.py's CPU_ONLY): their tests run the CPU
 #: runtime only, the same on every OpenCL implementation, so the default run covers them
 CPU_ONLY_TESTS = [f"--ignore=tests/ops/test_{fam}.py" for fam in sorted(CPU_ONLY)]
@@ -45,7 +48,7 @@ IMPLEMENTATIONS = {
 
 def _start(impl):
     env = dict(os.environ, OCL_ICD_VENDORS=str(impl["icd"]), MACE_DEVICE="0",
-               MACE_TEST_EXPECT_DEVICE=impl["expect"], PYTHONPATH=str(ROOT))
+               MACE_TEST_EXPECT_DEVICE=impl["expect"], MACE_TEST_SUITE_EVERY=SUITE_EVERY, PYTHONPATH=str(ROOT))
     if impl["lib"] is not None:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(impl["lib"]), env.get("LD_LIBRARY_PATH")]))
     return subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", DESELECT,
