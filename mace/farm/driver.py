@@ -163,7 +163,7 @@ def write_merged(data, out: Path, key_path) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     fileio.write_atomic(out, encode(data))
     return {"file": str(out), "sections": sorted(data.sections), "signed": signed,
-            "key_id": signing.key_id(signing._raw_public(private)), "programs": len(data.programs)}
+            "key_id": signing.key_id(signing.raw_public(private)), "programs": len(data.programs)}
 
 
 def verify_merged(ray, blob: bytes, models: dict, fp_ids: list[str], retries: int, cpus: float, bar) -> dict:

@@ -59,11 +59,12 @@ def _ssh_string(b: bytes) -> bytes:
     return len(b).to_bytes(4, "big") + b
 
 
-def key_id(raw_public: bytes) -> str:
-    return hashlib.sha256(raw_public).hexdigest()[:16]
+def key_id(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _raw_public(private) -> bytes:
+def raw_public(private) -> bytes:
+    """The 32 raw bytes of an Ed25519 private key's public key (what `key_id` and trust lists name)."""
     from cryptography.hazmat.primitives import serialization
     return private.public_key().public_bytes(serialization.Encoding.Raw,
                                              serialization.PublicFormat.Raw)
@@ -76,7 +77,7 @@ def generate(comment: str = "") -> tuple[bytes, PublicKey]:
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    raw = _raw_public(private)
+    raw = raw_public(private)
     return pem, PublicKey(key_id(raw), raw, comment)
 
 
@@ -194,7 +195,7 @@ def manifest(data: CacheData, fp_id: str) -> str:
 def sign(data: CacheData, private_key, sections: list[str] | None = None) -> list[str]:
     """Sign every section (or those listed) with `private_key`, replacing that key's older
     signatures. Returns the signed section ids."""
-    raw = _raw_public(private_key)
+    raw = raw_public(private_key)
     kid = key_id(raw)
     now = time.time_ns()
     done = []
@@ -336,7 +337,7 @@ def sign_file(path: str | os.PathLike, key_path: str | os.PathLike) -> dict:
                                   f"would drop what this mace cannot read: upgrade mace")
         signed = sign(dec.data, private)
         fileio.write_atomic(path, encode(dec.data))
-    raw = _raw_public(private)
+    raw = raw_public(private)
     trusted = load_trusted_keys()
     return {"path": str(path), "key_id": key_id(raw), "sections": signed,
             "public_key": PublicKey(key_id(raw), raw).openssh(),

@@ -54,10 +54,10 @@ class Index:
 
     def encode(self, private_keys) -> bytes:
         """The signed document (each of `private_keys` signs it)."""
-        from mace.programcache.signing import _raw_public, key_id
+        from mace.programcache.signing import key_id, raw_public
         self.updated_ns = time.time_ns()
         msg = MESSAGE_PREFIX + canonical(self.body())
-        sigs = [{"key_id": key_id(_raw_public(k)), "signature": base64.b64encode(k.sign(msg)).decode()}
+        sigs = [{"key_id": key_id(raw_public(k)), "signature": base64.b64encode(k.sign(msg)).decode()}
                 for k in private_keys]
         return json.dumps({"format": FORMAT, "version": VERSION, "index": self.body(), "signatures": sigs},
                           sort_keys=True, indent=1).encode("utf-8")

@@ -21,7 +21,7 @@ from mace.store.errors import StoreError
 def _trust_with(private_key) -> signing.TrustedKeys:
     """This user's trusted keys, plus the publisher's own key (it may extend its own index)."""
     keys = signing.load_trusted_keys()
-    raw = signing._raw_public(private_key)
+    raw = signing.raw_public(private_key)
     keys.keys.setdefault(signing.key_id(raw), signing.PublicKey(signing.key_id(raw), raw))
     return keys
 
@@ -46,7 +46,7 @@ def add_section(store: Store, idx: _index.Index, data: CacheData, fp_id: str, pr
         return {"fp_id": fp_id, "sha256": sha, "path": path, "written": False}
     if not store.exists(path):
         store.write(path, blob)
-    kid = signing.key_id(signing._raw_public(private_key))
+    kid = signing.key_id(signing.raw_public(private_key))
     idx.sections[fp_id] = _sections.entry(blob, data, fp_id, kid, path)
     return {"fp_id": fp_id, "sha256": sha, "path": path, "written": True,
             "programs": idx.sections[fp_id]["programs"], "short": idx.sections[fp_id]["short"]}
@@ -70,7 +70,7 @@ def publish(file: str | os.PathLike, url: str, key_path: str | os.PathLike, *,
         keys.add(_key_id_of(line))
     idx.policy = {**idx.policy, "device_keys": sorted(keys)}
     store.write(_index.INDEX_FILE, idx.encode([private]))
-    return {"store": url, "file": str(file), "sections": done, "key_id": signing.key_id(signing._raw_public(private)),
+    return {"store": url, "file": str(file), "sections": done, "key_id": signing.key_id(signing.raw_public(private)),
             "policy": idx.policy, "dropped": [f.message for f in findings]}
 
 
@@ -100,7 +100,7 @@ def contribute(url: str, data: CacheData, fp_id: str, key_path: str | os.PathLik
     private = signing.load_private_key(key_path) if key_path else None
     if private is not None:
         idx = current_index(store, private)
-        kid = signing.key_id(signing._raw_public(private))
+        kid = signing.key_id(signing.raw_public(private))
         if kid in idx.device_keys():
             res = add_section(store, idx, data, fp_id, private)
             store.write(_index.INDEX_FILE, idx.encode([private]))
