@@ -210,12 +210,16 @@ def check_typed(op_type, inputs, attrs=None, initializers=None, n_outputs=1, ops
     return graph
 
 
-def rand_int(rng: np.random.Generator, dtype, *shape, lo=None, hi=None) -> np.ndarray:
-    """Random values of an integer type over its range (or [lo, hi)), or random bools."""
+def rand_int(rng: np.random.Generator, dtype, *shape, lo=None, hi=None, nonzero=False) -> np.ndarray:
+    """Random values of an integer type over its range (or [lo, hi)), or random bools. `nonzero`
+    draws no 0, for ops whose output can be a single input element (an exclusive CumSum over two)."""
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
         return rng.integers(0, 2, shape).astype(bool)
     info = np.iinfo(dtype)
     lo = info.min if lo is None else lo
     hi = info.max if hi is None else hi
-    return rng.integers(lo, hi, shape, dtype=dtype, endpoint=False)
+    x = rng.integers(lo, hi, shape, dtype=dtype, endpoint=False)
+    if nonzero:
+        x[x == 0] = 1 if hi > 1 else -1
+    return x

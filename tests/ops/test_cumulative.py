@@ -13,7 +13,7 @@ from tests.ophelpers import Batch, check_typed, module_rng, rand, rand_int
 @pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
 def test_cumsum(rng, exclusive, reverse, dtype):
     shape = tuple(int(d) for d in rng.integers(2, 6, size=int(rng.integers(1, 4))))
-    x = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-100, hi=100)
+    x = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-100, hi=100, nonzero=True)
     axis = np.array(int(rng.integers(-len(shape), len(shape))), dtype=rng.choice(["int32", "int64"]))
     check_typed("CumSum", {"x": x}, {"exclusive": exclusive, "reverse": reverse}, initializers={"axis": axis},
                 rtol=1e-5, atol=1e-6)
@@ -29,7 +29,7 @@ def cumulative_batch():
         for exclusive in (0, 1):
             for reverse in (0, 1):
                 shape = tuple(int(d) for d in rng.integers(2, 6, size=int(rng.integers(1, 4))))
-                x = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-100, hi=100)
+                x = rand(rng, *shape) if dtype == "float32" else rand_int(rng, dtype, *shape, lo=-100, hi=100, nonzero=True)
                 axis = np.array(int(rng.integers(-len(shape), len(shape))), dtype=np.int64)
                 b.add(f"cumsum_{dtype}_{exclusive}{reverse}", "CumSum", {"x": x},
                       {"exclusive": exclusive, "reverse": reverse}, initializers={"axis": axis})
