@@ -1,12 +1,17 @@
-"""Shared by the farm tests: a one-conv deployment (mace.yml + ONNX), and the local sshd "boards"
-of tests/deploy/conftest.py (the same fixture, loaded from there)."""
+"""Shared by the farm tests: a one-conv deployment (mace.yml + ONNX), the local sshd "boards"
+of tests/deploy/conftest.py (the same fixture, loaded from there), and the OpenCL implementations
+the farm's nodes own (tests/farm/implementations.py): `farm_prerequisites`
+fails under CI, and skips elsewhere, when Ray or one of their ICD files is missing."""
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+
+from tests.farm.implementations import DEBIAN_ICD, INTEL_ICD
 
 _spec = importlib.util.spec_from_file_location("mace_tests_deploy_conftest",
                                                Path(__file__).resolve().parents[1] / "deploy" / "conftest.py")
@@ -48,3 +53,19 @@ models:
 @pytest.fixture(scope="session")
 def tiny_deployment():
     return write_deployment
+
+
+@pytest.fixture(scope="session")
+def farm_prerequisites():
+    """Ray and both extra OpenCL implementations are installed (under CI a missing one fails)."""
+    def missing(msg):
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        missing("ray is not installed: pip install '.[farm]'")
+    for icd, what in ((DEBIAN_ICD, "Debian's PoCL"), (INTEL_ICD, "Intel's CPU runtime")):
+        if not any(icd.glob("*.icd")):
+            missing(f"{what}: no ICD file in {icd} (see tests/test_implementations.py)")

@@ -19,17 +19,9 @@ import pytest
 
 from mace.programcache import signing
 from mace.programcache.maintenance import load
+from tests.farm.implementations import DEBIAN_ICD, intel_env
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(sys.prefix)
-DEBIAN_ICD = Path(os.environ.get("MACE_TEST_CMDBUF_ICD", "/opt/mace-cmdbuf-icd"))
-INTEL_ICD = Path(os.environ.get("MACE_TEST_INTEL_ICD", VENV / "etc" / "mace-intel-icd"))
-
-
-def _missing(msg):
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
 
 
 def _node_env(name: str, hold: Path) -> tuple[dict, str | None]:
@@ -37,8 +29,7 @@ def _node_env(name: str, hold: Path) -> tuple[dict, str | None]:
     if name == "debian":
         return {**env, "OCL_ICD_VENDORS": str(DEBIAN_ICD)}, "PoCL 3.1"
     if name == "intel":
-        lib = os.pathsep.join(filter(None, [str(VENV / "lib"), os.environ.get("LD_LIBRARY_PATH")]))
-        return {**env, "OCL_ICD_VENDORS": str(INTEL_ICD), "LD_LIBRARY_PATH": lib}, "Intel(R) OpenCL"
+        return {**env, **intel_env()}, "Intel(R) OpenCL"
     return env, None
 
 
@@ -48,15 +39,9 @@ def _resources(env: dict, only: str | None) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    try:
-        import ray
-        from ray.cluster_utils import Cluster
-    except ImportError:
-        _missing("ray is not installed: pip install '.[farm]'")
-    for icd, what in ((DEBIAN_ICD, "Debian's PoCL"), (INTEL_ICD, "Intel's CPU runtime")):
-        if not any(icd.glob("*.icd")):
-            _missing(f"{what}: no ICD file in {icd} (see tests/test_implementations.py)")
+def cluster(farm_prerequisites, tmp_path_factory):
+    import ray
+    from ray.cluster_utils import Cluster
     hold = tmp_path_factory.mktemp("hold")
     names = ["intel", "debian", "pypi-a", "pypi-b"]
     envs = {n: _node_env(n, hold) for n in names}

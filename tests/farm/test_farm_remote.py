@@ -28,18 +28,10 @@ import pytest
 from click.testing import CliRunner
 
 from mace.programcache import signing
+from tests.farm.implementations import DEBIAN_ICD, intel_env
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(sys.prefix)
-DEBIAN_ICD = Path(os.environ.get("MACE_TEST_CMDBUF_ICD", "/opt/mace-cmdbuf-icd"))
-INTEL_ICD = Path(os.environ.get("MACE_TEST_INTEL_ICD", VENV / "etc" / "mace-intel-icd"))
 RAY = Path(sys.executable).with_name("ray")
-
-
-def _missing(msg):
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
 
 
 def _port() -> int:
@@ -62,20 +54,12 @@ def _wait_port(port: int, proc: subprocess.Popen, seconds: float = 120) -> None:
 
 
 @pytest.fixture(scope="module")
-def head(sshd, tmp_path_factory):
+def head(farm_prerequisites, sshd, tmp_path_factory):
     """The separate cluster: (ray:// address, the node's environment, its devices)."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        _missing("ray is not installed: pip install '.[farm]'")
-    for icd, what in ((DEBIAN_ICD, "Debian's PoCL"), (INTEL_ICD, "Intel's CPU runtime")):
-        if not any(icd.glob("*.icd")):
-            _missing(f"{what}: no ICD file in {icd} (see tests/test_implementations.py)")
     root = tmp_path_factory.mktemp("farmhead")
     conf = sshd.write_conf(root / "device.yml", {"board": sshd.device(
         0, workdir=root / "board", env={"PYTHONPATH": str(ROOT), "OCL_ICD_VENDORS": str(DEBIAN_ICD)})})
-    lib = os.pathsep.join(filter(None, [str(VENV / "lib"), os.environ.get("LD_LIBRARY_PATH")]))
-    env = {**os.environ, "OCL_ICD_VENDORS": str(INTEL_ICD), "LD_LIBRARY_PATH": lib, "PYTHONPATH": str(ROOT),
+    env = {**os.environ, **intel_env(), "PYTHONPATH": str(ROOT),
            "MACE_FARM_DEVICE_CONF": str(conf), "RAY_USAGE_STATS_ENABLED": "0"}
     res = subprocess.run([sys.executable, "-m", "mace.farm.resources", "--device-conf", str(conf)], env=env,
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
