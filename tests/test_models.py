@@ -55,3 +55,9 @@ def test_model_validates(converted, name, runtime, rng):
     # the centered outputs must agree as well
     centered = metrics(got - got.mean(), want - want.mean())
     assert centered["cosine"] >= 0.999, centered
+    if runtime == "gpu":  # strides share a depthwise program, row widths two: two per kernel size at most
+        from mace.runtime.opencl.ops.conv import ConvOp
+        ops = [op for op in engine.executor.ops.values() if isinstance(op, ConvOp) and op.variant == "depthwise"]
+        for k in {op.g["k"] for op in ops}:
+            programs = {op.key for op in ops if op.g["k"] == k}
+            assert len(programs) <= 2, sorted(programs)

@@ -97,6 +97,9 @@ CONV_CASES = {
                               {"group": 4, "pads": [1, 1, 1, 1]}, True),
     "depthwise_tiny": (lambda r: (1, 3, _r(r, 1, 3), _r(r, 1, 3)), lambda c: (3, 1, 3, 3),
                        {"group": 3, "pads": [1, 1, 1, 1]}, True),
+    # strides other than 1 and 2 (and SH != SW) take depthwise.cl's lane-by-lane body
+    "depthwise_s3_s1": (lambda r: (1, 4, _r(r, 9, 24), _r(r, 5, 24)), lambda c: (4, 1, 3, 3),
+                        {"group": 4, "strides": [3, 1], "pads": [1, 0, 2, 1]}, True),
     "tiny_spatial": (lambda r: (1, 6, _r(r, 1, 3), _r(r, 1, 3)), lambda c: (5, c, 3, 3), {"pads": [1, 1, 1, 1]}, True),
     "same_upper": (lambda r: (1, 4, _r(r, 5, 17), _r(r, 5, 17)), lambda c: (6, c, 4, 4),
                    {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, True),

@@ -8,8 +8,10 @@ Variants (`conv.cl`, `depthwise.cl`):
   14x14 / 7x7 stages) and strided 1x1 convs (downsamples), when Cg*KH*KW >= 32: GEMM over columns.
 - `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped),
   same register tile over an output row of the zero-padded input.
-- `depthwise`: group == C == M; each work-item computes RB output rows x VW*PB pixels of a channel,
-  pads handled by lane masks (no copy).
+- `depthwise`: group == C == M; each work-item computes RB output rows x TPW tiles of VW pixels
+  of a channel, pads handled by lane masks (no copy). Strides and TPW are kernel arguments and VW
+  takes two values per device, so a model's depthwise convs of one kernel size share at most two
+  programs (MobileNetV2's cold start builds two instead of seven).
 GPU-style variants (`gpu_conv.cl`; the default on non-CPU devices, offered to the tuner on CPU
 devices too, and only where the device's work-group size (256) and local memory fit):
 - `gpu_gemm` / `gpu_gemm_t32` / `gpu_gemm_t128` (1x1 stride-1 unpadded convs): tiled SGEMM,
@@ -19,7 +21,7 @@ devices too, and only where the device's work-group size (256) and local memory 
   as an implicit GEMM (-DIMPLICIT): the B tile is gathered from the NCHW input with bounds checks
   (zero padding).
 - `gpu_im2col`: im2col + the tiled GEMM (tile picked like the default below).
-- `gpu_depthwise`: one work-item per output element, lws (16, 4, 1).
+- `gpu_depthwise`: one work-item per output element, lws (16, 4, 1); strides are arguments too.
 Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
 - `winograd` (3x3, stride 1, dilation 1, one group, 2-D): Winograd F(2x2,3x3) in three launches:
   input transform (pads as zeros, no copy), 16 GEMMs (the pointwise `conv2d` kernel, one group
@@ -321,30 +323,41 @@ class ConvOp(GpuOp):
     def _depthwise_args(self) -> list:
         G = self.g
         return [i32(G["c"]), i32(G["h"]), i32(G["w"]), i32(G["oh"]), i32(G["ow"]), i32(G["n"] * G["c"]),
-                i32(G["pads"][0]), i32(G["pads"][1])]
+                i32(G["pads"][0]), i32(G["pads"][1]), i32(G["s"][0]), i32(G["s"][1])]
+
+    def _depthwise_options(self) -> list[str]:
+        """Both depthwise kernels' compile-time geometry (strides are arguments)."""
+        (kh, kw), (dh, dw) = self.g["k"], self.g["d"]
+        return [f"-DKH={kh}", f"-DKW={kw}", f"-DDH={dh}", f"-DDW={dw}"]
 
     def _build_gpu_depthwise(self, variant: str, geo: list[str], act: list[str]) -> None:
         """One work-item per output element (gpu_conv.cl depthwise_px)."""
         rt, G = self.rt, self.g
         kh, kw = G["k"]
         self.w, wq = self._upload_weights(self.wsrc.reshape(G["m"], kh * kw), lambda v: v)
-        self.k, self.key = self.kernel("gpu_conv", "depthwise_px", geo + act + ["-DDEPTHWISE"] + wq)
+        self.k, self.key = self.kernel("gpu_conv", "depthwise_px", self._depthwise_options() + act + ["-DDEPTHWISE"] + wq)
         self.b = rt.upload(self.bias, dtype=np.float32)
         self.lws = DW_LWS
         self.gws = (round_up(G["ow"], DW_LWS[0]), round_up(G["oh"], DW_LWS[1]), G["n"] * G["c"])
         self.args = self._depthwise_args()
 
     def _build_depthwise(self, variant: str, geo: list[str], act: list[str]) -> None:
-        """RB rows x VW*PB pixels of a channel per work-item (depthwise.cl)."""
+        """RB rows x TPW tiles of VW pixels of a channel per work-item (depthwise.cl). VW: the
+        device's widest vector (16, 8 or 4), the next narrower one for narrower rows (one partial
+        tile), so that a model's depthwise convs of one kernel size share at most two programs."""
         rt, G = self.rt, self.g
         kh, kw = G["k"]
-        vw, pb = rt.caps.vector_width(G["ow"])
+        widths = [w for w in (16, 8, 4) if w <= rt.caps.max_vector_width] or [1]
+        vw = widths[0] if G["ow"] >= widths[0] or len(widths) == 1 else widths[1]
+        tiles = -(-G["ow"] // vw)
+        tpw = 2 if G["ow"] >= 2 * vw else 1
         rb = min(4, G["oh"])
         self.w, wq = self._upload_weights(self.wsrc.reshape(G["m"], kh * kw), lambda v: v)
-        self.k, self.key = self.kernel("depthwise", "depthwise", geo + act + [f"-DVW={vw}", f"-DPB={pb}", f"-DRB={rb}"] + wq)
+        self.k, self.key = self.kernel("depthwise", "depthwise", self._depthwise_options() + act
+                                       + [f"-DVW={vw}", f"-DRB={rb}"] + wq)
         self.b = rt.upload(self.bias, dtype=np.float32)
-        self.gws = (-(-G["ow"] // (vw * pb)), -(-G["oh"] // rb), G["n"] * G["c"])
-        self.args = self._depthwise_args()
+        self.gws = (-(-tiles // tpw), -(-G["oh"] // rb), G["n"] * G["c"])
+        self.args = self._depthwise_args() + [i32(tpw)]
 
     def _build_tiled_gemm(self, variant: str, geo: list[str], act: list[str]) -> None:
         """The local-memory tiled SGEMM of gpu_conv.cl, fed directly (1x1), by an implicit

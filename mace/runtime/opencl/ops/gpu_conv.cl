@@ -202,10 +202,11 @@ __kernel void splitk_reduce(__global const float* restrict part, __global const 
 #ifdef DEPTHWISE
 /* depthwise_px (variant `gpu_depthwise`): one work-item per output element, x fastest.
  * gws = (round_up(OW, lws0), round_up(OH, lws1), N*C); taps bounds-checked (zero padding);
- * weights float (C, KH*KW), or 8-bit with -DWQ. Compile-time constants: KH KW SH SW DH DW, ACT. */
+ * weights float (C, KH*KW), or 8-bit with -DWQ. Compile-time constants: KH KW DH DW, ACT; the
+ * strides are arguments (one program for a model's strides). */
 __kernel void depthwise_px(__global const store_t* restrict in, __global const wq_t* restrict w,
                            __global const float* restrict bias WQ_ARGS, __global store_t* restrict out RESIDUAL_ARG,
-                           int C, int H, int Wd, int OH, int OW, int NC, int PT, int PL) {
+                           int C, int H, int Wd, int OH, int OW, int NC, int PT, int PL, int SH, int SW) {
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     if (ow >= OW || oh >= OH || nc >= NC) return;
     const int c = nc % C;
