@@ -151,7 +151,8 @@ def _timed(fn, runs: int) -> list[float]:
 def bench(name: str, runs: int, profile_runs: int, threads: int, top: int) -> dict:
     import mace
     onnx_path, mace_path = converted(name)
-    engine = mace.Engine(mace_path, runtime="cpu", threads=threads)
+    engine = mace.Engine(mace_path, runtime="cpu", threads=threads,
+                         warmup=True)  # steady speed: the compiled kernels, never the NumPy ones of a first run
     x = {n: np.random.default_rng(0).uniform(-1, 1, engine.input_shape(n)).astype(np.float32)
          for n in engine.input_names}
     sess = _ort_session(onnx_path, threads)

@@ -40,7 +40,8 @@ def bench_model(name: str, runs: int, device, threads: int, data_type: str, tiny
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     ref = sess.run(None, {"input": x})[0]
     row["onnxruntime_cpu"] = latency_stats(time_fn(lambda: sess.run(None, {"input": x}), runs), with_samples=False)
-    cpu = mace.Engine(mace_path, runtime="cpu", threads=threads)
+    cpu = mace.Engine(mace_path, runtime="cpu", threads=threads,
+                      warmup=True)  # steady speed: the compiled kernels, never the NumPy ones of a first run
     row["gflop"] = model_flops(cpu.graph) / 1e9
     row["mace_cpu"] = latency_stats(time_fn(lambda: cpu.run({"input": x}), max(runs // 2, 10)), with_samples=False)
     from mace.tools.validate import metrics

@@ -36,6 +36,12 @@ DW_CASES = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_kernels():
+    """These tests check the compiled kernels: where this machine's cache is cold, wait for them."""
+    assert kernels.wait(timeout=600), jit.report().summary_line()
+
+
 def _dw_model(rng, c, h, w, k, s, d, pads, act):
     x = rand(rng, 1, c, h, w)
     model = make_model("Conv", {"X": x}, {"group": c, "strides": [s, s], "dilations": [d, d], "pads": pads},
@@ -131,6 +137,8 @@ def digits_cpu_graph():
 _CHILD = """
 import json, sys, numpy as np, mace
 from mace.convert import convert
+from mace.runtime.cpu import kernels
+assert kernels.wait(timeout=300), "the compiled kernels did not become ready"
 g = convert(sys.argv[1])
 e = mace.Engine(g, runtime="cpu")
 y = e.run({"input": np.ones(g.shape("input"), np.float32)})["output"]

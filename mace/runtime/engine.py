@@ -77,7 +77,9 @@ class Engine:
         self.start_phases: dict[str, float] = {}
         if runtime == "cpu":
             self.executor = self._new_executor()
-            from mace.runtime.cpu import jit
+            from mace.runtime.cpu import jit, kernels
+            if warmup:   # a first start's work includes the compiled kernels: wait for them here
+                kernels.wait()
             self.cpu_kernel_report = jit.report()
             log.info("%s", self.cpu_kernel_report.summary_line())
         else:
@@ -345,6 +347,8 @@ class Engine:
         if self.program_cache_report is not None:
             d["program_cache"] = self.program_cache_report.to_dict()
         if self.cpu_kernel_report is not None:
+            from mace.runtime.cpu import jit
+            self.cpu_kernel_report = jit.report()   # a background compile may have ended since the start
             d["cpu_kernels"] = dict(self.cpu_kernel_report.to_dict(), threads=self.executor.threads if self.executor
                                     else self.threads)
         if self.store_link is not None:

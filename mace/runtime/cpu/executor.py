@@ -30,23 +30,13 @@ class CpuExecutor:
         graph = fold.fold_pads(graph) if prepare else graph
         self.graph = graph
         self.threads = threads or helpers.THREADS
-        self.compiled_kernels = compiled.available()  # load (or compile) the numba kernels once per process
         kernels = registry.kernels()
         missing = sorted({n.op_type for n in graph.nodes if n.op_type not in kernels})
         if missing:
             raise MaceError(f"the CPU runtime has no kernel for {', '.join(missing)}")
         self._weights = {k: np.asarray(v) for k, v in graph.weights.items()}
         self._types = {v: np.dtype(graph.dtypes.get(v, "float32")) for v in [*graph.inputs, *graph.outputs]}
-        self._steps = []
-        self.prepared = {}
-        for n in graph.nodes:
-            fn = registry.kernel_for(n.op_type, [self._dtype(v) if v else None for v in n.inputs])
-            step = self._prepare(fn, n) if prepare else None
-            if step is not None:
-                self.prepared[n.name] = step
-            self._steps.append((step or fn, n))
-        if prepare:
-            self._link_targets()
+        self._build_steps(prepare)
         last = {}
         for i, n in enumerate(graph.nodes):
             for v in n.inputs:
@@ -55,6 +45,23 @@ class CpuExecutor:
         self._free_after = [[v for v in set(n.inputs) if v and last.get(v) == i and v not in keep
                              and v not in self._weights] for i, n in enumerate(graph.nodes)]
         self._lock = threading.Lock()
+
+    def _build_steps(self, prepare: bool) -> None:
+        """The steps of a run. Prepared steps choose their compiled or NumPy kernels here: steps
+        built while the compiled kernels compile in the background are built again once they are
+        ready (`run`)."""
+        self.compiled_kernels = compiled.available()  # never waits: see jit.start
+        self._prepare_steps = prepare
+        self._steps = []
+        self.prepared = {}
+        for n in self.graph.nodes:
+            fn = registry.kernel_for(n.op_type, [self._dtype(v) if v else None for v in n.inputs])
+            step = self._prepare(fn, n) if prepare else None
+            if step is not None:
+                self.prepared[n.name] = step
+            self._steps.append((step or fn, n))
+        if prepare:
+            self._link_targets()
 
     def _dtype(self, v: str) -> np.dtype:
         w = self._weights.get(v)
@@ -103,6 +110,8 @@ class CpuExecutor:
 
     def run(self, inputs: dict[str, np.ndarray], profile: bool = False):
         with self._lock, helpers.blas_single:
+            if not self.compiled_kernels and self._steps and compiled.available():
+                self._build_steps(self._prepare_steps)   # the background compile is done: switch to it
             helpers.set_threads(self.threads)
             try:
                 return self._run(inputs, profile)

@@ -327,5 +327,11 @@ ALL = (epilogue, depthwise, depthwise3x3, depthwise5x5, pool, maxpool_sep, binar
 
 
 def available() -> bool:
-    """The compiled kernels are usable in this process (loaded or compiled on the first call)."""
-    return jit.ensure(ALL)
+    """The compiled kernels are usable in this process now. Never waits for a compile: the first
+    call loads them from the cache or starts compiling them in the background (`jit.start`)."""
+    return jit.start(ALL)
+
+
+def wait(timeout: float | None = None) -> bool:
+    """`available`, after waiting (up to `timeout` s) for a background compile to end."""
+    return jit.wait(ALL, timeout)
