@@ -11,7 +11,12 @@ run: import (interpreter start to the run verb), device, probe, build (compile o
 init, first-launch codegen (first run minus a steady run), first run's compute, and the
 harvest left after the first result (the wait at exit).
 
-    python benchmarks/startup.py [--models mobilenet_v2,resnet18] [--cold 3] [--warm 5] [--device D] > startup.json
+--cpu adds the CPU runtime's rows (`mace run --runtime cpu`): cold with an empty compiled-kernel
+cache (MACE_CPU_KERNEL_CACHE in a fresh directory: the first result comes from the NumPy kernels
+while numba compiles in the background; that compile is let finish before the next process
+starts, so it never slows the next row), warm with a filled one.
+
+    python benchmarks/startup.py [--models mobilenet_v2,resnet18] [--cold 3] [--warm 5] [--device D] [--cpu] > startup.json
 """
 from __future__ import annotations
 
@@ -34,9 +39,9 @@ from mace.latency import latency_stats  # noqa: E402
 ENV = {**os.environ, "PYOPENCL_NO_CACHE": "1", "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
 
 
-def _proc(cmd: list[str]) -> tuple[float, dict | None]:
+def _proc(cmd: list[str], env: dict | None = None) -> tuple[float, dict | None]:
     t_unix, t0 = time.time(), time.perf_counter()
-    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    out = subprocess.run(cmd, env=env or ENV, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
@@ -91,6 +96,39 @@ def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict
             "cold_cache_report": cold_reports[-1], "warm_cache_report": warm_reports[-1]}
 
 
+def _settle(env: dict) -> None:
+    """Wait for the background kernel compile a CPU process left behind (a process in the same
+    cache waits for the compile lock, then loads what it wrote)."""
+    subprocess.run([sys.executable, "-c", "from mace.runtime.cpu import kernels; assert kernels.wait()"], env=env,
+                   check=True, capture_output=True)
+
+
+def bench_cpu(name: str, cold_runs: int, warm_runs: int) -> dict:
+    """Process start to first result on the CPU runtime: empty vs filled compiled-kernel cache."""
+    _, mace_path = converted(name)
+    tmp = Path(tempfile.mkdtemp(prefix="mace-startup-cpu-"))
+    cmd = [sys.executable, "-m", "mace", "-q", "run", str(mace_path), "--runtime", "cpu", "--runs", "3", "--json"]
+    rows: dict = {}
+    for kind, runs in (("cold", cold_runs), ("warm", warm_runs)):
+        first, proc, reports, steady = [], [], [], []
+        for i in range(runs):
+            env = {**ENV, "MACE_CPU_KERNEL_CACHE": str(tmp / (f"cold{i}" if kind == "cold" else "warm"))}
+            if kind == "warm" and i == 0:
+                _settle(env)   # fill it
+            wall, res = _proc(cmd, env)
+            first.append(_first_result_s(res))
+            proc.append(wall)
+            reports.append(res["summary"]["cpu_kernels"])
+            steady.append((res.get("latency") or {}).get("median_ms"))
+            if kind == "cold":
+                _settle(env)
+        rows[kind] = latency_stats(first, with_samples=False)
+        rows[f"{kind}_process"] = latency_stats(proc, with_samples=False)
+        rows[f"{kind}_median_run_ms"] = steady
+        rows[f"{kind}_kernel_report"] = reports[-1]
+    return {"model": name, "runtime": "cpu", **rows}
+
+
 def _parts(res: dict) -> dict:
     """Where one process's time went, in ms (see the module doc)."""
     summ = res["summary"]
@@ -113,9 +151,18 @@ def main() -> None:
     ap.add_argument("--cold", type=int, default=3)
     ap.add_argument("--warm", type=int, default=5)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--cpu", action="store_true", help="also the CPU runtime, empty vs filled kernel cache")
+    ap.add_argument("--no-gpu", action="store_true", help="only the CPU rows")
     args = ap.parse_args()
     rows = []
-    for name in args.models.split(","):
+    for name in args.models.split(",") if args.cpu else []:
+        print(f"startup {name} (CPU runtime) ...", file=sys.stderr)
+        r = bench_cpu(name, args.cold, args.warm)
+        rows.append(r)
+        print(f"  {name} CPU: to first result, empty kernel cache {r['cold']['median_ms']:.0f} ms, filled "
+              f"{r['warm']['median_ms']:.0f} ms; whole process {r['cold_process']['median_ms']:.0f} / "
+              f"{r['warm_process']['median_ms']:.0f} ms", file=sys.stderr)
+    for name in [] if args.no_gpu else args.models.split(","):
         print(f"startup {name} ...", file=sys.stderr)
         r = bench(name, args.cold, args.warm, args.device)
         rows.append(r)
