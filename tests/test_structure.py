@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: library modules allowed to print, with the reason
 PRINTS = {"mace/runtime/opencl/probe.py": "a child process: its stdout is the protocol with the parent",
           "mace/runtime/opencl/compile_child.py": "a compile process: its stdout is the protocol with the parent",
+          "mace/runtime/cpu/compile_child.py": "the CPU kernels' compile process: its stdout is the protocol with "
+                                               "the parent",
           "mace/farm/resources.py": "`python -m mace.farm.resources`: its stdout is `ray start --resources`'s value"}
 
 

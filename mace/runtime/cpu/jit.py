@@ -242,8 +242,8 @@ def _child_compile(dispatchers) -> None:
     """Compile the kernels' module into the cache in a child process. Its output goes to a pipe of
     ours, never to our stdout/stderr: a caller reading those to their end never waits for it."""
     modules = sorted({d.py_func.__module__ for d in dispatchers})
-    code = "import sys; from mace.runtime.cpu import jit; jit.child_main(sys.argv[1], sys.argv[2:])"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(cache_dir()), *modules], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "mace.runtime.cpu.compile_child", str(cache_dir()), *modules],
+                            stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     _state["child_pid"] = proc.pid
     out = proc.communicate()[0].decode(errors="replace").strip()
@@ -257,25 +257,6 @@ def _child_compile(dispatchers) -> None:
                  proc.returncode, last[-300:])
         return
     _state["compiled"] += int(res.get("compiled", 0))
-
-
-def child_main(directory: str, modules: list[str]) -> None:
-    """The child process of `_child_compile`: import the kernels' modules, compile (or load) every
-    kernel into the cache directory the parent uses, print a JSON line of what it did. One child
-    per cache directory at a time (a lock file): a second one waits, then loads what the first wrote."""
-    import importlib
-
-    import filelock
-    for m in modules:
-        importlib.import_module(m)
-    if str(cache_dir()) != directory:
-        print(json.dumps({"error": f"cache directory {cache_dir()} is not the parent's {directory}"}))
-        sys.exit(3)
-    with filelock.FileLock(str(Path(directory) / ".compile.lock")):
-        ok = ensure(list(_SIGS))
-    print(json.dumps({"ok": ok, "compiled": _state["compiled"], "from_cache": _state["hits"],
-                      "seconds": _state["seconds"], "error": _state["error"]}))
-    sys.exit(0 if ok else 1)
 
 
 def _move_aside(d) -> str | None:
@@ -295,6 +276,13 @@ def _move_aside(d) -> str | None:
         return None
     _state["moved_aside"] = moved[0].parent / f"*.damaged-{os.getpid()}"
     return str(_state["moved_aside"])
+
+
+def compile_all() -> dict:
+    """Compile (or load) every kernel defined so far, here: the compile process's work, and what it did."""
+    ok = ensure(list(_SIGS))
+    return {"ok": ok, "compiled": _state["compiled"], "from_cache": _state["hits"], "seconds": _state["seconds"],
+            "error": _state["error"]}
 
 
 @dataclass
