@@ -31,9 +31,9 @@ Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
   gpu_conv.cl, the 16 GEMMs as its group dimension (64x64 or 32x32 tiles like `gpu_im2col`).
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
-`int8_dot` (1x1 convs of `quantize: 1` models where the device has 8-bit integer dot products,
-`qdot`): int8 x int8 -> int32 with a float epilogue; offered to the tuner, not the default (on
-Intel's CPU runtime, the one device here with the extension, it is 30x slower than `pointwise`).
+`int8_dot` (one-group convs of `quantize: 1` models where the device has 8-bit integer dot
+products, `qdot`): the input quantized to bytes (im2col), u8 x s8 -> int32 GEMM, float epilogue;
+offered to the tuner, not the default (on Intel's CPU runtime about as fast as `pointwise`).
 8-bit weights (the model file's, `qweights`): every variant but Winograd's keeps them 8-bit on the
 device (-DWQ, wq.h): conv2d scales its accumulators per output channel, the others dequantize at
 the weight load.
@@ -264,7 +264,7 @@ class ConvOp(GpuOp):
                 gpu.remove("gpu_direct_splitk")  # even 32x32 tiles leave units idle: split K
                 gpu.insert(0, "gpu_direct_splitk")
             self._variants = tiled + gpu if cpu or not gpu else gpu + tiled
-            if qdot.eligible(self):  # full 8-bit with the device's integer dot products: for the tuner
+            if qdot.eligible(self):  # full 8-bit where the device has integer dot products: for the tuner
                 self._variants.append(qdot.VARIANT)
             # winograd.cl moves 2*VT input columns as one vector (VT = 4 or 8): float8 at least
             if winograd.qualifies(len(in_shapes[0]), (kh, kw), (sh, sw), (dh, dw), group) \
@@ -318,7 +318,8 @@ class ConvOp(GpuOp):
         return [f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}", f"-DSW={sw}", f"-DDH={dh}", f"-DDW={dw}"]
 
     def _build_int8_dot(self, variant: str, geo: list[str], act: list[str]) -> None:
-        self.int8 = qdot.Int8Dot(self, act, scratch_buffer)
+        G = self.g
+        self.int8 = qdot.Int8Gemm(self, act, scratch_buffer, self.qw.q.reshape(G["m"], -1), self.qw.scale, self.bias)
 
     def _depthwise_args(self) -> list:
         G = self.g
@@ -471,7 +472,7 @@ class ConvOp(GpuOp):
             src = self.im2col.buf
         res = [inputs[3]] if self.residual else []
         if self.int8 is not None:
-            return self.int8.launches(inputs, outputs, res)
+            return self.int8.launches(inputs, outputs, res, self.node.name, "Conv")
         if self.wino is not None:  # input transform, the GEMMs into Mt (conv2d / gemm_conv), output transform
             launches.append(self.wino.input_launch(src, self.node.name))
             self.k.set_args(self.wino.v, self.w, self.b, self.wino.mt, *self.args)

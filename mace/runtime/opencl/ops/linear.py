@@ -7,7 +7,9 @@ tiles; the default on other devices, 32x32 first when 64x64 tiles would not give
 unit two work-groups). Offered only where the device's work-group and local memory limits fit.
 
 A constant B the model file holds as 8-bit integers stays 8-bit on the device (`qweights`, -DWQ:
-dequantized per column in the kernel). Gemm: alpha, beta, transA, transB; B constant or not (a constant B is re-laid (K, N) at init);
+dequantized per column in the kernel). `int8_dot` (qdot: full 8-bit, A quantized to bytes, int32
+accumulation) is offered to the tuner where the device has integer dot products, B is constant
+int8, A row-major and C at most one row. Gemm: alpha, beta, transA, transB; B constant or not (a constant B is re-laid (K, N) at init);
 C constant (pre-broadcast to (M, N) at init) or not (read through broadcast strides). MatMul: N-d with NumPy broadcasting of the batch dims (per-batch
 offsets computed at init), 1-D operands promoted as NumPy does, B constant or not.
 """
@@ -16,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
-from mace.runtime.opencl.ops import qweights
+from mace.runtime.opencl.ops import qdot, qweights
 from mace.runtime.opencl.ops.base import GpuOp, Launch, f32, gpu_op, i32
-from mace.runtime.opencl.ops.conv import GEMM_WG, gemm_fits, gemm_tile
+from mace.runtime.opencl.ops.conv import GEMM_WG, gemm_fits, gemm_tile, scratch_buffer
 
 
 def _mr(m: int) -> int:
@@ -56,6 +58,12 @@ class _Linear(GpuOp):
             gpu = gpu[::-1]  # too few 64x64 tiles to fill the device: 32x32 tiles first
         cpu = caps.is_cpu
         self._variants = ["default"] + gpu if cpu or not gpu else gpu + ["default"]
+        # full 8-bit where the device has integer dot products (qdot): for the tuner
+        self.int8 = None
+        self._int8_bias = qdot.linear_bias(self, n, (sam, sak) == (k, 1), not np.any(off_b), c)
+        if self._int8_bias is not None:
+            self._int8_w = (np.asarray(b_const).T, qw.scale * np.float32(alpha))
+            self._variants.append(qdot.VARIANT)
         self._variants = self.first_working_variant(self._variants)
 
     def _tiles(self, t: int) -> int:
@@ -68,6 +76,12 @@ class _Linear(GpuOp):
     def use_variant(self, name: str) -> None:
         super().use_variant(name)
         m, n, k, nb, sbn = self.dims
+        self.int8 = None
+        if name == qdot.VARIANT:  # A's rows (all batches) x B's columns, bias and activation in the epilogue
+            w2, scale = self._int8_w
+            self.int8 = qdot.Int8Gemm(self, self.activation_options(), scratch_buffer, w2, scale, self._int8_bias,
+                                      rows=(1, nb * m, k))
+            return
         opts = self.activation_options() + (["-DHAS_C"] if self.has_c else []) \
             + (self.qw.options() if self.qw is not None else [])
         if name.startswith("gpu_gemm"):  # local-memory tiled SGEMM, 16x16 work-groups
@@ -83,6 +97,8 @@ class _Linear(GpuOp):
         self.lws = (1, 1, 1)
 
     def bind(self, inputs, outputs):
+        if self.int8 is not None:
+            return self.int8.launches(inputs, outputs, [], self.node.name, self.node.op_type)
         b = self.b_const if self.b_const is not None else inputs[1]
         c = self.c if self.c is not None else inputs[2]
         self.k.set_args(inputs[0], b, c, outputs[0], *self.wq_args, *self.offs, *self.args)

@@ -1,0 +1,96 @@
+"""Per-layer latency of the full 8-bit `int8_dot` conv variant against the float variants, on the
+default OpenCL device (Intel's CPU runtime: OCL_ICD_VENDORS naming its ICD), for MobileNetV2's and
+ResNet-18's conv shapes: one QDQ conv per model (uint8 activations, int8 weights per channel),
+each variant's kernel time (median of profiled runs). JSON lines on stdout."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+import mace
+from mace.convert import convert
+from mace.runtime.opencl.ops.conv import ConvOp
+
+#: (C, M, H, k, stride): MobileNetV2's 1x1 convs (expand / project) and ResNet-18's 3x3 convs
+SHAPES = {"mbv2": [(32, 16, 112, 1, 1), (16, 96, 112, 1, 1), (96, 24, 56, 1, 1), (144, 24, 56, 1, 1),
+                   (24, 144, 56, 1, 1), (32, 192, 28, 1, 1), (192, 32, 28, 1, 1), (384, 64, 14, 1, 1),
+                   (64, 384, 14, 1, 1), (576, 96, 14, 1, 1), (960, 160, 7, 1, 1), (320, 1280, 7, 1, 1)],
+          "resnet18": [(3, 64, 224, 7, 2), (64, 64, 56, 3, 1), (128, 128, 28, 3, 1), (256, 256, 14, 3, 1),
+                       (512, 512, 7, 3, 1), (64, 128, 56, 1, 2)]}
+
+
+def qdq_conv(c, m, h, k, s, seed=0) -> onnx.ModelProto:
+    r = np.random.default_rng(seed)
+    w = r.normal(0, 0.3, (m, c, k, k)).astype(np.float32)
+    ws = (np.abs(w).reshape(m, -1).max(1) / 127).astype(np.float32)
+    wq = np.clip(np.rint(w / ws.reshape(m, 1, 1, 1)), -127, 127).astype(np.int8)
+    inits = {"xs": np.array(np.float32(1 / 200)), "xz": np.array(np.uint8(30)), "wq": wq, "ws": ws,
+             "wz": np.zeros(m, np.int8), "b": r.normal(0, 0.1, m).astype(np.float32)}
+    nodes = [helper.make_node("QuantizeLinear", ["input", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
+             helper.make_node("Conv", ["xd", "w", "b"], ["c"], pads=[k // 2] * 4, strides=[s, s]),
+             helper.make_node("Relu", ["c"], ["output"])]
+    oh = (h + 2 * (k // 2) - k) // s + 1
+    g = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("input", 1, (1, c, h, h))],
+                          [helper.make_tensor_value_info("output", 1, (1, m, oh, oh))],
+                          initializer=[numpy_helper.from_array(v, k_) for k_, v in inits.items()])
+    mdl = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    mdl.ir_version = 8
+    return mdl
+
+
+def time_variants(path: Path, x: np.ndarray, runs: int, only: list[str] | None) -> dict:
+    out = {}
+    with mace.Engine(path, runtime="gpu", use_program_cache=False) as eng:
+        ex = eng.executor
+        (name, op), = [(k, o) for k, o in ex.ops.items() if isinstance(o, ConvOp)]
+        ref = None
+        for v in op.variants():
+            if v.startswith("gpu") or v == "winograd" or (only and v not in only):
+                continue
+            op.use_variant(v)
+            launches = {id(l.kernel): l.name.split(":")[0].split("/")[-1] for l in ex.rebind(name)}
+            ts, parts = [], {}
+            for _ in range(runs):
+                got, times = ex.run({"input": x}, profile=True)
+                ts.append(sum(t for s, t in times if id(s.kernel) in launches))
+                for s, t in times:
+                    if id(s.kernel) in launches and len(launches) > 1:
+                        parts.setdefault(launches[id(s.kernel)], []).append(t)
+            y = got["output"]
+            ref = y if ref is None else ref
+            out[v] = dict(ms=round(float(np.median(ts)) * 1e3, 4), min_ms=round(float(np.min(ts)) * 1e3, 4),
+                          err=float(np.max(np.abs(y - ref)) / max(float(np.abs(ref).max()), 1e-9)),
+                          **{f"{k}_ms": round(float(np.min(v)) * 1e3, 4) for k, v in parts.items()})
+        out["device"] = ex.caps.device
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", choices=sorted(SHAPES), action="append")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--only", action="append", help="variants to time (default: all CPU-style)")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in a.model or sorted(SHAPES):
+            for c, m, h, k, s in SHAPES[model]:
+                p = Path(tmp) / "q.onnx"
+                onnx.save(qdq_conv(c, m, h, k, s), p)
+                convert(p, p.with_suffix(".mace"))
+                x = np.random.default_rng(1).uniform(0, 1, (1, c, h, h)).astype(np.float32)
+                r = time_variants(p.with_suffix(".mace"), x, a.runs, a.only)
+                print(json.dumps(dict(model=model, shape=[c, m, h, k, s], **r)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
