@@ -1,7 +1,13 @@
-"""Per-layer latency of the full 8-bit `int8_dot` conv variant against the float variants, on the
-default OpenCL device (Intel's CPU runtime: OCL_ICD_VENDORS naming its ICD), for MobileNetV2's and
-ResNet-18's conv shapes: one QDQ conv per model (uint8 activations, int8 weights per channel),
-each variant's kernel time (median of profiled runs). JSON lines on stdout."""
+"""Latency of the full 8-bit `int8_dot` variant against the float variants on the default OpenCL
+device (Intel's CPU runtime: OCL_ICD_VENDORS naming its ICD). JSON lines on stdout.
+
+- layers: MobileNetV2's and ResNet-18's conv shapes, one QDQ conv each (uint8 activations, int8
+  weights per channel): each CPU-style variant's kernel time (median and min of profiled runs,
+  and the int8 variant's launches apart);
+- `--whole`: MobileNetV2 and ResNet-18 (tests/models, random weights) quantized (`quantize: 1`,
+  calibrated on 4 random inputs): kernel time per run of the float model, of the quantized model
+  as the default variants run it (8-bit weights, float compute), with `int8_dot` on every op that
+  offers it, and with the faster of the two per op (what the tuner picks); and per op."""
 from __future__ import annotations
 
 import argparse
@@ -74,13 +80,67 @@ def time_variants(path: Path, x: np.ndarray, runs: int, only: list[str] | None) 
     return out
 
 
+def _op_times(ex, x, runs: int) -> dict[str, float]:
+    """Min kernel seconds of each op over `runs` profiled runs (all its launches)."""
+    best: dict[str, float] = {}
+    for _ in range(runs):
+        per: dict[str, float] = {}
+        for step, t in ex.run({"input": x}, profile=True)[1]:
+            op = step.name.split(":")[0]
+            op = op if op in ex.ops else op.rsplit("/", 1)[0]  # an op's extra launch ("<op>/quantize")
+            per[op] = per.get(op, 0.0) + t
+        best = {k: min(v, best.get(k, v)) for k, v in per.items()}
+    return best
+
+
+def whole(model: str, work: Path, runs: int) -> dict:
+    from mace.quantize.options import QuantizeOptions
+    from mace.testing.models import materialize
+    src = materialize(model)
+    rng = np.random.default_rng(0)
+    cal = work / f"{model}_cal"
+    cal.mkdir()
+    for i in range(4):
+        np.save(cal / f"{i}.npy", rng.uniform(0, 1, (1, 3, 224, 224)).astype(np.float32))
+    x = rng.uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    ranges = {"input": (0.0, 1.0)}
+    fp, qp = work / f"{model}_f.mace", work / f"{model}_q.mace"
+    convert(src, fp, input_ranges=ranges)
+    convert(src, qp, input_ranges=ranges, quantize=QuantizeOptions(calibration=cal))
+    out: dict = {"model": model}
+    with mace.Engine(fp, runtime="gpu", use_program_cache=False) as eng:
+        out["float_ms"] = round(sum(_op_times(eng.executor, x, runs).values()) * 1e3, 3)
+        out["device"] = eng.executor.caps.device
+    with mace.Engine(qp, runtime="gpu", use_program_cache=False) as eng:
+        ex = eng.executor
+        base = _op_times(ex, x, runs)
+        offered = [k for k, op in ex.ops.items() if "int8_dot" in op.variants()]
+        for k in offered:
+            ex.ops[k].use_variant("int8_dot")
+            ex.rebind(k)
+        int8 = _op_times(ex, x, runs)
+    out["quantized_default_ms"] = round(sum(base.values()) * 1e3, 3)
+    out["quantized_int8_dot_ms"] = round(sum(int8.values()) * 1e3, 3)
+    out["quantized_best_per_op_ms"] = round(sum(min(base[k], int8.get(k, base[k])) for k in base) * 1e3, 3)
+    out["int8_ops"] = len(offered)
+    out["int8_faster_ops"] = sum(int8[k] < base[k] for k in offered)
+    out["per_op_ms"] = {k: [round(base[k] * 1e3, 3), round(int8[k] * 1e3, 3)] for k in offered}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", choices=sorted(SHAPES), action="append")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--only", action="append", help="variants to time (default: all CPU-style)")
+    ap.add_argument("--whole", action="store_true", help="whole quantized models instead of layers")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if a.whole:
+            for model in a.model or sorted(SHAPES):
+                name = {"mbv2": "mobilenet_v2", "resnet18": "resnet18"}[model]
+                print(json.dumps(whole(name, Path(tmp), a.runs)), flush=True)
+            return 0
         for model in a.model or sorted(SHAPES):
             for c, m, h, k, s in SHAPES[model]:
                 p = Path(tmp) / "q.onnx"

@@ -60,7 +60,7 @@ class _Linear(GpuOp):
         self._variants = ["default"] + gpu if cpu or not gpu else gpu + ["default"]
         # full 8-bit where the device has integer dot products (qdot): for the tuner
         self.int8 = None
-        self._int8_bias = qdot.linear_bias(self, n, (sam, sak) == (k, 1), not np.any(off_b), c)
+        self._int8_bias = qdot.linear_bias(self, n, k, nb * m, (sam, sak) == (k, 1), not np.any(off_b), c)
         if self._int8_bias is not None:
             self._int8_w = (np.asarray(b_const).T, qw.scale * np.float32(alpha))
             self._variants.append(qdot.VARIANT)

@@ -3,8 +3,9 @@ size, stride, dilation and padding; one group) and of a Gemm / MatMul with a con
 `quantize: 1` model, where the device's probe confirmed 8-bit dot products
 (`DeviceCaps.integer_dot`), the weights are int8 per output channel (symmetric), and the input
 comes from a per-tensor 8-bit FakeQuantize (its grid is what the kernel recovers exactly).
-Two launches: the input quantized to bytes (im2col of the conv window, or A transposed), then
-the u8 x s8 -> int32 GEMM with the float epilogue (bias, residual, activation). Offered to the
+Launches: the input quantized to bytes (a padded copy and its im2col for a conv with a window;
+straight into the GEMM's layout for a pointwise conv or A), then the u8 x s8 -> int32 GEMM with
+the float epilogue (bias, residual, activation). Offered to the
 tuner, last: on Intel's CPU runtime it measures about as fast as the float kernels (faster on
 some MobileNetV2 expansion convs, slower on most other layers; benchmarks/int8_layers.py)."""
 from __future__ import annotations
@@ -16,6 +17,8 @@ from mace.runtime.opencl.ops.base import Launch, f32, i32
 VARIANT = "int8_dot"
 #: output channels and 16-pixel blocks per work-item
 TM, PB = 8, 2
+#: the int32 accumulator holds K products of 255 x 127
+MAX_K = (2**31 - 1) // (255 * 127)
 
 
 def input_grid(rt, node) -> tuple[float, int, int, int] | None:
@@ -37,15 +40,22 @@ def _int8_symmetric(op) -> bool:
         and op.qw.zero_point is None and input_grid(op.rt, op.node) is not None
 
 
+def _fits(k: int, p: int) -> bool:
+    """int32 accumulators and int indices (the kernels' byte matrix is K x P16 per image)."""
+    return k <= MAX_K and k * (-(-p // 16) * 16) < 2**31
+
+
 def eligible(op) -> bool:
     """The conv can run `int8_dot` on this device (one group: a GEMM over im2col columns)."""
-    return op.g["group"] == 1 and _int8_symmetric(op)
+    G = op.g
+    k = G["cg"] * G["k"][0] * G["k"][1]
+    return G["group"] == 1 and _fits(k, G["n"] * G["oh"] * G["ow"]) and _int8_symmetric(op)
 
 
-def linear_bias(op, n: int, rows_a: bool, b_shared: bool, c) -> np.ndarray | None:
+def linear_bias(op, n: int, k: int, rows: int, rows_a: bool, b_shared: bool, c) -> np.ndarray | None:
     """The per-column bias of a Gemm / MatMul that can run `int8_dot` on this device (A
     row-major, one B for every batch, C absent or one row broadcast down the rows), or None."""
-    if not (rows_a and b_shared and _int8_symmetric(op)):
+    if not (rows_a and b_shared and _fits(k, rows) and _int8_symmetric(op)):
         return None
     if c is None:
         return np.zeros(n, np.float32)
@@ -56,7 +66,7 @@ def linear_bias(op, n: int, rows_a: bool, b_shared: bool, c) -> np.ndarray | Non
 
 
 class Int8Gemm:
-    """The two launches of one op's `int8_dot` variant: `w2` (M, K) int8 integers, `scale` (M,)
+    """The launches of one op's `int8_dot` variant: `w2` (M, K) int8 integers, `scale` (M,)
     per output channel, `bias` (M,) float; conv geometry `g` (dict of conv.py) or `rows` (P, K)
     for a row-major A (Gemm / MatMul: output (P, M) row-major)."""
 
