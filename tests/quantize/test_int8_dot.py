@@ -60,7 +60,11 @@ def test_int8_dot_where_the_device_has_dot_products(tmp_path):
         if has:
             op.use_variant(qdot.VARIANT)
             ex.rebind(name)
+            launches = ex.rebind(name)
             assert "-DDOT_" in op.int8.key and op.int8.k_mm.function_name == "qgemm_u8"
+            # the program cache keys each launch's program by its options, the tuner names the variant
+            assert all(la.program_key.startswith("qdot|") and "-DQMAX=255" in la.program_key for la in launches)
+            assert launches[-1].tune_key_extra == {"variant": qdot.VARIANT}
         got = eng.run({"input": x})["output"]
         step = float(X_SCALE) * float(np.abs(want).max())  # one input step, scaled: the bound
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
