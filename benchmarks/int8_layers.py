@@ -114,11 +114,16 @@ def whole(model: str, work: Path, runs: int) -> dict:
     with mace.Engine(qp, runtime="gpu", use_program_cache=False) as eng:
         ex = eng.executor
         base = _op_times(ex, x, runs)
-        offered = [k for k, op in ex.ops.items() if "int8_dot" in op.variants()]
+        y0 = eng.run({"input": x})["output"]
+        offered = [k for k, op in ex.ops.items() if op is not None and "int8_dot" in op.variants()]
         for k in offered:
             ex.ops[k].use_variant("int8_dot")
             ex.rebind(k)
         int8 = _op_times(ex, x, runs)
+        y1 = eng.run({"input": x})["output"]
+    a, b = y0.astype(np.float64).ravel(), y1.astype(np.float64).ravel()
+    out["int8_vs_default_cosine"] = round(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))), 6)
+    out["int8_vs_default_top1_same"] = bool(np.argmax(a) == np.argmax(b))
     out["quantized_default_ms"] = round(sum(base.values()) * 1e3, 3)
     out["quantized_int8_dot_ms"] = round(sum(int8.values()) * 1e3, 3)
     out["quantized_best_per_op_ms"] = round(sum(min(base[k], int8.get(k, base[k])) for k in base) * 1e3, 3)
