@@ -7,7 +7,9 @@ device (Intel's CPU runtime: OCL_ICD_VENDORS naming its ICD). JSON lines on stdo
 - `--whole`: MobileNetV2 and ResNet-18 (tests/models, random weights) quantized (`quantize: 1`,
   calibrated on 4 random inputs): kernel time per run of the float model, of the quantized model
   as the default variants run it (8-bit weights, float compute), with `int8_dot` on every op that
-  offers it, and with the faster of the two per op (what the tuner picks); and per op."""
+  offers it, and with the faster of the two per op (what the tuner picks); and per op; the int8
+  ops' outputs against the default variants' (each op alone on the same input, and the model's
+  output: one-step flips in later FakeQuantizes make the end-to-end gap larger)."""
 from __future__ import annotations
 
 import argparse
@@ -93,6 +95,23 @@ def _op_times(ex, x, runs: int) -> dict[str, float]:
     return best
 
 
+def _value_after(ex, x, name: str) -> np.ndarray:
+    """Op `name`'s output right after its launches (later ops may reuse its buffer)."""
+    import pyopencl as cl
+
+    from mace.runtime.opencl.executor import HostStep
+    ex.write_value("input", x)
+    mine = {la.name for la in ex.launches_of(name)}
+    last = max(i for i, s in enumerate(ex.steps) if getattr(s, "name", None) in mine)
+    for s in ex.steps[:last + 1]:
+        if isinstance(s, HostStep):
+            s.run(ex.queue)
+        else:
+            cl.enqueue_nd_range_kernel(ex.queue, s.kernel, s.gws, s.lws)
+    ex.queue.finish()
+    return ex.read_value(ex.ops[name].node.outputs[0]).copy()
+
+
 def whole(model: str, work: Path, runs: int) -> dict:
     from mace.quantize.options import QuantizeOptions
     from mace.testing.models import materialize
@@ -116,12 +135,22 @@ def whole(model: str, work: Path, runs: int) -> dict:
         base = _op_times(ex, x, runs)
         y0 = eng.run({"input": x})["output"]
         offered = [k for k, op in ex.ops.items() if op is not None and "int8_dot" in op.variants()]
+        ref = {k: _value_after(ex, x, k) for k in offered}
+        rel = 0.0  # each op alone on the same input: the kernels' own agreement
+        for k in offered:
+            default = ex.ops[k].variant
+            ex.ops[k].use_variant("int8_dot")
+            ex.rebind(k)
+            rel = max(rel, float(np.abs(_value_after(ex, x, k) - ref[k]).max() / np.abs(ref[k]).max()))
+            ex.ops[k].use_variant(default)
+            ex.rebind(k)
         for k in offered:
             ex.ops[k].use_variant("int8_dot")
             ex.rebind(k)
         int8 = _op_times(ex, x, runs)
         y1 = eng.run({"input": x})["output"]
     a, b = y0.astype(np.float64).ravel(), y1.astype(np.float64).ravel()
+    out["int8_vs_default_per_op_max_rel_err"] = float(f"{rel:.2e}")
     out["int8_vs_default_cosine"] = round(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))), 6)
     out["int8_vs_default_top1_same"] = bool(np.argmax(a) == np.argmax(b))
     out["quantized_default_ms"] = round(sum(base.values()) * 1e3, 3)
