@@ -94,8 +94,8 @@ OUT_STEP = 1 / 64
 
 
 def _layers_model(r) -> onnx.ModelProto:
-    """int8-grid input -> 3x3 Conv (stride 2, asymmetric pads, residual-free) -> grouped 3x3 Conv
-    (not offered: two groups) -> Flatten -> Gemm (alpha, a bias row) -> MatMul of the (2, 4, 8)
+    """int8-grid input -> 3x3 Conv (stride 2, asymmetric pads) -> 1x1 Conv + its input (a folded
+    residual) -> grouped 3x3 Conv (not offered: two groups) -> Flatten -> Gemm (alpha, a bias row) -> MatMul of the (2, 4, 8)
     reshaped rows; every op fed by a Q/DQ pair, the output on a 1/64 grid. Biases are ramps, so
     every output column differs whatever the draw."""
     inits: dict = {}
@@ -104,6 +104,9 @@ def _layers_model(r) -> onnx.ModelProto:
     inits["b1"] = np.linspace(-1, 1, 8).astype(np.float32)
     nodes.append(helper.make_node("Conv", [x, "w1", "b1"], ["c1"], pads=[1, 0, 0, 1], strides=[2, 2]))
     q, x = _qdq("c1", 1 / 20, np.uint8(100), inits)
+    nodes += q + _weight("wp", r.normal(0, 0.3, (8, 8, 1, 1)).astype(np.float32), 0, inits)
+    nodes += [helper.make_node("Conv", [x, "wp"], ["p"]), helper.make_node("Add", ["p", x], ["pr"])]
+    q, x = _qdq("pr", 1 / 20, np.uint8(100), inits)
     nodes += q + _weight("w2", r.normal(0, 0.3, (8, 4, 3, 3)).astype(np.float32), 0, inits)
     nodes.append(helper.make_node("Conv", [x, "w2"], ["c2"], pads=[1, 1, 1, 1], group=2))
     nodes.append(helper.make_node("Flatten", ["c2"], ["f"]))
@@ -127,7 +130,8 @@ def _layers_model(r) -> onnx.ModelProto:
 
 
 def test_int8_dot_convs_gemm_matmul(tmp_path, rng):
-    """A strided, padded 3x3 conv on an int8 grid, a Gemm and a batched MatMul run `int8_dot`
+    """A strided, padded 3x3 conv on an int8 grid, a 1x1 conv with a residual, a Gemm and a
+    batched MatMul run `int8_dot`
     where the device has dot products (a grouped conv is not offered it), within one step of the
     output grid of the CPU runtime."""
     onnx.save(_layers_model(rng), tmp_path / "l.onnx")
@@ -141,7 +145,7 @@ def test_int8_dot_convs_gemm_matmul(tmp_path, rng):
         offered = {k for k, op in ops.items() if qdot.VARIANT in op.variants()}
         has = bool(ex.caps.integer_dot)
         grouped = {k for k, op in ops.items() if isinstance(op, ConvOp) and op.g["group"] > 1}
-        assert len(ops) == 4 and len(grouped) == 1
+        assert len(ops) == 5 and len(grouped) == 1 and sum(getattr(op, "residual", False) for op in ops.values()) == 1
         assert offered == (set(ops) - grouped if has else set())
         for name in offered:
             ops[name].use_variant(qdot.VARIANT)
