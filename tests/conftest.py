@@ -19,6 +19,25 @@ def pytest_sessionstart(session):
             raise pytest.UsageError(f"MACE_TEST_EXPECT_DEVICE={want!r} but the device is {seen!r}")
 
 
+def pytest_collection_finish(session):
+    """The implementation matrix's child runs start as soon as they are collected, so they run
+    beside the rest of the suite (mostly one core) instead of after it."""
+    if session.config.option.collectonly:
+        return
+    matrix = next((item.module for item in session.items if item.module.__name__.endswith("test_implementations")),
+                  None)
+    if matrix is not None:
+        matrix.start_children()
+
+
+def pytest_sessionfinish(session):
+    """No child run outlives the session (one stopped early by -x or ^C)."""
+    for item in session.items:
+        if item.module.__name__.endswith("test_implementations"):
+            item.module.stop_children()
+            break
+
+
 @pytest.fixture(autouse=True)
 def _programs_built_per_test():
     """Each test starts engines as a new process would: programs come from its program cache or

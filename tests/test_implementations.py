@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,20 +52,36 @@ def _start(impl):
                MACE_TEST_EXPECT_DEVICE=impl["expect"], MACE_TEST_SUITE_EVERY=SUITE_EVERY, PYTHONPATH=str(ROOT))
     if impl["lib"] is not None:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(impl["lib"]), env.get("LD_LIBRARY_PATH")]))
-    return subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", DESELECT,
-                             *CPU_ONLY_TESTS, *SUBSET],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile("w+")          # a file, not a pipe: nobody reads it until the child ends
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", DESELECT,
+                             *CPU_ONLY_TESTS, *SUBSET], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+_CHILDREN: dict[str, subprocess.Popen] = {}
+
+
+def start_children() -> dict[str, subprocess.Popen]:
+    """Every installed implementation's child run, started together (each is mostly one core);
+    tests/conftest.py starts them right after collection, so they run beside the suite."""
+    if not _CHILDREN:
+        _CHILDREN.update({name: _start(impl) for name, impl in IMPLEMENTATIONS.items()
+                          if any(impl["icd"].glob("*.icd"))})
+    return _CHILDREN
+
+
+def stop_children() -> None:
+    for proc in _CHILDREN.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
 def children():
-    """Every installed implementation's child run, started together (each is mostly one core)."""
-    procs = {name: _start(impl) for name, impl in IMPLEMENTATIONS.items() if any(impl["icd"].glob("*.icd"))}
-    yield procs
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    yield start_children()
+    stop_children()
 
 
 @pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
@@ -75,5 +92,7 @@ def test_suite_subset_on_implementation(name, children):
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
-    out, _ = children[name].communicate(timeout=1800)
+    children[name].wait(timeout=1800)
+    children[name].log.seek(0)
+    out = children[name].log.read()
     assert children[name].returncode == 0, f"{name}: the suite subset failed:\n{out[-3000:]}"
