@@ -1,7 +1,7 @@
 """A first CPU result never waits for numba: with a kernel missing from the cache, the first run
-uses the NumPy kernels while the missing one compiles in a background process, a process that
-exits early does not wait for that compile, and a later run switches to the compiled kernels with
-the same outputs. The compile is held back by holding its lock file, so "before the compile
+uses the NumPy kernels, the missing kernel compiles in a background
+process after it, a process that exits early does not wait for that compile, and a later run
+switches to the compiled kernels with the same outputs. The compile is held back by holding its lock file, so "before the compile
 finished" is a fact of the test, not a timing."""
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import filelock
@@ -25,19 +24,19 @@ DIGITS = Path(__file__).resolve().parents[1] / "mace" / "examples" / "digits"
 _SUB = """
 import json, sys, numpy as np, mace
 from mace.runtime.cpu import jit, kernels
-calls = []
-real = kernels.epilogue
-kernels.epilogue = lambda *a: calls.append(1) or real(*a)   # counts the compiled epilogue's calls
+def compiled_steps(e):   # prepared steps that run the compiled epilogue
+    return sum(getattr(s, "_plan", None) is not None and s._plan[1] is not None for s in e.executor.prepared.values())
 x = np.load(sys.argv[1])
 e = mace.Engine(sys.argv[2], runtime="cpu")
 y = e.run({"input": x})["output"]
-print(json.dumps({"y": y.tolist(), "calls": len(calls), "child_pid": jit._state["child_pid"],
-                  "executor_compiled": e.executor.compiled_kernels, **e.summary()["cpu_kernels"]}), flush=True)
+print(json.dumps({"y": y.tolist(), "compiled_steps": compiled_steps(e),
+                  "executor_compiled": e.executor.compiled_kernels, "line": jit.report().summary_line(),
+                  **e.summary()["cpu_kernels"]}), flush=True)
 if sys.stdin.readline().strip() == "wait":
     assert kernels.wait(timeout=240), jit.report().summary_line()
     y = e.run({"input": x})["output"]
-    print(json.dumps({"y": y.tolist(), "calls": len(calls), "executor_compiled": e.executor.compiled_kernels,
-                      **e.summary()["cpu_kernels"]}), flush=True)
+    print(json.dumps({"y": y.tolist(), "compiled_steps": compiled_steps(e), "executor_compiled": e.executor.compiled_kernels,
+                      "line": jit.report().summary_line(), **e.summary()["cpu_kernels"]}), flush=True)
 """
 
 
@@ -65,15 +64,6 @@ def _line(proc) -> dict:
     return json.loads(line)
 
 
-def _gone(pid: int | None, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while pid and time.monotonic() < end:
-        if not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower():
-            return True
-        time.sleep(0.1)
-    return not pid or not Path(f"/proc/{pid}").exists()
-
-
 def test_first_result_does_not_wait_for_the_compile(tmp_path, rng):
     kdir = _partial_cache(tmp_path / "kernels")
     data = np.load(DIGITS / "digits_test.npz")
@@ -97,17 +87,19 @@ def test_first_result_does_not_wait_for_the_compile(tmp_path, rng):
         proc = _start(args, env)
         again = _line(proc)
         for r in (first, again):
-            assert r["background"] == "compiling" and not r["compiled_kernels"] and not r["executor_compiled"]
-            assert r["calls"] == 0 and r["from_cache"] == len(jit._SIGS) - 1
+            assert not r["compiled_kernels"] and not r["executor_compiled"] and r["compiled_steps"] == 0
+            assert r["background"] in (None, "starting", "compiling") and r["compiled"] == 0
+            assert r["expect"] in ("compile", None) and "compiling CPU kernels in the background" in r["line"]
             np.testing.assert_allclose(np.array(r["y"], np.float32), want, rtol=1e-4, atol=1e-4)
     proc.stdin.write("wait\n")
     proc.stdin.flush()
     second = _line(proc)
     assert proc.wait(timeout=60) == 0, proc.stderr.read()[-3000:]
-    assert second["compiled_kernels"] and second["executor_compiled"] and second["calls"] > 0
-    assert second["background"] == "done" and second["compiled"] <= 1
+    assert second["compiled_kernels"] and second["executor_compiled"] and second["compiled_steps"] > 0
+    # the early process's compile may have filled the cache first: then this one loaded it all
+    assert second["background"] in ("done", "loaded") and second["compiled"] <= 1
+    assert second["from_cache"] + second["compiled"] == len(jit._SIGS) == sum(sig is not None for *_, sig in jit._DEFS)
     np.testing.assert_allclose(np.array(second["y"], np.float32), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(second["y"], again["y"], rtol=1e-5, atol=1e-5)
-    assert _gone(first["child_pid"], 60), "the early process's compile never ended"
     assert list(kdir.rglob("*.binary_act-*.nbi")), "the background compile did not fill the cache"
     assert not list(kdir.rglob("*.tmp.*"))

@@ -117,6 +117,8 @@ class CpuExecutor:
                 return self._run(inputs, profile)
             finally:
                 helpers.set_threads(None)
+                if not self.compiled_kernels:
+                    compiled.first_result_done()
 
     def _run(self, inputs, profile):
         values: dict[str, np.ndarray] = dict(self._weights)

@@ -97,9 +97,9 @@ def epilogue_plan(acc, act, params, target, residual=None, bias=None):
     """fn(lo, hi) writing target = act(acc + bias [+ residual]) for channels [lo, hi) with the
     compiled kernel (so a caller can run it right after the GEMM rows of the same channels); None
     where an operand is not a plane view or numba is off."""
-    from mace.runtime.cpu.kernels import ACT, epilogue
-    if act not in ACT or not kernels.available():
+    if act not in kernels.ACT or not kernels.available():
         return None
+    from mace.runtime.cpu.kernels import epilogue   # after `available`: numba's dispatcher by then
     pa, py = plane(acc), plane(target)
     pr = plane(residual) if residual is not None else None
     if pa is None or py is None or (residual is not None and (pr is None or residual.shape[-3:] != acc.shape[-3:])):
@@ -112,7 +112,7 @@ def epilogue_plan(acc, act, params, target, residual=None, bias=None):
         if bias is None:
             bias = _ZERO_BIAS.setdefault(c, np.zeros(c, F32))
     p0, p1 = act_params(params)
-    rr, code, has_res = (pr if pr is not None else pa), ACT[act], pr is not None
+    rr, code, has_res = (pr if pr is not None else pa), kernels.ACT[act], pr is not None
     return lambda lo, hi: epilogue(*pa, bias, has_res, *rr, *py, oh, ow, code, p0, p1, lo, hi)
 
 

@@ -9,8 +9,10 @@ itself fails, the runtime keeps its NumPy kernels. Each engine's `cpu_kernel_rep
 happened. Kernels compile once per machine, for the one signature each declares, and compiling
 anything else is then refused (a type slip is a bug, never a silent recompile).
 
-A first result never waits for numba: `start` loads what the cache holds and, if anything is
-missing, compiles it in the background while the runtime runs its NumPy kernels. With a cache
+A first result never waits for numba, not even for its import: `kernel` only records a kernel;
+`start` (after an executor's first run) imports numba, makes the dispatchers, loads what the cache
+holds and compiles what is missing, all in a background thread, while the runtime runs its NumPy
+kernels; `ready` says when to switch. With a cache
 directory the compile runs in a child process (numba's compiler holds the GIL for long stretches:
 in a thread it slowed the NumPy runs beside it), which fills the cache and keeps going if this
 process exits first (numba writes each file to a temporary name and renames it, so a killed
@@ -33,13 +35,17 @@ from pathlib import Path
 
 log = logging.getLogger("mace")
 
-_SIGS: dict = {}                # dispatcher -> its one signature
+_DEFS: list = []                # (module name, function name, function, signature), in definition order
+_SIGS: dict = {}                # dispatcher -> its one signature (once made, `_materialize`)
+_made: set = set()              # (module name, function name) of the dispatchers made
 _ready: set = set()             # dispatchers compiled (or loaded) in this process
 _lock = threading.Lock()
 _state: dict = {"numba": None, "dir": None, "error": None, "hits": 0, "compiled": 0, "seconds": 0.0,
                 "moved_aside": None, "background": None, "background_seconds": 0.0, "child_pid": None}
-_start_lock = threading.Lock()  # the first `start`: its cache loads, then the background compile
-_done = threading.Event()       # the background compile ended (its kernels loaded, or it failed)
+_start_lock = threading.Lock()  # the one background thread is started once
+_done = threading.Event()       # the background work ended (the kernels usable, or it failed)
+_first_run = threading.Event()  # an executor's first result is out (`first_result_done`)
+FIRST_RUN_WAIT_S = 2.0          # the background waits this long for it (engines that never signal)
 
 
 def _numba():
@@ -53,15 +59,21 @@ def _numba():
     return _state["numba"] or None
 
 
+def _numba_installed() -> bool:
+    import importlib.util
+    return _state["numba"] is not False and importlib.util.find_spec("numba") is not None
+
+
 def cache_key() -> str:
     """What a cached kernel depends on: the CPU and every library version on the code path."""
+    from importlib.metadata import version   # numba's version without importing numba (0.3 s)
+
     import llvmlite
     import llvmlite.binding as llvm
     import numpy
 
     import mace
-    numba = _numba()
-    parts = [getattr(mace, "__version__", "0"), numba.__version__, llvmlite.__version__, numpy.__version__,
+    parts = [getattr(mace, "__version__", "0"), version("numba"), llvmlite.__version__, numpy.__version__,
              platform.python_version(), platform.machine(), llvm.get_host_cpu_name(),
              llvm.get_host_cpu_features().flatten()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -81,7 +93,7 @@ def cache_dir() -> Path | None:
     if _state["dir"] is None:
         root = cache_root()
         _state["dir"] = False
-        if root is not None and _numba():
+        if root is not None and _numba_installed():
             path = root / cache_key()
             try:
                 path.mkdir(parents=True, exist_ok=True)
@@ -93,25 +105,40 @@ def cache_dir() -> Path | None:
 
 
 def kernel(signature: str | None):
-    """@kernel("void(float32[::1], ...)"): a numba kernel (nogil, cached in `cache_dir()`) that
-    compiles its one signature on first `ensure`; @kernel(None): a helper inlined into the kernels
-    that call it (a call per row costs more than the row); without numba, the plain function."""
+    """@kernel("void(float32[::1], ...)"): a numba kernel (nogil, cached in `cache_dir()`) of one
+    signature; @kernel(None): a helper inlined into the kernels that call it (a call per row costs
+    more than the row). Until `_materialize` replaces it in its module with numba's dispatcher, the
+    name is the plain function (never called: callers check `ready` first)."""
     def deco(fn):
-        numba = _numba()
-        if numba is None:
-            return fn
-        where = cache_dir()
-        saved = numba.config.CACHE_DIR
-        numba.config.CACHE_DIR = str(where) if where else ""  # read once, when the dispatcher is made
-        opts = {"inline": "always"} if signature is None else {"cache": where is not None}
-        try:
-            disp = numba.njit(nogil=True, error_model="numpy", boundscheck=False, fastmath={"contract"}, **opts)(fn)
-        finally:
-            numba.config.CACHE_DIR = saved
-        if signature is not None:
-            _SIGS[disp] = signature
-        return disp
+        _DEFS.append((fn.__module__, fn.__name__, fn, signature))
+        return fn
     return deco
+
+
+def _materialize() -> bool:
+    """Import numba and make every recorded kernel's dispatcher, bound in its module in place of
+    the plain function (helpers too: numba resolves a kernel's globals when it compiles it)."""
+    numba = _numba()
+    if numba is None:
+        return False
+    with _lock:
+        where = cache_dir()
+        for mod, name, fn, signature in _DEFS:
+            if (mod, name) in _made:
+                continue
+            saved = numba.config.CACHE_DIR
+            numba.config.CACHE_DIR = str(where) if where else ""  # read once, when the dispatcher is made
+            opts = {"inline": "always"} if signature is None else {"cache": where is not None}
+            try:
+                disp = numba.njit(nogil=True, error_model="numpy", boundscheck=False, fastmath={"contract"},
+                                  **opts)(fn)
+            finally:
+                numba.config.CACHE_DIR = saved
+            if signature is not None:
+                _SIGS[disp] = signature
+            setattr(sys.modules[mod], name, disp)
+            _made.add((mod, name))
+    return True
 
 
 def ensure(dispatchers, count_hits: bool = True) -> bool:
@@ -152,45 +179,56 @@ def _compile(d, count_hits: bool = True) -> None:
 
 
 def _damaged(d, exc) -> None:
+    if sys.is_finalizing():   # a load cut short by this process's exit: the files are fine
+        return
     moved = _move_aside(d)
     log.warning("CPU kernel cache entry of %s could not be loaded (%s: %s): %s, compiling again",
                 d.py_func.__name__, type(exc).__name__, str(exc)[:200],
                 f"moved to {moved}" if moved else "nothing to move")
 
 
-def start(dispatchers) -> bool:
-    """Whether the kernels are usable now, never waiting for a compile. The first call loads what
-    the cache holds and, if anything is missing, starts compiling it in the background (once per
-    process); later calls answer at once, True from when the background compile has loaded them."""
-    dispatchers = tuple(dispatchers)
-    if _numba() is None or _state["error"] is not None:
-        return False
-    if _ready.issuperset(dispatchers):
-        return True
-    if _state["background"] is not None:
-        return False
+def ready() -> bool:
+    """The compiled kernels are usable in this process now (never waits, never starts anything)."""
+    return _state["error"] is None and bool(_SIGS) and _ready.issuperset(_SIGS)
+
+
+def start() -> bool:
+    """`ready`, after starting the background work once per process (never waits for it): numba's
+    import, the cache's loads, then a compile of whatever the cache lacks."""
+    if ready() or not _DEFS:
+        return ready()
     with _start_lock:
-        if _state["background"] is not None or _ready.issuperset(dispatchers):
-            return _ready.issuperset(dispatchers)
-        t0 = time.perf_counter()
-        missing = [d for d in dispatchers if d not in _ready and not _load_cached(d)]
-        _state["seconds"] += time.perf_counter() - t0
-        if not missing:
-            return True
-        _state["background"] = "compiling"
-        _done.clear()
-        threading.Thread(target=_background, args=(dispatchers,), name="mace-cpu-kernels", daemon=True).start()
-        return False
+        if _state["background"] is None and _state["error"] is None:
+            _state["background"] = "starting"
+            _done.clear()
+            threading.Thread(target=_background, name="mace-cpu-kernels", daemon=True).start()
+    return ready()
 
 
-def wait(dispatchers, timeout: float | None = None) -> bool:
-    """`start`, then wait (up to `timeout` seconds) for a background compile to end: whether the
-    kernels are usable (benchmarks of steady speed and tests of the compiled kernels)."""
-    if start(dispatchers):
+def first_result_done() -> None:
+    """An executor's first result is out: the background work may take the CPU now."""
+    _first_run.set()
+
+
+def wait(timeout: float | None = None) -> bool:
+    """`start`, then wait (up to `timeout` seconds) for the background work to end: whether the
+    kernels are usable (warm-ups, benchmarks of steady speed, tests of the compiled kernels)."""
+    _first_run.set()
+    if start():
         return True
-    if _state["background"] is not None:
-        _done.wait(timeout)
-    return start(dispatchers)
+    _done.wait(timeout)
+    return ready()
+
+
+def expected() -> str:
+    """What the background work will do, from the cache's files alone (no numba): "load" when
+    every kernel has an index there, else "compile"."""
+    d = cache_dir()
+    if d is None:
+        return "compile"
+    names = {name for _, name, _, sig in _DEFS if sig is not None}
+    found = {f.name.split("-")[0].rsplit(".", 1)[-1] for f in d.rglob("*.nbi")}   # <module>.<name>-<line>.pyXY.nbi
+    return "load" if names <= found else "compile"
 
 
 def _load_cached(d) -> bool:
@@ -220,21 +258,33 @@ def _load_cached(d) -> bool:
     return True
 
 
-def _background(dispatchers) -> None:
-    """The background compile: in a child process that fills the cache (then loaded here), or in
-    this thread where there is no cache; whatever the child left missing compiles here."""
+def _background() -> None:
+    """The background work: after the first result (or FIRST_RUN_WAIT_S), import numba and load
+    what the cache holds; compile the rest in a child process that fills the cache (then loaded
+    here), or in this thread where there is no cache; whatever the child left missing compiles here."""
+    _first_run.wait(FIRST_RUN_WAIT_S)
     t0 = time.perf_counter()
     try:
+        if not _materialize():
+            _state["background"] = "failed"
+            return
+        missing = [d for d in list(_SIGS) if d not in _ready and not _load_cached(d)]
+        _state["seconds"] += time.perf_counter() - t0
+        if not missing:
+            _state["background"] = "loaded"
+            return
+        _state["background"] = "compiling"
+        t1 = time.perf_counter()
         if cache_dir() is not None:
-            _child_compile(dispatchers)
-        ok = ensure(dispatchers, count_hits=False)
+            _child_compile(missing)
+        ok = ensure(missing, count_hits=False)
         _state["background"] = "done" if ok else "failed"
+        _state["background_seconds"] = time.perf_counter() - t1
     except Exception as exc:  # noqa: BLE001 - never fatal: the NumPy kernels keep running
         _state["error"] = f"numba failed to compile the CPU kernels ({type(exc).__name__}: {exc})"
         _state["background"] = "failed"
         log.warning("%s: the CPU runtime uses its NumPy kernels", _state["error"])
     finally:
-        _state["background_seconds"] = time.perf_counter() - t0
         _done.set()
 
 
@@ -280,15 +330,17 @@ def _move_aside(d) -> str | None:
 
 def compile_all() -> dict:
     """Compile (or load) every kernel defined so far, here: the compile process's work, and what it did."""
-    ok = ensure(list(_SIGS))
+    ok = _materialize() and ensure(list(_SIGS))
     return {"ok": ok, "compiled": _state["compiled"], "from_cache": _state["hits"], "seconds": _state["seconds"],
             "error": _state["error"]}
 
 
 @dataclass
 class KernelReport:
-    """What the CPU runtime's compiled kernels came from, for the load report. background: None (no
-    background compile), "compiling" (the NumPy kernels run meanwhile), "done" or "failed"."""
+    """What the CPU runtime's compiled kernels came from, for the load report. background: None
+    (nothing started yet), "starting", "loaded" (all from the cache), "compiling" (the NumPy
+    kernels run meanwhile), "done" (compiled in the background) or "failed"; expect: what a
+    start not yet under way will do ("load" or "compile", from the cache's files)."""
     compiled_kernels: bool
     directory: str | None
     from_cache: int
@@ -298,18 +350,20 @@ class KernelReport:
     reason: str | None = None
     background: str | None = None
     background_seconds: float = 0.0
+    expect: str | None = None
     extra: dict = field(default_factory=dict)
 
     def summary_line(self) -> str:
-        if self.background == "compiling":
-            where = f"later starts load them from {self.directory}" if self.directory else "not cached"
+        where = f"later starts load them from {self.directory}" if self.directory else "not cached"
+        if self.background == "compiling" or (not self.compiled_kernels and self.expect == "compile"):
             return f"CPU kernels: NumPy while compiling CPU kernels in the background (first run; {where})"
+        if not self.compiled_kernels and self.expect == "load":
+            return f"CPU kernels: NumPy until the compiled ones load from {self.directory} (after the first run)"
         if not self.compiled_kernels:
             return f"CPU kernels: NumPy ({self.reason})"
-        where = self.directory or "not cached"
-        line = (f"CPU kernel cache {where}: {self.from_cache} kernels from cache, {self.compiled} compiled "
-                f"({self.seconds * 1e3:.0f} ms")
-        line += f"; {self.background_seconds:.1f} s in the background)" if self.background else ")"
+        line = (f"CPU kernel cache {self.directory or 'not cached'}: {self.from_cache} kernels from cache, "
+                f"{self.compiled} compiled ({self.seconds * 1e3:.0f} ms")
+        line += f"; {self.background_seconds:.1f} s in the background)" if self.compiled else ")"
         if self.moved_aside:
             line += f"; an unreadable cache was moved to {self.moved_aside}"
         return line
@@ -318,14 +372,17 @@ class KernelReport:
         return {"compiled_kernels": self.compiled_kernels, "directory": self.directory,
                 "from_cache": self.from_cache, "compiled": self.compiled, "seconds": self.seconds,
                 "moved_aside": self.moved_aside, "reason": self.reason, "background": self.background,
-                "background_seconds": self.background_seconds}
+                "background_seconds": self.background_seconds, "expect": self.expect}
 
 
 def report() -> KernelReport:
-    ok = _state["error"] is None and bool(_SIGS) and _ready.issuperset(_SIGS)
-    d = cache_dir() if _numba() else None
+    ok = ready()
+    if not _numba_installed():
+        _state["error"] = _state["error"] or "numba unavailable (not installed)"
+    d = cache_dir()
+    busy = _state["background"] in (None, "starting") and _state["error"] is None and not ok
     reason = None if ok else (_state["error"] or ("compiling in the background" if _state["background"] == "compiling"
-                                                  else "compiled kernels not loaded"))
+                                                  else "compiled kernels not loaded yet"))
     return KernelReport(ok, str(d) if d else None, _state["hits"], _state["compiled"], _state["seconds"],
                         str(_state["moved_aside"]) if _state["moved_aside"] else None, reason,
-                        _state["background"], _state["background_seconds"])
+                        _state["background"], _state["background_seconds"], expected() if busy else None)

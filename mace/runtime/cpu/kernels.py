@@ -323,15 +323,17 @@ def binary_act(a, b, y, op, act, p0, p1, lo, hi):
         act_row(y, lo, hi - lo, act, p0, p1)
 
 
-ALL = (epilogue, depthwise, depthwise3x3, depthwise5x5, pool, maxpool_sep, binary_act)
-
-
 def available() -> bool:
-    """The compiled kernels are usable in this process now. Never waits for a compile: the first
-    call loads them from the cache or starts compiling them in the background (`jit.start`)."""
-    return jit.start(ALL)
+    """The compiled kernels are usable in this process now. Never waits: the first call starts the
+    background work (numba's import, the cache's loads, a compile of what it lacks: `jit.start`)."""
+    return jit.start()
+
+
+def first_result_done() -> None:
+    """An executor's first result is out: the background work may begin (`jit.first_result_done`)."""
+    jit.first_result_done()
 
 
 def wait(timeout: float | None = None) -> bool:
-    """`available`, after waiting (up to `timeout` s) for a background compile to end."""
-    return jit.wait(ALL, timeout)
+    """`available`, after waiting (up to `timeout` s) for the background work to end."""
+    return jit.wait(timeout)
