@@ -10,21 +10,20 @@ happened. Kernels compile once per machine, for the one signature each declares,
 anything else is then refused (a type slip is a bug, never a silent recompile).
 
 A first result never waits for numba, not even for its import: `kernel` only records a kernel;
-`start` (after an executor's first run) imports numba, makes the dispatchers, loads what the cache
-holds and compiles what is missing, all in a background thread, while the runtime runs its NumPy
-kernels; `ready` says when to switch. With a cache
-directory the compile runs in a child process (numba's compiler holds the GIL for long stretches:
-in a thread it slowed the NumPy runs beside it), which fills the cache and keeps going if this
-process exits first (numba writes each file to a temporary name and renames it, so a killed
-compile leaves no torn file); this process then loads the kernels from the cache. Without a cache
-directory the compile runs in a daemon thread.
+after an executor's first result, a background thread imports numba, makes the dispatchers, loads
+what the cache holds and compiles what is missing while the runtime runs its NumPy kernels;
+`ready` says when to switch. With a cache directory the compile runs in a child process (numba's
+compiler holds the GIL for long stretches: in a thread it slowed the NumPy runs beside it), which
+fills the cache and keeps going if this process exits first (numba writes each file to a
+temporary name and renames it, so a killed compile leaves no torn file); this process then loads
+the kernels from the cache. Without a cache directory the compile runs in the thread.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import json
 import platform
 import subprocess
 import sys
@@ -226,8 +225,15 @@ def expected() -> str:
     d = cache_dir()
     if d is None:
         return "compile"
-    names = {name for _, name, _, sig in _DEFS if sig is not None}
-    found = {f.name.split("-")[0].rsplit(".", 1)[-1] for f in d.rglob("*.nbi")}   # <module>.<name>-<line>.pyXY.nbi
+    names, found = set(), set()
+    for mod, name, _, sig in _DEFS:
+        if sig is None:
+            continue
+        names.add(name)
+        # numba's directory for a source file's kernels: <its folder's name>_<sha1 of its folder>
+        folder = Path(os.path.abspath(sys.modules[mod].__file__)).parent
+        sub = d / f"{folder.name}_{hashlib.sha1(str(folder).encode()).hexdigest()}"
+        found |= {f.name.split("-")[0].rsplit(".", 1)[-1] for f in sub.glob("*.nbi")}   # <module>.<name>-<line>...
     return "load" if names <= found else "compile"
 
 
