@@ -9,7 +9,8 @@ result (what a user waits for); `*_process` the whole process, which on a cold s
 waiting at exit for the binaries harvested after the first result. `*_phases_ms` split the last
 run: import (interpreter start to the run verb), device, probe, build (compile or load), other
 init, first-launch codegen (first run minus a steady run), first run's compute, and the
-harvest left after the first result (the wait at exit).
+harvest left after the first result (the wait at exit). Each model's row carries the load average
+before and after its runs (the machine's other work moves every number here).
 
 --cpu adds the CPU runtime's rows (`mace run --runtime cpu`): cold with an empty compiled-kernel
 cache (MACE_CPU_KERNEL_CACHE in a fresh directory: the first result comes from the NumPy kernels
@@ -60,6 +61,7 @@ def _first_result_s(res: dict) -> float:
 
 def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict:
     onnx_path, mace_path = converted(name)
+    load_before = _load()
     tmp = Path(tempfile.mkdtemp(prefix="mace-startup-"))
     prog = tmp / "mace-cl-compiled-program.bin"
     cmd = [sys.executable, "-m", "mace", "-q", "run", str(mace_path), "--runtime", "gpu", "--program", str(prog),
@@ -93,6 +95,7 @@ def bench(name: str, cold_runs: int, warm_runs: int, device: str | None) -> dict
             "warm_over_onnxruntime": latency_stats(warm_proc, with_samples=False)["median_ms"] / o["median_ms"],
             "program_file_bytes": prog.stat().st_size if prog.exists() else 0,
             "cold_phases_ms": cold_parts[-1], "warm_phases_ms": warm_parts[-1],
+            "load_average_1min": [load_before, _load()],   # before and after this model's runs
             "cold_cache_report": cold_reports[-1], "warm_cache_report": warm_reports[-1]}
 
 
@@ -127,6 +130,10 @@ def bench_cpu(name: str, cold_runs: int, warm_runs: int) -> dict:
         rows[f"{kind}_median_run_ms"] = steady
         rows[f"{kind}_kernel_report"] = reports[-1]
     return {"model": name, "runtime": "cpu", **rows}
+
+
+def _load() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def _parts(res: dict) -> dict:
@@ -168,8 +175,9 @@ def main() -> None:
         rows.append(r)
         print(f"  {name}: to first result cold {r['cold']['median_ms']:.0f} ms, warm {r['warm']['median_ms']:.0f} ms "
               f"({r['cold_over_warm']:.1f}x); whole process cold {r['cold_process']['median_ms']:.0f} ms, warm "
-              f"{r['warm_process']['median_ms']:.0f} ms, onnxruntime {r['onnxruntime_process']['median_ms']:.0f} ms",
-              file=sys.stderr)
+              f"{r['warm_process']['median_ms']:.0f} ms, onnxruntime {r['onnxruntime_process']['median_ms']:.0f} ms; "
+              f"{(r['cold_cache_report'] or {}).get('compiled')} programs compiled; load average "
+              f"{r['load_average_1min'][0]} -> {r['load_average_1min'][1]}", file=sys.stderr)
         print("  cold phases ms: " + ", ".join(f"{k} {v:.0f}" for k, v in r["cold_phases_ms"].items()), file=sys.stderr)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     json.dump({"benchmark": "startup", "machine": machine(), "load_average_1min": load, "results": rows},

@@ -8,10 +8,10 @@ Variants (`conv.cl`, `depthwise.cl`):
   14x14 / 7x7 stages) and strided 1x1 convs (downsamples), when Cg*KH*KW >= 32: GEMM over columns.
 - `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped),
   same register tile over an output row of the zero-padded input.
-- `depthwise`: group == C == M; each work-item computes RB output rows x TPW tiles of VW pixels
-  of a channel, pads handled by lane masks (no copy). Strides and TPW are kernel arguments and VW
-  takes two values per device, so a model's depthwise convs of one kernel size share at most two
-  programs (MobileNetV2's cold start builds two instead of seven).
+- `depthwise`: group == C == M; each work-item computes RB output rows x VW pixels of a channel,
+  pads handled by lane masks (no copy). Strides are kernel arguments and VW takes two values per
+  device, so a model's depthwise convs of one kernel size share at most two programs
+  (MobileNetV2's cold start builds two instead of seven).
 GPU-style variants (`gpu_conv.cl`; the default on non-CPU devices, offered to the tuner on CPU
 devices too, and only where the device's work-group size (256) and local memory fit):
 - `gpu_gemm` / `gpu_gemm_t32` / `gpu_gemm_t128` (1x1 stride-1 unpadded convs): tiled SGEMM,
@@ -343,22 +343,20 @@ class ConvOp(GpuOp):
         self.args = self._depthwise_args()
 
     def _build_depthwise(self, variant: str, geo: list[str], act: list[str]) -> None:
-        """RB rows x TPW tiles of VW pixels of a channel per work-item (depthwise.cl). VW: the
-        device's widest vector (16, 8 or 4), the next narrower one for narrower rows (one partial
-        tile), so that a model's depthwise convs of one kernel size share at most two programs."""
+        """RB rows x VW pixels of a channel per work-item (depthwise.cl). VW: the device's widest
+        vector (16, 8 or 4), the next narrower one for narrower rows (one partial tile), so that
+        a model's depthwise convs of one kernel size share at most two programs."""
         rt, G = self.rt, self.g
         kh, kw = G["k"]
         widths = [w for w in (16, 8, 4) if w <= rt.caps.max_vector_width] or [1]
         vw = widths[0] if G["ow"] >= widths[0] or len(widths) == 1 else widths[1]
-        tiles = -(-G["ow"] // vw)
-        tpw = 2 if G["ow"] >= 2 * vw else 1
         rb = min(4, G["oh"])
         self.w, wq = self._upload_weights(self.wsrc.reshape(G["m"], kh * kw), lambda v: v)
         self.k, self.key = self.kernel("depthwise", "depthwise", self._depthwise_options() + act
                                        + [f"-DVW={vw}", f"-DRB={rb}"] + wq)
         self.b = rt.upload(self.bias, dtype=np.float32)
-        self.gws = (-(-tiles // tpw), -(-G["oh"] // rb), G["n"] * G["c"])
-        self.args = self._depthwise_args() + [i32(tpw)]
+        self.gws = (-(-G["ow"] // vw), -(-G["oh"] // rb), G["n"] * G["c"])
+        self.args = self._depthwise_args()
 
     def _build_tiled_gemm(self, variant: str, geo: list[str], act: list[str]) -> None:
         """The local-memory tiled SGEMM of gpu_conv.cl, fed directly (1x1), by an implicit

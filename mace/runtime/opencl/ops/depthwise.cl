@@ -1,15 +1,16 @@
 /* Depthwise convolution (one input and one output channel per group), NCHW.
  *
- * Each work-item computes RB output rows x TPW tiles of VW consecutive output pixels of one
- * channel. One program serves every stride (a cold start compiles it once): the strides are
- * kernel arguments, and strides 1 and 2 (SH == SW) run bodies specialized for them, in which
- * every input row a tile needs is loaded once per kernel column and feeds every output row that
- * uses it (all loops over compile-time constants, unrolled). Pads need no copy: rows outside the
+ * Each work-item computes RB output rows x VW consecutive output pixels of one channel. One
+ * program serves every stride (a cold start compiles it once): the strides are kernel
+ * arguments, and strides 1 and 2 (SH == SW) run bodies specialized for them, in which every
+ * input row a tile needs is loaded once per kernel column and feeds every output row that uses
+ * it (all loops over compile-time constants, unrolled). Pads need no copy: rows outside the
  * input are skipped, columns outside it are masked lanes (a vector load past the row's end reads
  * the next row, inside the buffer). Tiles whose loads would leave the buffer (the first and
  * last rows of the whole tensor) and other strides take a compact lane-by-lane body.
  *
- * Compile-time constants: KH KW DH DW, VW (two per device: conv.dw_vector_width), RB, ACT, RESIDUAL.
+ * Compile-time constants: KH KW DH DW, VW (two per device: ConvOp._build_depthwise), RB, ACT,
+ * RESIDUAL.
  */
 #include "vector.h"
 #include "wq.h"
@@ -86,8 +87,7 @@ inline vf row_gather(const __global store_t* row, int iw, int sw, int W) {
 }
 
 /* depthwise: chosen for Conv with group == C == M (any kernel size, stride, dilation, pads).
- * gws = (ceil(OW / VW / TPW), ceil(OH / RB), N*C), TPW tiles of VW pixels per work-item; the
- * last tile of a row and the last row block are
+ * gws = (ceil(OW / VW), ceil(OH / RB), N*C); the last tile of a row and the last row block are
  * clamped back (they overlap their neighbour and write the same values), so OH >= RB is
  * required; a row narrower than VW is one tile that stores its first OW lanes. */
 __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) */
@@ -96,8 +96,8 @@ __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) *
                         WQ_ARGS,                               /* -DWQ: (C) scales (zero points) */
                         __global store_t* restrict out         /* (N, C, OH, OW) */
                         RESIDUAL_ARG,                          /* (N, C, OH, OW) with -DRESIDUAL */
-                        int C, int H, int W, int OH, int OW, int NC, int PT, int PL, int SH, int SW,
-                        int TPW) {
+                        int C, int H, int W, int OH, int OW, int NC, int PT, int PL, int SH, int SW) {
+    const int ow0 = max(0, min((int)get_global_id(0) * VW, OW - VW));
     const int oh0 = min((int)get_global_id(1) * RB, OH - RB);
     const int nc = get_global_id(2);
     if (nc >= NC) return;
@@ -109,61 +109,56 @@ __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) *
 #pragma unroll
     for (int k = 0; k < KH * KW; k++) wk[k] = WQ_DEQ(w[c * (KH * KW) + k], c);
     const float bv = bias[c];
-    /* TPW tiles of a row per work-item (fewer work-groups, the weights loaded once) */
-    const int tiles = (OW + VW - 1) / VW;
-    for (int t = get_global_id(0) * TPW, t_end = min(t + TPW, tiles); t < t_end; t++) {
-        const int ow0 = max(0, min(t * VW, OW - VW));
-        const int iw0 = ow0 * SW - PL;
-        vf acc[RB];
+    const int iw0 = ow0 * SW - PL;
+    vf acc[RB];
 #pragma unroll
-        for (int r = 0; r < RB; r++) acc[r] = bv;
+    for (int r = 0; r < RB; r++) acc[r] = bv;
 
-        /* the flat span the specialized body's vector loads touch stays inside the buffer */
-        const int s = SH == SW && (SH == 1 || SH == 2) ? SH : 0;
-        const long plane = (long)nc * H * W;
-        const long lo = plane + (long)max(ih0, 0) * W + iw0;
-        const long hi = plane + (long)min(ih0 + IR(s) - 1, H - 1) * W + iw0 + (KW - 1) * DW + VW * s;
-        if (s != 0 && lo >= 0 && hi <= (long)NC * H * W) {
-            if (s == 1) DW_FAST(1) else DW_FAST(2)
-        } else {
-            const int ir_end = (RB - 1) * SH + (KH - 1) * DH + 1;
-            for (int ir = 0; ir < ir_end; ir++) {
-                const int ih = ih0 + ir;
-                if (ih < 0 || ih >= H) continue;
-                for (int kw = 0; kw < KW; kw++) {
-                    const vf x = row_gather(ip + ih * W, iw0 + kw * DW, SW, W);
+    /* the flat span the specialized body's vector loads touch stays inside the buffer */
+    const int s = SH == SW && (SH == 1 || SH == 2) ? SH : 0;
+    const long plane = (long)nc * H * W;
+    const long lo = plane + (long)max(ih0, 0) * W + iw0;
+    const long hi = plane + (long)min(ih0 + IR(s) - 1, H - 1) * W + iw0 + (KW - 1) * DW + VW * s;
+    if (s != 0 && lo >= 0 && hi <= (long)NC * H * W) {
+        if (s == 1) DW_FAST(1) else DW_FAST(2)
+    } else {
+        const int ir_end = (RB - 1) * SH + (KH - 1) * DH + 1;
+        for (int ir = 0; ir < ir_end; ir++) {
+            const int ih = ih0 + ir;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) {
+                const vf x = row_gather(ip + ih * W, iw0 + kw * DW, SW, W);
 #pragma unroll
-                    for (int r = 0; r < RB; r++) {
-                        const int khd = ir - r * SH;
-                        if (khd >= 0 && khd < KH * DH && khd % DH == 0)
-                            acc[r] = WQ_DEQ(w[c * (KH * KW) + (khd / DH) * KW + kw], c) * x + acc[r];
-                    }
+                for (int r = 0; r < RB; r++) {
+                    const int khd = ir - r * SH;
+                    if (khd >= 0 && khd < KH * DH && khd % DH == 0)
+                        acc[r] = WQ_DEQ(w[c * (KH * KW) + (khd / DH) * KW + kw], c) * x + acc[r];
                 }
             }
         }
+    }
 
-        const size_t o = (size_t)nc * OH * OW + oh0 * OW + ow0;
+    const size_t o = (size_t)nc * OH * OW + oh0 * OW + ow0;
 #pragma unroll
-        for (int r = 0; r < RB; r++) {
-            vf v = acc[r];
-            if (ow0 + VW <= OW) {
+    for (int r = 0; r < RB; r++) {
+        vf v = acc[r];
+        if (ow0 + VW <= OW) {
 #ifdef RESIDUAL
-                v += VLOAD(residual + o + r * OW);
+            v += VLOAD(residual + o + r * OW);
 #endif
-                VSTORE(ACTIVATE(v), out + o + r * OW);
-            } else {  /* a row narrower than VW: its first OW lanes */
+            VSTORE(ACTIVATE(v), out + o + r * OW);
+        } else {  /* a row narrower than VW: its first OW lanes */
 #if VW > 1
 #pragma unroll
-                for (int l = 0; l < VW; l++)
-                    if (l < OW) {
-                        float e = v[l];
+            for (int l = 0; l < VW; l++)
+                if (l < OW) {
+                    float e = v[l];
 #ifdef RESIDUAL
-                        e += LOAD(residual, o + r * OW + l);
+                    e += LOAD(residual, o + r * OW + l);
 #endif
-                        STORE(out, o + r * OW + l, ACTIVATE(e));
-                    }
+                    STORE(out, o + r * OW + l, ACTIVATE(e));
+                }
 #endif
-            }
         }
     }
 }
