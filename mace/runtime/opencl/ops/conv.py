@@ -11,7 +11,7 @@ Variants (`conv.cl`, `depthwise.cl`):
 - `depthwise`: group == C == M; each work-item computes RB output rows x VW pixels of a channel,
   pads handled by lane masks (no copy). Strides are kernel arguments and VW takes two values per
   device, so a model's depthwise convs of one kernel size share at most two programs
-  (MobileNetV2's cold start builds two instead of seven).
+  (MobileNetV2's cold start builds two instead of eight).
 GPU-style variants (`gpu_conv.cl`; the default on non-CPU devices, offered to the tuner on CPU
 devices too, and only where the device's work-group size (256) and local memory fit):
 - `gpu_gemm` / `gpu_gemm_t32` / `gpu_gemm_t128` (1x1 stride-1 unpadded convs): tiled SGEMM,
