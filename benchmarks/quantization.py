@@ -12,7 +12,7 @@
   the float model's own sensitivity: its output with input noise of one 8-bit step (N(0, 1/255))
   against without; random weights amplify it, so no 8-bit quantizer reaches cosine 0.98 on them.
 - `--trained`: the same three architectures trained on the digits (scripts/train_quant_models.py,
-  10 classes, 3x32x32 inputs; cached, trained when missing, which needs torch), calibrated on 32
+  10 classes, 3x16x16 inputs; cached, trained when missing, which needs torch), calibrated on 32
   training digits and compared with float on `--inputs` held-out digits and as many random inputs in
   [0, 1), with Top-1 of float and of both quantized models on all 360 held-out digits.
 
@@ -132,10 +132,10 @@ def _agreement(outs: list, ref: list) -> dict:
 
 
 def compare(src: str, work: Path, tag: str, cal: list, evals: dict, runs: int, gpu: bool,
-            labelled: tuple | None = None) -> dict:
+            labelled: tuple | None = None, timed: bool = True) -> dict:
     """mace's `quantize: 1` and onnxruntime's quantize_static of `src`, both calibrated on `cal`,
     against the float model on each input set of `evals` ({set name: [inputs]}): cosine and top-1
-    agreement; Top-1 of float and both quantized models on `labelled` (x, y); latencies."""
+    agreement; Top-1 of float and both quantized models on `labelled` (x, y); latencies when `timed`."""
     import onnxruntime as ort
     from onnxruntime.quantization.shape_inference import quant_pre_process
     files, quantize_s = _convert_three(src, work, tag, cal)
@@ -161,7 +161,8 @@ def compare(src: str, work: Path, tag: str, cal: list, evals: dict, runs: int, g
             res["mace_quantized"][k] = _agreement(mace_run(xs), refs[k])
         if labelled is not None:
             res["mace_quantized"]["test_top1_percent"] = _top1(mace_run(labelled[0]), labelled[1])
-        res["mace_quantized"]["cpu_latency"] = latency(e, {"input": first}, runs)
+        if timed:
+            res["mace_quantized"]["cpu_latency"] = latency(e, {"input": first}, runs)
     with mace.Engine(files["weights_only"], runtime="cpu") as e:
         for k, xs in evals.items():
             res["mace_weights_only"][k] = _agreement([e.run({"input": a})["output"] for a in xs[:16]], refs[k][:16])
@@ -170,6 +171,8 @@ def compare(src: str, work: Path, tag: str, cal: list, evals: dict, runs: int, g
     if labelled is not None:
         res["ort_quantized"]["test_top1_percent"] = _top1(ort_run(sess_q, labelled[0]), labelled[1])
         res["float_test_top1_percent"] = _top1(ort_run(sess_f, labelled[0]), labelled[1])
+    if not timed:
+        return res
     res["ort_quantized"]["cpu_latency"] = latency(sess_q, {"input": first}, runs)
     res["ort_float"] = {"cpu_latency": latency(sess_f, {"input": first}, runs)}
     with mace.Engine(files["float"], runtime="cpu") as e:
@@ -201,9 +204,10 @@ def random_model(name: str, work: Path, n_calib: int, n_inputs: int, runs: int, 
 
 
 def trained_model(name: str, work: Path, n_inputs: int, runs: int, gpu: bool) -> dict:
-    """A model trained on the digits (scripts/train_quant_models.py): calibrated on 32 training
-    digits, compared on `n_inputs` held-out digits and as many random inputs in [0, 1); Top-1 on
-    all held-out digits."""
+    """A model trained on the digits (scripts/train_quant_models.py), calibrated on 32 training
+    digits, and again on 32 random inputs in [0, 1) (the data the random-input comparison feeds it:
+    digits leave the ranges too narrow for noise); compared on `n_inputs` held-out digits and as many
+    random inputs in [0, 1); Top-1 on all held-out digits; latencies of the digit-calibrated one."""
     import train_quant_models as tqm
     path, rec = tqm.load(name)
     xtr, _, xte, yte = tqm.digits(rec["size"])
@@ -211,8 +215,11 @@ def trained_model(name: str, work: Path, n_inputs: int, runs: int, gpu: bool) ->
     cal = [xtr[k:k + 1] for k in range(32)]
     evals = {"digits": [xte[k:k + 1] for k in range(n_inputs)],
              "random": [rng.uniform(0, 1, (1, *xte.shape[1:])).astype(np.float32) for _ in range(n_inputs)]}
-    res = compare(str(path), work, f"trained_{name}", cal, evals, runs, gpu,
-                  labelled=([xte[k:k + 1] for k in range(len(xte))], yte))
+    labelled = ([xte[k:k + 1] for k in range(len(xte))], yte)
+    res = compare(str(path), work, f"trained_{name}", cal, evals, runs, gpu, labelled)
+    cal_random = [rng.uniform(0, 1, (1, *xte.shape[1:])).astype(np.float32) for _ in range(32)]
+    res["calibrated_on_random"] = compare(str(path), work, f"trained_{name}_r", cal_random, evals, runs, False,
+                                          labelled, timed=False)
     res["training"] = {k: rec[k] for k in ("input_shape", "epochs", "train_seconds", "float_test_top1_percent", "data")}
     return res
 

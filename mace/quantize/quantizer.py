@@ -78,7 +78,36 @@ def _quantize(model_path: Path, ranges: dict, per_channel: bool):
                      {"WeightSymmetric": True, "ActivationSymmetric": False})
     q.quantize_model()
     q.model.topological_sort()  # the quantizer appends the Q/DQ nodes it inserts
-    return q.model.model
+    return float_outputs(q.model.model)
+
+
+def float_outputs(model):
+    """Drop the QuantizeLinear -> DequantizeLinear pair in front of each graph output: nothing reads
+    a model's outputs as 8-bit, and rounding the logits to 256 levels ties and swaps close classes
+    (the last layer computes in int32 and float anyway)."""
+    nodes = list(model.graph.node)
+    producer = {o: n for n in nodes for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    for out in [o.name for o in model.graph.output]:
+        dq = producer.get(out)
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear" or q.input[0] in inits or q.input[0] not in producer:
+            continue
+        if sum(q.output[0] in n.input for n in nodes) != 1:  # the 8-bit value is read elsewhere too
+            continue
+        value = q.input[0]
+        nodes = [n for n in nodes if n is not q and n is not dq]
+        for n in nodes:
+            n.input[:] = [out if i == value else i for i in n.input]
+            n.output[:] = [out if o == value else o for o in n.output]
+        producer = {o: n for n in nodes for o in n.output}
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return model
 
 
 def quantize_onnx(src: Path, opts: QuantizeOptions, shapes: dict[str, list[int]], input_ranges: dict):
