@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import filelock
@@ -29,7 +30,8 @@ def compiled_steps(e):   # prepared steps that run the compiled epilogue
 x = np.load(sys.argv[1])
 e = mace.Engine(sys.argv[2], runtime="cpu")
 y = e.run({"input": x})["output"]
-print(json.dumps({"y": y.tolist(), "compiled_steps": compiled_steps(e),
+child = jit._state["child"]
+print(json.dumps({"y": y.tolist(), "compiled_steps": compiled_steps(e), "child_pid": child and child.pid,
                   "executor_compiled": e.executor.compiled_kernels, "line": jit.report().summary_line(),
                   **e.summary()["cpu_kernels"]}), flush=True)
 if sys.stdin.readline().strip() == "wait":
@@ -64,6 +66,13 @@ def _line(proc) -> dict:
     return json.loads(line)
 
 
+def _alive(pid) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return False
+
+
 def test_first_result_does_not_wait_for_the_compile(tmp_path, rng):
     kdir = _partial_cache(tmp_path / "kernels")
     data = np.load(DIGITS / "digits_test.npz")
@@ -84,6 +93,7 @@ def test_first_result_does_not_wait_for_the_compile(tmp_path, rng):
         early.stdin.write("exit\n")
         early.stdin.flush()
         assert early.wait(timeout=60) == 0, early.stderr.read()[-3000:]   # exited without the compile
+        assert first["child_pid"] and _alive(first["child_pid"]), "no compile process outlived the early exit"
         proc = _start(args, env)
         again = _line(proc)
         for r in (first, again):
@@ -97,9 +107,14 @@ def test_first_result_does_not_wait_for_the_compile(tmp_path, rng):
     assert proc.wait(timeout=60) == 0, proc.stderr.read()[-3000:]
     assert second["compiled_kernels"] and second["executor_compiled"] and second["compiled_steps"] > 0
     # the early process's compile may have filled the cache first: then this one loaded it all
+    # (each kernel is counted once: loaded from the cache, or compiled by this process's compile)
     assert second["background"] in ("done", "loaded") and second["compiled"] <= 1
     assert second["from_cache"] + second["compiled"] == len(jit._SIGS) == sum(sig is not None for *_, sig in jit._DEFS)
     np.testing.assert_allclose(np.array(second["y"], np.float32), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(second["y"], again["y"], rtol=1e-5, atol=1e-5)
     assert list(kdir.rglob("*.binary_act-*.nbi")), "the background compile did not fill the cache"
     assert not list(kdir.rglob("*.tmp.*"))
+    end = time.monotonic() + 60
+    while _alive(first["child_pid"]) and time.monotonic() < end:   # the early process's compile: done too
+        time.sleep(0.1)
+    assert not _alive(first["child_pid"])

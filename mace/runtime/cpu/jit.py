@@ -40,8 +40,9 @@ _made: set = set()              # (module name, function name) of the dispatcher
 _ready: set = set()             # dispatchers compiled (or loaded) in this process
 _lock = threading.Lock()
 _state: dict = {"numba": None, "dir": None, "error": None, "hits": 0, "compiled": 0, "seconds": 0.0,
-                "moved_aside": None, "background": None, "background_seconds": 0.0, "child_pid": None}
+                "moved_aside": None, "background": None, "background_seconds": 0.0, "child": None}
 _start_lock = threading.Lock()  # the one background thread is started once
+_child_lock = threading.Lock()  # and the one compile process
 _done = threading.Event()       # the background work ended (the kernels usable, or it failed)
 _first_run = threading.Event()  # an executor's first result is out (`first_result_done`)
 FIRST_RUN_WAIT_S = 2.0          # the background waits this long for it (engines that never signal)
@@ -205,8 +206,14 @@ def start() -> bool:
 
 
 def first_result_done() -> None:
-    """An executor's first result is out: the background work may take the CPU now."""
+    """An executor's first result is out: the background work may take the CPU now. Where the
+    cache lacks kernels, the compile process starts here and now, so that a process that exits
+    right after its first result still leaves them compiled for the next start."""
+    if _first_run.is_set():
+        return
     _first_run.set()
+    if not ready() and _state["error"] is None and cache_dir() is not None and expected() == "compile":
+        _spawn_child()
 
 
 def wait(timeout: float | None = None) -> bool:
@@ -282,8 +289,10 @@ def _background() -> None:
         _state["background"] = "compiling"
         t1 = time.perf_counter()
         if cache_dir() is not None:
-            _child_compile(missing)
+            _child_compile()
         ok = ensure(missing, count_hits=False)
+        if ok:   # what our compile process did not compile, another process's put in the cache
+            _state["hits"] = max(0, len(_SIGS) - _state["compiled"])
         _state["background"] = "done" if ok else "failed"
         _state["background_seconds"] = time.perf_counter() - t1
     except Exception as exc:  # noqa: BLE001 - never fatal: the NumPy kernels keep running
@@ -294,14 +303,22 @@ def _background() -> None:
         _done.set()
 
 
-def _child_compile(dispatchers) -> None:
-    """Compile the kernels' module into the cache in a child process. Its output goes to a pipe of
-    ours, never to our stdout/stderr: a caller reading those to their end never waits for it."""
-    modules = sorted({d.py_func.__module__ for d in dispatchers})
-    proc = subprocess.Popen([sys.executable, "-m", "mace.runtime.cpu.compile_child", str(cache_dir()), *modules],
-                            stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    _state["child_pid"] = proc.pid
+def _spawn_child() -> subprocess.Popen:
+    """The compile process (one per process), started now if it is not running yet. Its output
+    goes to a pipe of ours, never to our stdout/stderr: a caller reading those to their end never
+    waits for it; its own session: it finishes the cache after this process exits, even on ^C."""
+    with _child_lock:
+        if _state["child"] is None:
+            modules = sorted({mod for mod, _, _, sig in _DEFS if sig is not None})
+            _state["child"] = subprocess.Popen(
+                [sys.executable, "-m", "mace.runtime.cpu.compile_child", str(cache_dir()), *modules],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        return _state["child"]
+
+
+def _child_compile() -> None:
+    """Wait for the compile process to fill the cache; take the count of what it compiled."""
+    proc = _spawn_child()
     out = proc.communicate()[0].decode(errors="replace").strip()
     last = out.splitlines()[-1] if out else ""
     try:
