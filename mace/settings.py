@@ -11,6 +11,8 @@ KNOBS = {
     "MACE_TUNING": "1: tune every kernel launch during a normal run and store the records",
     "MACE_COMMAND_BUFFER": "0: enqueue each launch instead of replaying a run recorded with cl_khr_command_buffer "
                            "(used where the device offers it)",
+    "MACE_FQ_FUSE": "0: the GPU runtime launches every FakeQuantize of a quantized model on its own instead of "
+                    "applying it in the epilogue of the conv that produces its input",
     "MACE_GPU_INT8_WEIGHTS": "0: the GPU runtime keeps 8-bit model weights as float on the device (default: 8-bit, "
                              "dequantized in the kernels)",
     "MACE_TRUSTED_KEYS": "file of trusted public keys (ssh-ed25519 lines) whose signatures make a program cache "
@@ -111,7 +113,7 @@ def _count(name: str, value: str) -> None:
 
 
 #: knobs whose values have a form; the others (a device name, a path) are free text
-_CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_DEVICE_PROBE": _bool,
+_CHECKS = {"MACE_TUNING": _bool, "MACE_COMMAND_BUFFER": _bool, "MACE_DEVICE_PROBE": _bool, "MACE_FQ_FUSE": _bool,
            "MACE_GPU_INT8_WEIGHTS": _bool, "MACE_LOG_LEVEL": _level, "MACE_PROGRAM_CACHE_MAX_BYTES": _size,
            "MACE_PROGRAM_STORE_TIMEOUT": _seconds, "MACE_HARVEST_EXIT_SECONDS": _wait_seconds,
            "MACE_COMPILE_PROCESSES": _count}

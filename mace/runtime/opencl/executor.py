@@ -21,7 +21,7 @@ from mace.errors import DeviceError, KernelBuildError, MaceError
 from mace.ir.graph import Graph, Node
 from mace.runtime import memory
 from mace.runtime.cpu import registry as cpu_registry
-from mace.runtime.opencl import command_buffer, shared
+from mace.runtime.opencl import command_buffer, fqfuse, shared
 from mace.runtime.opencl.caps import device_caps
 from mace.runtime.opencl.ops.base import GpuOp, Launch, op_class
 from mace.runtime.opencl.ops.movement import Concat
@@ -114,6 +114,7 @@ class OpenCLExecutor:
         names op, variant and compiler message)."""
         g = self.graph
         self.ops: dict[str, GpuOp | None] = {}
+        self.fq_plan = fqfuse.plan(g)   # FakeQuantizes their producing convs apply (read by ConvOp)
         refused = []
         for n in g.nodes:
             ins = [g.shape(v) if v else () for v in n.inputs]
@@ -133,6 +134,7 @@ class OpenCLExecutor:
                 log.info("Op %s(%s) falls back to the CPU runtime", n.name, n.op_type)
             self.fallback_nodes.append(n.name)
             self.ops[n.name] = None
+        fqfuse.link(self.ops, self.fq_plan)
         if refused:
             raise DeviceError(f"runtime gpu: {len(refused)} op(s) have no GPU kernel for their shapes or inputs: "
                               f"{', '.join(refused)}: use runtime cpu+gpu (runs them on the CPU runtime)")

@@ -65,3 +65,17 @@ typedef float store_t;
 #elif ACT == ACT_SILU
 #define ACTIVATE(x) ((x) / (1.0f + exp(-(x))))
 #endif
+
+/* Fused per-tensor FakeQuantize (-DFQ with -DQMIN/-DQMAX): a conv / depthwise kernel whose output
+ * only a FakeQuantize reads ends its epilogue with it, after bias, residual and activation:
+ * v = (clamp(rint(v * fq_inv) + fq_z, QMIN, QMAX) - fq_z) * fq_s. Scale and zero point are
+ * kernel arguments (FQ_ARGS, last in the list), so a model's layers share one program.
+ * EPILOGUE(x) is what such kernels store: ACTIVATE, then FAKEQ. */
+#ifdef FQ
+#define FQ_ARGS , float fq_s, float fq_inv, int fq_z
+#define FAKEQ(x) ((clamp(rint((x) * fq_inv) + (float)fq_z, (float)(QMIN), (float)(QMAX)) - (float)fq_z) * fq_s)
+#else
+#define FQ_ARGS
+#define FAKEQ(x) (x)
+#endif
+#define EPILOGUE(x) FAKEQ(ACTIVATE(x))

@@ -7,7 +7,8 @@
  * by -cl-mad-enable). Weights are float (whatever the storage type), packed at init as
  * [group][Mg/OCB][Cg][KH][KW][OCB] so the inner loop reads them contiguously.
  *
- * Compile-time constants: KH KW SH SW DH DW (kernel geometry), OCB, VW, PB, ACT, RESIDUAL.
+ * Compile-time constants: KH KW SH SW DH DW (kernel geometry), OCB, VW, PB, ACT, RESIDUAL, FQ
+ * (a fused FakeQuantize, common.h).
  * The input is read without padding checks: the op pads it into a scratch buffer first
  * (`pad_input`) when the conv has pads, so every tap of every tile is in range.
  */
@@ -39,7 +40,8 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
                      WQ_ARGS,                               /* -DWQ: scales (zero points), as bias */
                      __global store_t* restrict out         /* (N, M, OH, OW) */
                      RESIDUAL_ARG,                          /* (N, M, OH, OW) with -DRESIDUAL */
-                     int Cg, int Hp, int Wp, int OH, int OW, int G, int MB, int Mg, int NZ) {
+                     int Cg, int Hp, int Wp, int OH, int OW, int G, int MB, int Mg, int NZ
+                     FQ_ARGS) {  /* -DFQ: the fused FakeQuantize's parameters */
     const int ow0 = min((int)get_global_id(0) * TILE, OW - TILE);
     const int oh = get_global_id(1);
     const int z = get_global_id(2);
@@ -112,7 +114,7 @@ __kernel void conv2d(__global const store_t* restrict in,   /* (N, G*Cg, Hp, Wp)
 #ifdef RESIDUAL
                 v += VLOAD(rp + (size_t)j * (OH * OW) + b * VW);
 #endif
-                VSTORE(ACTIVATE(v), op + (size_t)j * (OH * OW) + b * VW);
+                VSTORE(EPILOGUE(v), op + (size_t)j * (OH * OW) + b * VW);
             }
         }
     }

@@ -1,13 +1,12 @@
 """Conv on the GPU runtime (1-D and 2-D; groups, strides, dilations, explicit asymmetric pads).
 
 Variants (`conv.cl`, `depthwise.cl`):
-- `conv2d` pointwise: 1x1, stride 1, no pads -> a blocked GEMM over the flattened H*W pixels
-  (each work-item: 8 output channels x 32 pixels; `pointwise_oc16`, offered to the tuner when
-  M >= 16: 16 channels x 16 pixels).
+- `conv2d` pointwise: 1x1, stride 1, no pads -> a blocked GEMM over the flattened H*W pixels (each
+  work-item: 8 output channels x 32 pixels; `pointwise_oc16`, for the tuner when M >= 16: 16 x 16).
 - `im2col` + `conv2d` pointwise: non-depthwise convs with short output rows (OW < 16: ResNet's
   14x14 / 7x7 stages) and strided 1x1 convs (downsamples), when Cg*KH*KW >= 32: GEMM over columns.
-- `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped),
-  same register tile over an output row of the zero-padded input.
+- `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped), same
+  register tile over an output row of the zero-padded input.
 - `depthwise`: group == C == M; each work-item computes RB output rows x VW pixels of a channel,
   pads handled by lane masks (no copy). Strides are kernel arguments and VW takes two values per
   device, so a model's depthwise convs of one kernel size share at most two programs
@@ -17,11 +16,10 @@ devices too, and only where the device's work-group size (256) and local memory 
 - `gpu_gemm` / `gpu_gemm_t32` / `gpu_gemm_t128` (1x1 stride-1 unpadded convs): tiled SGEMM,
   16x16 work-groups, each work-item a 4x4 (64x64 tiles) / 2x2 (32x32) / 8x8 (128x128: large
   problems, batch 32) micro-tile, K tiles of 16 in local memory.
-- `gpu_direct` / `gpu_direct_t32` / `gpu_direct_t128` (other non-depthwise convs): the same kernel
-  as an implicit GEMM (-DIMPLICIT): the B tile is gathered from the NCHW input with bounds checks
-  (zero padding).
-- `gpu_im2col`: im2col + the tiled GEMM (tile picked like the default below).
-- `gpu_depthwise`: one work-item per output element, lws (16, 4, 1); strides are arguments too.
+- `gpu_direct` / `gpu_direct_t32` / `gpu_direct_t128` (other non-depthwise convs): the same kernel as an
+  implicit GEMM (-DIMPLICIT): the B tile is gathered from the NCHW input with bounds checks (zero padding).
+- `gpu_im2col`: im2col + the tiled GEMM (tile picked like the default below). `gpu_depthwise`: one
+  work-item per output element, lws (16, 4, 1); strides are arguments too.
 Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
 - `winograd` (3x3, stride 1, dilation 1, one group, 2-D): Winograd F(2x2,3x3) in three launches:
   input transform (pads as zeros, no copy), 16 GEMMs (the pointwise `conv2d` kernel, one group
@@ -31,17 +29,17 @@ Offered to the tuner last, never the default (`winograd.cl`, `winograd.py`):
   gpu_conv.cl, the 16 GEMMs as its group dimension (64x64 or 32x32 tiles like `gpu_im2col`).
 On GPUs the `_t32` variant comes first when 64x64 tiles would give fewer than two work-groups per
 compute unit (small maps: ResNet's 7x7 / 14x14 stages).
-`int8_dot` (one-group convs of `quantize: 1` models where the device has 8-bit integer dot
-products, `qdot`): the input quantized to bytes (im2col), u8 x s8 -> int32 GEMM, float epilogue;
-offered to the tuner, not the default (on Intel's CPU runtime about as fast as `pointwise`).
-8-bit weights (the model file's, `qweights`): every variant but Winograd's keeps them 8-bit on the
-device (-DWQ, wq.h): conv2d scales its accumulators per output channel, the others dequantize at
-the weight load.
-Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one
-launch) so the conv kernel never tests bounds; im2col writes the zeros itself. Bias, a folded
-residual Add (`residual` attr: -DRESIDUAL, input 3 passed right after the output buffer) and the
-fused activation are applied in the conv kernel, in that order, by every variant. Kernels run with explicit local size (1, 1, 1): PoCL's
-default (lws None) makes one huge work-group, i.e. one CPU thread.
+`int8_dot` (one-group convs of `quantize: 1` models where the device has 8-bit integer dot products, `qdot`):
+the input quantized to bytes (im2col), u8 x s8 -> int32 GEMM, float epilogue; offered to the tuner, not the
+default (on Intel's CPU runtime about as fast as `pointwise`).
+8-bit weights (the model file's, `qweights`): every variant but Winograd's keeps them 8-bit on the device
+(-DWQ, wq.h): conv2d scales its accumulators per output channel, the others dequantize at the weight load.
+Padded direct convs first copy the input into a zero-padded scratch buffer (`pad_input`, one launch) so the
+conv kernel never tests bounds; im2col writes the zeros itself. Bias, a folded residual Add (`residual` attr:
+-DRESIDUAL, input 3 passed right after the output buffer), the fused activation and a fused per-tensor
+FakeQuantize (`fqfuse`: -DFQ, or an in-place launch after the NO_FQ variants) are applied in the conv kernel,
+in that order, by every variant. Kernels run with explicit local size (1, 1, 1): PoCL's default (lws None)
+makes one huge work-group, i.e. one CPU thread.
 """
 from __future__ import annotations
 
@@ -50,6 +48,7 @@ import pyopencl as cl
 
 from mace.ops import conv as conv_rules
 from mace.ops.conv import as_2d
+from mace.runtime.opencl import fqfuse
 from mace.runtime.opencl.ops import qdot, qweights, winograd
 from mace.runtime.opencl.ops.base import GpuOp, Launch, gpu_op, i32
 
@@ -238,6 +237,7 @@ class ConvOp(GpuOp):
         self.g = dict(n=n, c=c, h=h, w=wd, oh=oh, ow=ow, m=m, group=group, cg=cg, mg=mg, k=(kh, kw),
                       s=(sh, sw), d=(dh, dw), pads=tuple(pads))
         self.flops = conv_rules.flops(out_shapes[0], w.shape)
+        self.fq, self.out_elems = fqfuse.grid_of(rt, node), int(np.prod(out_shapes[0], dtype=np.int64))  # fqfuse
         caps = rt.caps
         cpu = caps.is_cpu
         if cg == 1 and mg == 1 and group > 1:
@@ -302,7 +302,8 @@ class ConvOp(GpuOp):
         self.lws = TILE_LWS
         family = next(f for f in BUILDERS if variant == f or variant.startswith(f + "_") or f == "*")
         getattr(self, BUILDERS[family])(variant, self._geometry_options(), self.activation_options()
-                                        + (["-DRESIDUAL"] if self.residual else []))
+                                        + (["-DRESIDUAL"] if self.residual else []) + fqfuse.build_options(self, variant))
+        fqfuse.add_args(self, variant)
 
     def _upload_weights(self, packed: np.ndarray, layout) -> tuple[cl.Buffer, list[str]]:
         """Packed weights on the device: float, or 8-bit with their scales (zero points) laid out
@@ -459,6 +460,9 @@ class ConvOp(GpuOp):
         self.k_reduce, _ = self.kernel("gpu_conv", "splitk_reduce", self._gemm_opts)  # same program
 
     def bind(self, inputs, outputs):
+        return fqfuse.finish(self, self._launches(inputs, outputs), outputs[0])
+
+    def _launches(self, inputs, outputs):
         name = f"{self.node.name}:{self.node.op_type}"
         launches = []
         src = inputs[0]

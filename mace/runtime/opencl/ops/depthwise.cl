@@ -10,7 +10,7 @@
  * last rows of the whole tensor) and other strides take a compact lane-by-lane body.
  *
  * Compile-time constants: KH KW DH DW, VW (two per device: ConvOp._build_depthwise), RB, ACT,
- * RESIDUAL.
+ * RESIDUAL, FQ (a fused FakeQuantize, common.h).
  */
 #include "vector.h"
 #include "wq.h"
@@ -96,7 +96,7 @@ __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) *
                         WQ_ARGS,                               /* -DWQ: (C) scales (zero points) */
                         __global store_t* restrict out         /* (N, C, OH, OW) */
                         RESIDUAL_ARG,                          /* (N, C, OH, OW) with -DRESIDUAL */
-                        int C, int H, int W, int OH, int OW, int NC, int PT, int PL, int SH, int SW) {
+                        int C, int H, int W, int OH, int OW, int NC, int PT, int PL, int SH, int SW FQ_ARGS) {
     const int ow0 = max(0, min((int)get_global_id(0) * VW, OW - VW));
     const int oh0 = min((int)get_global_id(1) * RB, OH - RB);
     const int nc = get_global_id(2);
@@ -146,7 +146,7 @@ __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) *
 #ifdef RESIDUAL
             v += VLOAD(residual + o + r * OW);
 #endif
-            VSTORE(ACTIVATE(v), out + o + r * OW);
+            VSTORE(EPILOGUE(v), out + o + r * OW);
         } else {  /* a row narrower than VW: its first OW lanes */
 #if VW > 1
 #pragma unroll
@@ -156,7 +156,7 @@ __kernel void depthwise(__global const store_t* restrict in,   /* (N, C, H, W) *
 #ifdef RESIDUAL
                     e += LOAD(residual, o + r * OW + l);
 #endif
-                    STORE(out, o + r * OW + l, ACTIVATE(e));
+                    STORE(out, o + r * OW + l, EPILOGUE(e));
                 }
 #endif
         }

@@ -22,7 +22,8 @@
  * gws = (ceil(P / BN) * 16, ceil(Mg / BM) * 16, N*G); every load and store is bounds-guarded.
  *
  * Compile-time constants: TM, TN; with IMPLICIT also KH KW SH SW DH DW; ACT; RESIDUAL (one more
- * argument after `out`: a tensor of the output's layout added before ACTIVATE).
+ * argument after `out`: a tensor of the output's layout added before ACTIVATE); FQ (a fused
+ * FakeQuantize after ACTIVATE, its parameters the last arguments: common.h; not with SPLITK).
  */
 #include "wq.h"
 /* -DRESIDUAL (a Conv with a folded residual Add): one more kernel argument after `out`, a
@@ -65,7 +66,7 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
                GEMM_RESIDUAL_ARG,                    /* (N, G*Mg, P) with -DRESIDUAL */
                int K, int P, int Mg, int G,
                int H, int Wd, int OW, int PT, int PL  /* geometry (IMPLICIT only) */
-               SPLITK_ARGS) {
+               SPLITK_ARGS FQ_ARGS) {
     __local float As[TK][BM] __attribute__((aligned(16)));
     __local float Bs[TK][BN];
     const int lx = get_local_id(0), ly = get_local_id(1);
@@ -173,7 +174,7 @@ void gemm_conv(__global const store_t* restrict X,   /* (N*G, K, P) dense, or NC
 #else
                     const float v = acc[i][j] + bv;
 #endif
-                    STORE(op, p, ACTIVATE(v));
+                    STORE(op, p, EPILOGUE(v));
                 }
             }
         }
@@ -206,7 +207,7 @@ __kernel void splitk_reduce(__global const float* restrict part, __global const 
  * strides are arguments (one program for a model's strides). */
 __kernel void depthwise_px(__global const store_t* restrict in, __global const wq_t* restrict w,
                            __global const float* restrict bias WQ_ARGS, __global store_t* restrict out RESIDUAL_ARG,
-                           int C, int H, int Wd, int OH, int OW, int NC, int PT, int PL, int SH, int SW) {
+                           int C, int H, int Wd, int OH, int OW, int NC, int PT, int PL, int SH, int SW FQ_ARGS) {
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     if (ow >= OW || oh >= OH || nc >= NC) return;
     const int c = nc % C;
@@ -228,6 +229,6 @@ __kernel void depthwise_px(__global const store_t* restrict in, __global const w
 #ifdef RESIDUAL
     acc += LOAD(residual, ((size_t)nc * OH + oh) * OW + ow);
 #endif
-    STORE(out, ((size_t)nc * OH + oh) * OW + ow, ACTIVATE(acc));
+    STORE(out, ((size_t)nc * OH + oh) * OW + ow, EPILOGUE(acc));
 }
 #endif
