@@ -1,7 +1,7 @@
 """FakeQuantize (a QuantizeLinear -> DequantizeLinear pair on a run-time value) on both runtimes
-against onnxruntime. Tolerance: the CPU runtime is exact; the GPU runtime divides with the
-device's float division, so a value within an ulp of a rounding tie may land one step away
-(at most 0.1 % of the values)."""
+against onnxruntime. Tolerance: the CPU runtime is exact; the GPU runtime multiplies by the float
+inverse of the scale (the math of the conv epilogue it is fused into), so a value within an ulp of
+a rounding tie may land one step away (at most 0.1 % of the values)."""
 from __future__ import annotations
 
 import numpy as np

@@ -208,11 +208,13 @@ class OpenCLExecutor:
             out, itemsize = n.outputs[0], self._dtype(n.outputs[0]).itemsize
             placed = set()
             for k, (v, off) in enumerate(zip(n.inputs, offsets)):
-                p = producer.get(v)
-                if (v and v not in outside and v not in views and n.inputs.count(v) == 1
+                p, root = producer.get(v), v
+                if getattr(p, "fused_into", None):  # a FakeQuantize its conv applies: the conv's output
+                    p, root = self.ops[p.fused_into], p.node.inputs[0]
+                if (v and root not in outside and root not in views and n.inputs.count(v) == 1
                         and p is not None and not p.alias and self._dtype(v).itemsize == itemsize
                         and self._data_bytes(v) > 0 and off * itemsize % align == 0):
-                    views[v] = (out, off * itemsize)
+                    views[root] = (out, off * itemsize)
                     placed.add(k)
             op.in_place = frozenset(placed)
         if total:

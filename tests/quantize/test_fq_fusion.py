@@ -1,0 +1,69 @@
+"""A `quantize: 1` model on the GPU runtime with each per-tensor FakeQuantize that only reads a
+conv's output applied in that conv's epilogue (`mace.runtime.opencl.fqfuse`): fewer launches, and
+the values of the unfused run bit for bit (same math: x * (1/scale)), in every conv variant
+(those without the epilogue run the FakeQuantize in place), and of the CPU runtime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mace
+from mace.convert import convert
+from mace.runtime.opencl import fqfuse
+
+from .conftest import calibration_inputs
+
+
+@pytest.fixture(scope="module")
+def quantized(quantized_models, tmp_path_factory):
+    d = tmp_path_factory.mktemp("fqfuse")
+    from mace.quantize.options import QuantizeOptions
+    cal = d / "cal"
+    cal.mkdir()
+    for k, x in enumerate(calibration_inputs(4)):
+        np.save(cal / f"{k}.npy", x)
+    convert(quantized_models["float"], d / "q.mace", input_ranges={"input": (0.0, 1.0)},
+            quantize=QuantizeOptions(calibration=cal))
+    return d / "q.mace"
+
+
+def _input():
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    print("seed", seed)
+    # uniform in [0, 1): the model's input range, so every layer sees a spread of values
+    return np.random.default_rng(seed).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32)
+
+
+def _engine(path, monkeypatch, fuse: str):
+    monkeypatch.setenv("MACE_FQ_FUSE", fuse)
+    return mace.Engine(path, runtime="gpu", use_program_cache=False)
+
+
+def test_fused_equals_unfused_and_cpu(quantized, monkeypatch):
+    x = _input()
+    with mace.Engine(quantized, runtime="cpu") as cpu:
+        want = cpu.run({"input": x})["output"]
+    assert np.ptp(want) > 0
+    with _engine(quantized, monkeypatch, "0") as plain, _engine(quantized, monkeypatch, "1") as eng:
+        ex, ex0 = eng.executor, plain.executor
+        fused = {n for n, op in ex.ops.items() if op is not None and getattr(op, "fused_into", None)}
+        convs = [n for n, op in ex.ops.items() if op is not None and op.node.op_type == "Conv"]
+        assert len(fused) == len(convs) == 4  # every conv here feeds one FakeQuantize only
+        assert len(ex.steps) == len(ex0.steps) - len(fused)
+        got = eng.run({"input": x})["output"]
+        np.testing.assert_array_equal(got, plain.run({"input": x})["output"])
+        step = float(np.ravel(next(n for n in reversed(ex.graph.nodes) if n.op_type == "FakeQuantize")
+                              .attrs["scale"])[0])
+        assert np.abs(got - want).max() <= step * 1.001  # within one quantization step of the CPU runtime
+        # every variant of every conv, the NO_FQ ones (Winograd, split K) with their in-place launch
+        for name in convs:
+            for v in ex.ops[name].variants():
+                for e in (ex, ex0):
+                    e.ops[name].use_variant(v)
+                    launches = e.rebind(name)
+                fq = [la for la in launches if la.name.endswith("/fq:FakeQuantize")]
+                assert not fq  # the unfused engine's conv
+                assert any(la.name.endswith("/fq:FakeQuantize") for la in ex.launches_of(name)) == (v in fqfuse.NO_FQ)
+                assert ("-DFQ" in ex.ops[name].key) == (v not in fqfuse.NO_FQ), (name, v)
+                np.testing.assert_array_equal(eng.run({"input": x})["output"], plain.run({"input": x})["output"],
+                                              err_msg=f"{name} {v}")
