@@ -67,3 +67,30 @@ def test_fused_equals_unfused_and_cpu(quantized, monkeypatch):
                 assert ("-DFQ" in ex.ops[name].key) == (v not in fqfuse.NO_FQ), (name, v)
                 np.testing.assert_array_equal(eng.run({"input": x})["output"], plain.run({"input": x})["output"],
                                               err_msg=f"{name} {v}")
+
+
+def test_add_applies_the_fake_quantize(monkeypatch):
+    """An Add of two same-shape tensors applies the FakeQuantize that alone reads its output."""
+    from onnx import TensorProto, helper, numpy_helper
+    shape = (1, 4, 6, 10)
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)  # noqa: E731
+    g = helper.make_graph([helper.make_node("Add", ["a", "b"], ["s"]),
+                           helper.make_node("QuantizeLinear", ["s", "sc", "zp"], ["q"]),
+                           helper.make_node("DequantizeLinear", ["q", "sc", "zp"], ["d"]),
+                           helper.make_node("Sigmoid", ["d"], ["y"])], "addq", [vi("a"), vi("b")], [vi("y")],
+                          initializer=[numpy_helper.from_array(np.asarray(0.05, np.float32), "sc"),
+                                       numpy_helper.from_array(np.asarray(128, np.uint8), "zp")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    graph = convert(m)
+    x = _input().reshape(-1)[:240].reshape(shape) * 8 - 4  # spans the grid [-6.4, 6.35]
+    feeds = {"a": x, "b": x[..., ::-1].copy()}
+    with mace.Engine(graph, runtime="cpu") as cpu:
+        want = cpu.run(feeds)["y"]
+    with _engine(graph, monkeypatch, "0") as plain, _engine(graph, monkeypatch, "1") as eng:
+        ops = eng.executor.ops
+        assert [ops[op.fused_into].node.op_type for op in ops.values() if op.node.op_type == "FakeQuantize"] == ["Add"]
+        assert len(eng.executor.steps) == len(plain.executor.steps) - 1
+        got = eng.run(feeds)["y"]
+        np.testing.assert_array_equal(got, plain.run(feeds)["y"])
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

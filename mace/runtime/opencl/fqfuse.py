@@ -1,4 +1,4 @@
-"""FakeQuantize fused into the conv that produces its input (the GPU runtime's one fusion of a
+"""FakeQuantize fused into the conv (or same-shape Add / Sub / Mul) that produces its input (the GPU runtime's one fusion of a
 `quantize: 1` model: nearly every conv output there is read by one per-tensor FakeQuantize, and
 that separate launch and pass over the activation cost more than the convs themselves).
 
@@ -17,7 +17,8 @@ from mace.runtime.opencl.ops.quantize import InPlaceFakeQuantize, fq_args, fq_op
 
 #: conv variants whose last kernel has no FQ epilogue (their output gets an in-place FakeQuantize)
 NO_FQ = frozenset({"winograd", "gpu_winograd", "int8_dot", "gpu_direct_splitk"})
-PRODUCERS = ("Conv",)
+#: producer op types; an Add / Sub / Mul fuses where its inputs have the output's shape (one launch)
+PRODUCERS = ("Conv", "Add", "Sub", "Mul")
 
 
 def plan(graph: Graph) -> dict[str, tuple[str, tuple]]:

@@ -8,6 +8,7 @@
  *   binary_scalar(4)   one operand is a single element
  *   binary_channel(4)  one operand varies along one run of dims: index (i / inner) % channels
  *   binary_bcast       general: output dims (6, padded) and per-operand strides (0: broadcast)
+ * binary_same(4) take a fused per-tensor FakeQuantize after ACTIVATE (-DFQ, common.h: fqfuse).
  * The ...4 kernels handle 4 elements per work item, used when the sizes allow. In scalar / channel the "full" operand is `a`; `swap` = 1 when it is the op's second operand.
  */
 #include "index.h"
@@ -57,16 +58,16 @@ kernel void unary4(global const store_t* x, global store_t* y) {
     STORE4(y, i, ACTIVATE(v));
 }
 
-kernel void binary_same(global const store_t* a, global const store_t* b, global store_t* out, int op) {
+kernel void binary_same(global const store_t* a, global const store_t* b, global store_t* out, int op FQ_ARGS) {
     int i = get_global_id(0);
     float v = binop(LOAD(a, i), LOAD(b, i), op);
-    STORE(out, i, ACTIVATE(v));
+    STORE(out, i, EPILOGUE(v));
 }
 
-kernel void binary_same4(global const store_t* a, global const store_t* b, global store_t* out, int op) {
+kernel void binary_same4(global const store_t* a, global const store_t* b, global store_t* out, int op FQ_ARGS) {
     int i = get_global_id(0);
     float4 v = binop4(LOAD4(a, i), LOAD4(b, i), op);
-    STORE4(out, i, ACTIVATE(v));
+    STORE4(out, i, EPILOGUE(v));
 }
 
 kernel void binary_scalar(global const store_t* a, global const store_t* b, global store_t* out, int op,

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mace.runtime.opencl import fqfuse
 from mace.runtime.opencl.ops.base import _ACT_IDS, gpu_op, i32
+from mace.runtime.opencl.ops.quantize import fq_args, fq_options
 from mace.runtime.opencl.ops.movement import (FamilyOp, coalesce, contiguous_strides, gws_of, numel,
                                               pad_dims)
 
@@ -164,6 +166,8 @@ class Binary(FamilyOp):
             self.ops.append(OPS["Mul"])
             self.extra.append(rt.upload(np.full(1, 1.0 / len(in_shapes), np.float32)))
         self.plan = self.plans[0]
+        # a FakeQuantize that alone reads the output of one same-shape pair: in the kernel (fqfuse)
+        self.fq = fqfuse.grid_of(rt, node) if len(self.plans) == 1 and self.plan["kind"] == "same" else None
         self._ok = self.first_working_variant(self.variants())
 
     def variants(self) -> list[str]:
@@ -181,7 +185,8 @@ class Binary(FamilyOp):
         self.vec4 = self.variant == "vec4"
         last = len(self.plans) - 1
         self.kerns = [self.kernel("elementwise", "binary_" + p["kind"] + ("4" if self.vec4 else ""),
-                                  self.activation_options() if k == last else [])
+                                  self.activation_options() + (fq_options(self.fq) if self.fq else []) if k == last
+                                  else [])
                       for k, p in enumerate(self.plans)]
 
     def bind(self, inputs, outputs):
@@ -197,7 +202,7 @@ class Binary(FamilyOp):
         kern, key = kern_key
         n = p["total"] // 4 if self.vec4 else p["total"]
         if p["kind"] == "same":
-            kern.set_args(a, b, out, i32(op))
+            kern.set_args(a, b, out, i32(op), *(fq_args(self.fq) if self.fq else []))
             return self.launch(kern, key, (n,))
         if p["kind"] in ("scalar", "channel"):
             full, small = (b, a) if p["swap"] else (a, b)
