@@ -6,7 +6,7 @@ Variants (`conv.cl`, `depthwise.cl`):
 - `im2col` + `conv2d` pointwise: non-depthwise convs with short output rows (OW < 16: ResNet's
   14x14 / 7x7 stages) and strided 1x1 convs (downsamples), when Cg*KH*KW >= 32: GEMM over columns.
 - `conv2d` direct: every other non-depthwise conv (3x3, 5x5, 7x7, strided, dilated, grouped), same
-  register tile over an output row of the zero-padded input.
+  register tile over an output row of the zero-padded input, one vector (PB 1) per tile.
 - `depthwise`: group == C == M; each work-item computes RB output rows x VW pixels of a channel,
   pads handled by lane masks (no copy). Strides are kernel arguments and VW takes two values per
   device, so a model's depthwise convs of one kernel size share at most two programs
@@ -428,7 +428,9 @@ class ConvOp(GpuOp):
             ohk, owk = oh, ow
         kgeo = geo if variant == "direct" else ["-DKH=1", "-DKW=1", "-DSH=1", "-DSW=1", "-DDH=1", "-DDW=1"]
         ocb = 16 if variant == "pointwise_oc16" else (8 if mg > 4 else 4)
-        vw, pb = rt.caps.vector_width(owk, max_pb=1 if ocb == 16 else 2)
+        # direct: one vector per tile (PB 1) at every row width, so a model's direct convs of one
+        # kernel size, stride and epilogue share a program (ResNet-18: 4 instead of 6), as fast
+        vw, pb = rt.caps.vector_width(owk, max_pb=1 if ocb == 16 or variant == "direct" else 2)
         mb = -(-mg // ocb)
         # the im2col row order is (c, kh, kw) too; winograd's bias is added by the output transform
         bpk = np.zeros((group, mb * ocb), np.float32)
