@@ -46,6 +46,19 @@ def calibration_inputs(n: int, seed: int = 1) -> list[np.ndarray]:
     return [r.uniform(0, 1, SHAPE).astype(np.float32) for _ in range(n)]
 
 
+def convert_quantized(float_model, d, n_calibration: int):
+    """`float_model` converted with `quantize: 1` to d/q.mace, calibrated on `n_calibration`
+    .npy inputs written to d/cal; returns the .mace path."""
+    from mace.convert import convert
+    from mace.quantize.options import QuantizeOptions
+    cal = d / "cal"
+    cal.mkdir()
+    for k, x in enumerate(calibration_inputs(n_calibration)):
+        np.save(cal / f"{k}.npy", x)
+    convert(float_model, d / "q.mace", input_ranges={"input": (0.0, 1.0)}, quantize=QuantizeOptions(calibration=cal))
+    return d / "q.mace"
+
+
 @pytest.fixture(scope="session")
 def quantized_models(tmp_path_factory):
     """{"float": path, "QDQ": path, "QOperator": path} (per-channel int8 weights, uint8 activations)."""

@@ -11,20 +11,12 @@ import mace
 from mace.convert import convert
 from mace.runtime.opencl import fqfuse
 
-from .conftest import calibration_inputs
+from .conftest import convert_quantized
 
 
 @pytest.fixture(scope="module")
 def quantized(quantized_models, tmp_path_factory):
-    d = tmp_path_factory.mktemp("fqfuse")
-    from mace.quantize.options import QuantizeOptions
-    cal = d / "cal"
-    cal.mkdir()
-    for k, x in enumerate(calibration_inputs(4)):
-        np.save(cal / f"{k}.npy", x)
-    convert(quantized_models["float"], d / "q.mace", input_ranges={"input": (0.0, 1.0)},
-            quantize=QuantizeOptions(calibration=cal))
-    return d / "q.mace"
+    return convert_quantized(quantized_models["float"], tmp_path_factory.mktemp("fqfuse"), 4)
 
 
 def _input():

@@ -11,20 +11,14 @@ from click.testing import CliRunner
 import mace
 from mace.cli import cli
 from mace.convert import convert
-from mace.quantize.options import QuantizeOptions
 
-from .conftest import calibration_inputs
+from .conftest import calibration_inputs, convert_quantized
 
 
 @pytest.fixture(scope="module")
 def quantized_cnn(quantized_models, tmp_path_factory):
     d = tmp_path_factory.mktemp("qval")
-    cal = d / "cal"
-    cal.mkdir()
-    for k, x in enumerate(calibration_inputs(8)):
-        np.save(cal / f"{k}.npy", x)
-    convert(quantized_models["float"], d / "q.mace", input_ranges={"input": (0.0, 1.0)},
-            quantize=QuantizeOptions(calibration=cal))
+    convert_quantized(quantized_models["float"], d, 8)
     xs = np.concatenate(calibration_inputs(24, seed=9))
     labels = mace.Engine(convert(quantized_models["float"]), runtime="cpu").run({"input": xs[:1]})  # warm check
     assert labels["output"].shape == (1, 10)
