@@ -16,9 +16,12 @@ TYPES = ["float32", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint3
 def _source(rng, src, dst, shape):
     if src == "float32":
         if dst == "bool":
-            return rand(rng, *shape) * (rng.random(shape) < 0.7)
-        lo, hi = (0, 100) if dst.startswith("u") else (-100, 100)
-        return rng.uniform(lo, hi, shape).astype(np.float32)
+            x = rand(rng, *shape) * (rng.random(shape) < 0.7)
+        else:
+            lo, hi = (0, 100) if dst.startswith("u") else (-100, 100)
+            x = rng.uniform(lo, hi, shape).astype(np.float32)
+        x.flat[0] = rng.uniform(1, 50)  # a value that stays non-zero in any target (a 1-element draw can't be all 0)
+        return x
     x = rand_int(rng, src, *shape)
     x.flat[0] = 1  # a non-zero value whatever else is drawn
     return np.where(x == 0, 1, x).astype(src) if dst == "bool" else x
