@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mace.runtime.opencl.ops.base import Launch, f32, i32
+from mace.runtime.opencl.ops.quantize import per_tensor
 
 VARIANT = "int8_dot"
 #: output channels and 16-pixel blocks per work-item
@@ -26,13 +27,10 @@ def input_grid(rt, node) -> tuple[float, int, int, int] | None:
     input, or None."""
     src = node.inputs[0]
     prod = next((n for n in rt.graph.nodes if src in n.outputs), None)
-    if prod is None or prod.op_type != "FakeQuantize" or "dq_scale" in prod.attrs:
+    if prod is None or prod.op_type != "FakeQuantize":
         return None
-    a = prod.attrs
-    scale, zp = np.ravel(a["scale"]), np.ravel(a.get("zero_point", 0))
-    if scale.size != 1 or zp.size != 1 or (int(a["qmin"]), int(a["qmax"])) not in ((0, 255), (-128, 127)):
-        return None
-    return float(scale[0]), int(zp[0]), int(a["qmin"]), int(a["qmax"])
+    grid = per_tensor(prod.attrs)
+    return grid if grid is not None and grid[2:] in ((0, 255), (-128, 127)) else None
 
 
 def _int8_symmetric(op) -> bool:
